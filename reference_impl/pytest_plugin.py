@@ -1,0 +1,1 @@
+"""pytest plugin for projects that check their gradients against reference_impl."""
