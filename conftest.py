@@ -12,7 +12,7 @@ import os
 os.environ.setdefault("JAX_ENABLE_X64", "1")  # before any jax array exists: float64 must stay float64
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from reference_impl import profiles  # noqa: E402
+from reference_impl import profiles
 
 profiles.register()
 profiles.load_from_env()

@@ -10,7 +10,8 @@ functions here (``softmax``, ``softmax_vjp``, ...).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,8 @@ def _plain(op: Op, kind: str) -> Callable[..., Any]:
             return op.vjp(*args, **kwargs)
         fn.__name__ = op.name + "_vjp"
         params.insert(0, inspect.Parameter("cotangent", inspect.Parameter.POSITIONAL_OR_KEYWORD))
-        doc = inspect.cleandoc(op.rule.__doc__ or "") + f"\n\nReturns one gradient per input: {', '.join(op.arg_names)}."
+        doc = inspect.cleandoc(op.rule.__doc__ or "")
+        doc += f"\n\nReturns one gradient per input: {', '.join(op.arg_names)}."
     fn.__qualname__ = fn.__name__
     fn.__doc__ = f"{inspect.cleandoc(doc or '')}\n\nFormula: {op.formula}\nSources: " + ", ".join(
         cite(k) for k in op.sources

@@ -27,9 +27,10 @@ error model to ``tolerances.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -42,10 +43,26 @@ from ._validate import (
     check_same_dtype,
 )
 
-__all__ = ["Op", "OPS", "unbroadcast"]
+__all__ = ["Domain", "Op", "OPS", "unbroadcast"]
 
 Arrays = tuple[np.ndarray, ...]
 Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Which inputs an op accepts, declared for input generators
+    (``reference_impl.strategies``); the ``check`` functions enforce it.
+
+    ``shapes`` is one of ``elementwise`` (any shape), ``broadcast_pair``,
+    ``matmul``, ``dense``, ``rows`` (last axis = classes), ``row_pairs`` (two
+    arrays of one shape, classes last) or ``same_pair``. ``values`` gives one
+    kind per input: ``real``, ``kinked`` (real with exact zeros, for relu),
+    ``logits``, ``distribution`` or ``positive_distribution``.
+    """
+
+    shapes: str
+    values: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,7 @@ class Op:
     """Forward and VJP formulas, one line each."""
     sources: tuple[str, ...]
     """Keys into ``reference_impl.sources.SOURCES``."""
+    domain: Domain
 
     def _prepare(self, inputs: tuple[Any, ...], params: Params) -> tuple[Arrays, Params]:
         if len(inputs) != len(self.arg_names):
@@ -112,8 +130,8 @@ OPS: Mapping[str, Op] = MappingProxyType(_REGISTRY)
 
 def _register(name: str, arg_names: tuple[str, ...], impl: Callable[..., np.ndarray], rule: Callable[..., Arrays],
               check: Callable[[Arrays, Params], None], formula: str, sources: tuple[str, ...],
-              params: Mapping[str, tuple[str, ...]] | None = None) -> Op:
-    op = Op(name, arg_names, MappingProxyType(dict(params or {})), impl, rule, check, formula, sources)
+              domain: Domain, params: Mapping[str, tuple[str, ...]] | None = None) -> Op:
+    op = Op(name, arg_names, MappingProxyType(dict(params or {})), impl, rule, check, formula, sources, domain)
     _REGISTRY[name] = op
     return op
 
@@ -165,7 +183,8 @@ def _add_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Ar
 
 
 _register("add", ("a", "b"), _add, _add_vjp, _check_broadcast,
-          "a + b | da = sum_broadcast(g), db = sum_broadcast(g)", ("004", "002"))
+          "a + b | da = sum_broadcast(g), db = sum_broadcast(g)", ("004", "002"),
+          Domain("broadcast_pair", ("real", "real")))
 
 
 # --------------------------------------------------------------------------- multiply (002, 004)
@@ -183,7 +202,8 @@ def _multiply_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) 
 
 
 _register("multiply", ("a", "b"), _multiply, _multiply_vjp, _check_broadcast,
-          "a * b | da = sum_broadcast(g * b), db = sum_broadcast(g * a)", ("004", "002"))
+          "a * b | da = sum_broadcast(g * b), db = sum_broadcast(g * a)", ("004", "002"),
+          Domain("broadcast_pair", ("real", "real")))
 
 
 # --------------------------------------------------------------------------- matmul (002, 004)
@@ -231,7 +251,8 @@ def _matmul_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) ->
 
 
 _register("matmul", ("a", "b"), _matmul, _matmul_vjp, _check_matmul,
-          "a @ b | da = g @ b^T, db = a^T @ g", ("002", "004"))
+          "a @ b | da = g @ b^T, db = a^T @ g", ("002", "004"),
+          Domain("matmul", ("real", "real")))
 
 
 # --------------------------------------------------------------------------- dense (002, 004)
@@ -269,7 +290,8 @@ def _dense_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray, w: np.ndarray, b: 
 
 
 _register("dense", ("x", "W", "b"), _dense, _dense_vjp, _check_dense,
-          "x @ W + b | dx = g @ W^T, dW = x^T @ g, db = sum_rows(g)", ("002", "004"))
+          "x @ W + b | dx = g @ W^T, dW = x^T @ g, db = sum_rows(g)", ("002", "004"),
+          Domain("dense", ("real", "real", "real")))
 
 
 # --------------------------------------------------------------------------- relu (002)
@@ -286,7 +308,8 @@ def _relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 
 _register("relu", ("x",), _relu, _relu_vjp, _no_check,
-          "max(x, 0) | dx = g * [x > 0]", ("002",))
+          "max(x, 0) | dx = g * [x > 0]", ("002",),
+          Domain("elementwise", ("kinked",)))
 
 
 # --------------------------------------------------------------------------- tanh (002, 004)
@@ -303,7 +326,8 @@ def _tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 
 _register("tanh", ("x",), _tanh, _tanh_vjp, _no_check,
-          "tanh(x) | dx = g * (1 - tanh(x)^2)", ("002", "004"))
+          "tanh(x) | dx = g * (1 - tanh(x)^2)", ("002", "004"),
+          Domain("elementwise", ("real",)))
 
 
 # --------------------------------------------------------------------------- sigmoid (003, 004)
@@ -322,7 +346,8 @@ def _sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 
 _register("sigmoid", ("x",), _sigmoid, _sigmoid_vjp, _no_check,
-          "1 / (1 + exp(-x)) | dx = g * s * (1 - s)", ("003", "004"))
+          "1 / (1 + exp(-x)) | dx = g * s * (1 - s)", ("003", "004"),
+          Domain("elementwise", ("real",)))
 
 
 # --------------------------------------------------------------------------- softmax (000, 002)
@@ -346,7 +371,8 @@ def _softmax_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 
 _register("softmax", ("x",), _softmax, _softmax_vjp, _check_softmax,
-          "exp(x) / sum(exp(x)) | dx = s * (g - sum(g * s))", ("002", "000"))
+          "exp(x) / sum(exp(x)) | dx = s * (g - sum(g * s))", ("002", "000"),
+          Domain("rows", ("logits",)))
 
 
 # --------------------------------------------------------------------------- losses (000, 002, 004)
@@ -397,6 +423,7 @@ def _cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndar
 
 _register("cross_entropy", ("probs", "target"), _cross_entropy, _cross_entropy_vjp, _check_cross_entropy,
           "-sum(y * log(yhat)) | dyhat = -y / yhat, dy = -log(yhat)", ("002", "000"),
+          Domain("row_pairs", ("positive_distribution", "distribution")),
           params={"reduction": _REDUCTIONS})
 
 
@@ -430,6 +457,7 @@ def _softmax_cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, z: np.ndarray, t:
 _register("softmax_cross_entropy", ("logits", "target"), _softmax_cross_entropy, _softmax_cross_entropy_vjp,
           _check_softmax_cross_entropy,
           "-sum(y * log_softmax(z)) | dz = softmax(z) - y, dy = -log_softmax(z)", ("002", "000"),
+          Domain("row_pairs", ("logits", "distribution")),
           params={"reduction": _REDUCTIONS})
 
 
@@ -467,4 +495,5 @@ def _mse_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarray, reduc
 
 _register("mse", ("prediction", "target"), _mse, _mse_vjp, _check_mse,
           "reduce((yhat - y)^2) | dyhat = c (yhat - y), dy = -c (yhat - y)", ("004",),
+          Domain("same_pair", ("real", "real")),
           params={"reduction": _MSE_REDUCTIONS})

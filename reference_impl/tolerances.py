@@ -15,11 +15,13 @@ Two implementations that both obey such a bound differ by at most twice it,
 so a comparison between the reference and a framework passes when, element
 by element::
 
-    |ours - theirs| <= IMPLEMENTATIONS * k * u * M + IMPLEMENTATIONS * k * tiny
+    |ours - theirs| <= IMPLEMENTATIONS * (k * u * M + max(k, 1) * tiny * (1 + F))
 
-where ``tiny`` is the dtype's smallest normal number: results that underflow
-(an ``exp`` of a very negative number) may be flushed to zero by one side
-(XLA flushes subnormals on CPU) and differ by less than ``tiny``.
+where ``tiny`` is the dtype's smallest normal number. One side may flush
+subnormal numbers to zero (XLA does on CPU): a subnormal *result* then loses
+up to ``tiny``, and a subnormal *intermediate* (an ``exp`` of a very negative
+number) loses up to ``tiny`` times the magnitude ``F`` of the factors that
+multiply it afterwards (a cotangent ``g``) -- the bound's ``floor_scale``.
 
 The model is worst-case, not statistical: rounding errors rarely add up
 coherently, so a correct pair of implementations passes by a wide margin,
@@ -88,12 +90,16 @@ class Bound:
     magnitude: np.ndarray
     model: str
     """The formula the bound comes from, for failure messages."""
+    floor_scale: Any = 0.0
+    """``F``: magnitude of the factors that multiply an intermediate which
+    may underflow (see the module docstring); 0 where only the result can."""
 
     def tolerance(self, dtype: Any, factor: float = 1.0) -> np.ndarray:
         u = unit_roundoff(dtype)
         k = np.asarray(self.k, dtype=np.float64)
         m = np.asarray(self.magnitude, dtype=np.float64)
-        return factor * IMPLEMENTATIONS * (k * u * m + np.maximum(k, 1.0) * _tiny(dtype))
+        floor = np.maximum(k, 1.0) * _tiny(dtype) * (1.0 + np.asarray(self.floor_scale, dtype=np.float64))
+        return factor * IMPLEMENTATIONS * (k * u * m + floor)
 
 
 E = ELEMENTARY_ULPS
@@ -270,19 +276,22 @@ def _vjp_relu(g: np.ndarray, x: np.ndarray) -> list[tuple[Any, Any, str]]:
 
 def _vjp_tanh(g: np.ndarray, x: np.ndarray) -> list[tuple[Any, Any, str]]:
     y = np.tanh(x)
-    return [(2 * E + 3, np.abs(g) * (1 + y * y), "|g| (1 + tanh^2): 1 - tanh^2 cancels near saturation")]
+    return [(2 * E + 3, np.abs(g) * (1 + y * y), "|g| (1 + tanh^2): 1 - tanh^2 cancels near saturation",
+             np.abs(g))]
 
 
 def _vjp_sigmoid(g: np.ndarray, x: np.ndarray) -> list[tuple[Any, Any, str]]:
     y = _sigmoid64(x)
-    return [(E + 5, np.abs(g) * y * (np.abs(1 - y) + y), "|g| s (|1 - s| + s): 1 - s cancels near saturation")]
+    return [(E + 5, np.abs(g) * y * (np.abs(1 - y) + y), "|g| s (|1 - s| + s): 1 - s cancels near saturation",
+             np.abs(g))]
 
 
 def _vjp_softmax(g: np.ndarray, x: np.ndarray) -> list[tuple[Any, Any, str]]:
     y, k = _softmax_terms(x)
     n = x.shape[-1]
     m = y * (np.abs(g) + (np.abs(g) * y).sum(axis=-1, keepdims=True))
-    return [(k.max(axis=-1, keepdims=True) + n + 3, m, "s (|g| + sum |g| s), softmax's k + n + 3")]
+    floor = np.abs(g) + (np.abs(g) * y).sum(axis=-1, keepdims=True)
+    return [(k.max(axis=-1, keepdims=True) + n + 3, m, "s (|g| + sum |g| s), softmax's k + n + 3", floor)]
 
 
 def _vjp_cross_entropy(g: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> list[tuple[Any, Any, str]]:
@@ -299,7 +308,8 @@ def _vjp_softmax_cross_entropy(g: np.ndarray, z: np.ndarray, t: np.ndarray, redu
     am, alse = _lse_terms(z)
     n = z.shape[-1]
     return [
-        (k + 3, s * (y * np.abs(t).sum(axis=-1, keepdims=True) + np.abs(t)), "softmax(z) sum(y) + |y|, softmax's k + 3"),
+        (k + 3, s * (y * np.abs(t).sum(axis=-1, keepdims=True) + np.abs(t)), "softmax(z) sum(y) + |y|, softmax's k + 3",
+         s * np.abs(t).sum(axis=-1, keepdims=True)),
         (n + 2 * E + 4, s * (np.abs(z) + am + alse + 1), "|z| + |max| + |lse| + 1: the log-softmax terms"),
     ]
 
@@ -335,7 +345,10 @@ def vjp_bound(op: str, cotangent: np.ndarray, inputs: Sequence[np.ndarray],
               params: Mapping[str, Any] | None = None) -> tuple[Bound, ...]:
     """Error bounds of each gradient ``OPS[op].vjp(cotangent, *inputs, **params)``."""
     rows = _VJP[op](*_f64(cotangent, *inputs), **dict(params or {}))
-    return tuple(Bound(np.asarray(k, dtype=np.float64), np.asarray(m, dtype=np.float64), s) for k, m, s in rows)
+    return tuple(
+        Bound(np.asarray(r[0], dtype=np.float64), np.asarray(r[1], dtype=np.float64), r[2], r[3] if len(r) > 3 else 0.0)
+        for r in rows
+    )
 
 
 def has_model(op: str) -> bool:
@@ -350,7 +363,8 @@ def ulp_error(actual: np.ndarray, expected: np.ndarray, dtype: Any) -> np.ndarra
     e = np.asarray(expected, dtype=np.dtype(dtype))
     spacing = np.spacing(np.abs(e)).astype(np.float64)
     spacing = np.maximum(spacing, float(np.finfo(np.dtype(dtype)).smallest_subnormal))
-    return np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64)) / spacing
+    with np.errstate(over="ignore"):  # an error of many ulps near 0 may exceed float64's range: inf is right
+        return np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64)) / spacing
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,349 @@
+"""The spec table: one row per op drives every parity test.
+
+Note [How to add an op]
+-----------------------
+1. In ``reference_impl/ops.py`` write the forward and its VJP rule side by
+   side, a ``_check_*`` for its inputs, and one ``_register(...)`` line that
+   declares its ``Domain`` (how valid inputs look).
+2. In ``reference_impl/tolerances.py`` add its error model (``k`` and ``M``
+   of the forward and of each gradient).
+3. Add one ``OpSpec`` row below: the framework recipes, any identities,
+   named special cases and (rarely) a tolerance override with its reason.
+
+Every test in ``test_ops.py``, ``test_adjoint.py``, ``test_identities.py`` and
+``test_special_cases.py`` then covers the op in both dtypes; nothing else has
+to change.
+
+Framework recipes receive a namespace instead of importing frameworks here,
+so this table (and ``certify``'s listing of it) imports neither torch nor jax:
+``torch`` recipes get ``ns.torch`` and ``ns.F`` (``torch.nn.functional``);
+``jax`` recipes get ``ns.jax``, ``ns.jnp``, ``ns.nn`` (``jax.nn``),
+``ns.special`` (``jax.scipy.special``) and ``ns.optax``. A recipe must use
+the framework's own operations; writing the reference's formula in torch
+would prove nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from reference_impl import OPS
+
+__all__ = ["Override", "SpecialCase", "OpSpec", "SPECS", "CONVENTIONS"]
+
+
+@dataclass(frozen=True)
+class Override:
+    """Scales an op's tolerance. ``reason`` must say why the error model in
+    ``tolerances.py`` does not cover this framework's computation."""
+
+    factor: float
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise ValueError("Override.reason: an override must carry its reason")
+        if not (self.factor >= 1.0 and np.isfinite(self.factor)):
+            raise ValueError(f"Override.factor: must be finite and >= 1, got {self.factor}")
+
+
+@dataclass(frozen=True)
+class SpecialCase:
+    """A hand-picked input (kink, saturation, extreme logits, degenerate
+    shape). ``expected_forward`` / ``expected_grads`` hold values known
+    exactly by reasoning (never computed by the reference); ``None`` means
+    the case is checked against the frameworks only."""
+
+    name: str
+    inputs: Callable[[np.dtype], tuple[np.ndarray, ...]]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cotangent: Callable[[tuple[int, ...], np.dtype], np.ndarray] | None = None
+    """Defaults to all ones of the output's shape."""
+    expected_forward: Callable[[np.dtype], np.ndarray] | None = None
+    expected_grads: Callable[[np.dtype], tuple[np.ndarray, ...]] | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One row of the table."""
+
+    name: str
+    """Key into ``reference_impl.OPS``."""
+    torch: Callable[..., Any]
+    """``(ns, *tensors, **params) -> tensor`` with torch's own ops."""
+    jax: Callable[..., Any]
+    """``(ns, *arrays, **params) -> array`` with jax's own ops."""
+    identities: tuple[str, ...] = ()
+    """Names of framework-free identities in ``test_identities.py``."""
+    special: tuple[SpecialCase, ...] = ()
+    fd_direction: Callable[[tuple[np.ndarray, ...], np.random.Generator], tuple[np.ndarray, ...]] | None = None
+    """Direction for the finite-difference adjoint test, when a plain normal
+    direction would leave the op's domain or cross a kink."""
+    override: Mapping[str, Override] = field(default_factory=dict)
+    """Per-backend tolerance overrides, each with its reason."""
+
+    def __post_init__(self) -> None:
+        if self.name not in OPS:
+            raise ValueError(f"OpSpec.name: {self.name!r} is not an op in reference_impl.OPS")
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def _rows_reduce(rows: Any, reduction: str) -> Any:
+    return rows.mean() if reduction == "mean" else rows.sum()
+
+
+def _torch_cross_entropy(ns: Any, p: Any, t: Any, reduction: str = "mean") -> Any:
+    # torch has no cross-entropy on probabilities: F.cross_entropy applies
+    # log_softmax (its gradient w.r.t. p would be projected onto the simplex)
+    # and F.kl_div's target gradient is NaN at zero targets. xlogy(t, p) is
+    # torch's own t*log(p) with the 0*log(.) = 0 convention.
+    return _rows_reduce(-ns.torch.special.xlogy(t, p).sum(dim=-1), reduction)
+
+
+def _jax_cross_entropy(ns: Any, p: Any, t: Any, reduction: str = "mean") -> Any:
+    return _rows_reduce(-ns.special.xlogy(t, p).sum(axis=-1), reduction)
+
+
+def _torch_sce(ns: Any, z: Any, t: Any, reduction: str = "mean") -> Any:
+    c = z.shape[-1]
+    if z.ndim <= 2:
+        return ns.F.cross_entropy(z, t, reduction=reduction)
+    return ns.F.cross_entropy(z.reshape(-1, c), t.reshape(-1, c), reduction=reduction)
+
+
+def _jax_sce(ns: Any, z: Any, t: Any, reduction: str = "mean") -> Any:
+    return _rows_reduce(ns.optax.losses.softmax_cross_entropy(z, t), reduction)
+
+
+def _torch_mse(ns: Any, p: Any, t: Any, reduction: str = "mean") -> Any:
+    if reduction == "half_sum":
+        return 0.5 * ns.F.mse_loss(p, t, reduction="sum")
+    return ns.F.mse_loss(p, t, reduction=reduction)
+
+
+def _jax_mse(ns: Any, p: Any, t: Any, reduction: str = "mean") -> Any:
+    if reduction == "half_sum":
+        return ns.optax.losses.l2_loss(p, t).sum()  # optax's l2_loss is 1/2 (p - t)^2
+    sq = ns.optax.losses.squared_error(p, t)
+    return sq.mean() if reduction == "mean" else sq.sum()
+
+
+# ---------------------------------------------------------------- finite-difference directions
+
+
+def _fd_away_from_kink(inputs: tuple[np.ndarray, ...], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    # relu is not differentiable at 0: a central difference there measures
+    # (1 + 0)/2. Zero the direction where a step could cross the kink.
+    (x,) = inputs
+    u = rng.standard_normal(x.shape)
+    return (np.where(np.abs(x) > 1e-3 * max(1.0, float(np.abs(x).max())), u, 0.0),)
+
+
+def _fd_multiplicative_first(inputs: tuple[np.ndarray, ...], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    # probabilities must stay > 0: perturb relative to each entry
+    p, t = inputs
+    return p * rng.uniform(-1, 1, p.shape), rng.standard_normal(t.shape)
+
+
+# ---------------------------------------------------------------- special values
+
+
+def _arr(values: Any) -> Callable[[np.dtype], np.ndarray]:
+    return lambda dtype: np.asarray(values, dtype=dtype)
+
+
+def _tuple(*fns: Callable[[np.dtype], np.ndarray]) -> Callable[[np.dtype], tuple[np.ndarray, ...]]:
+    return lambda dtype: tuple(f(dtype) for f in fns)
+
+
+_KINK = [0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30]
+_ONE_HOT_3 = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+
+SPECIALS: dict[str, tuple[SpecialCase, ...]] = {
+    "relu": (
+        SpecialCase(
+            "kink_at_signed_zero",
+            _tuple(_arr(_KINK)),
+            expected_forward=_arr([0.0, 0.0, 1.0, 0.0, 1e-30, 0.0]),
+            expected_grads=_tuple(_arr([0.0, 0.0, 1.0, 0.0, 1.0, 0.0])),
+            why="relu'(0) = relu'(-0.0) = 0, the convention of torch.relu and jax.nn.relu",
+        ),
+    ),
+    "tanh": (
+        SpecialCase(
+            "saturated",
+            _tuple(_arr([-1000.0, -20.0, 20.0, 1000.0, 0.0])),
+            expected_forward=_arr([-1.0, -1.0, 1.0, 1.0, 0.0]),
+            expected_grads=_tuple(_arr([0.0, 0.0, 0.0, 0.0, 1.0])),
+            why="tanh rounds to +-1 beyond |x| = 20 in both dtypes, so 1 - tanh^2 is exactly 0",
+        ),
+    ),
+    "sigmoid": (
+        SpecialCase(
+            "saturated",
+            _tuple(_arr([-700.0, -100.0, -40.0, 0.0, 40.0, 100.0, 700.0])),
+            why="no overflow of exp at |x| = 700 and the derivative vanishes at both ends",
+        ),
+        SpecialCase(
+            "at_zero",
+            _tuple(_arr([0.0])),
+            expected_forward=_arr([0.5]),
+            expected_grads=_tuple(_arr([0.25])),
+            why="sigma(0) = 1/2 and sigma'(0) = 1/4 exactly",
+        ),
+    ),
+    "softmax": (
+        SpecialCase(
+            "extreme_logits",
+            _tuple(_arr([[1000.0, -1000.0, 0.0], [1000.0, 1000.0, 1000.0], [-1000.0, -999.0, -1000.0]])),
+            why="magnitudes of 1e3 and spreads of 2e3 must neither overflow nor give NaN",
+        ),
+        SpecialCase(
+            "one_class",
+            _tuple(_arr([[3.0], [-1000.0], [0.0]])),
+            expected_forward=_arr([[1.0], [1.0], [1.0]]),
+            expected_grads=_tuple(_arr([[0.0], [0.0], [0.0]])),
+            why="a single class gets probability 1 and the output does not depend on the input",
+        ),
+        SpecialCase(
+            "one_element",
+            _tuple(_arr([42.0])),
+            expected_forward=_arr([1.0]),
+            expected_grads=_tuple(_arr([0.0])),
+        ),
+    ),
+    "softmax_cross_entropy": (
+        SpecialCase(
+            "extreme_logits",
+            _tuple(_arr([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 0.0]]), _arr(_ONE_HOT_3)),
+            params={"reduction": "sum"},
+            why="a confident wrong answer costs about 2000, finite, with gradient softmax - target",
+        ),
+        SpecialCase(
+            "one_class",
+            _tuple(_arr([[5.0], [-7.0]]), _arr([[1.0], [1.0]])),
+            params={"reduction": "mean"},
+            expected_forward=lambda d: np.asarray(0.0, dtype=d),
+            expected_grads=_tuple(_arr([[0.0], [0.0]]), _arr([[0.0], [0.0]])),
+            why="with one class log softmax is 0: zero loss, zero gradients",
+        ),
+    ),
+    "cross_entropy": (
+        SpecialCase(
+            "document_002_first_output",
+            _tuple(_arr([0.29228018, 0.03001013, 0.67770969]), _arr([1.0, 0.0, 0.0])),
+            params={"reduction": "sum"},
+            why="the printed first output of the 2-4-4-3 network of document 002 against its target",
+        ),
+        SpecialCase(
+            "certain_and_right",
+            _tuple(_arr([[1.0]]), _arr([[1.0]])),
+            params={"reduction": "mean"},
+            expected_forward=lambda d: np.asarray(0.0, dtype=d),
+            expected_grads=_tuple(_arr([[-1.0]]), _arr([[0.0]])),
+            why="-log 1 = 0; d/dp = -t/p = -1; d/dt = -log p = 0",
+        ),
+    ),
+    "mse": (
+        SpecialCase(
+            "one_element_half_sum",
+            _tuple(_arr([0.75]), _arr([0.25])),
+            params={"reduction": "half_sum"},
+            expected_forward=lambda d: np.asarray(0.125, dtype=d),
+            expected_grads=_tuple(_arr([0.5]), _arr([-0.5])),
+            why="the documents' 1/2 (yhat - y)^2 with n = 1: gradient is the bare residual",
+        ),
+    ),
+    "dense": (
+        SpecialCase(
+            "one_by_one",
+            _tuple(_arr([[2.0]]), _arr([[3.0]]), _arr([0.5])),
+            expected_forward=_arr([[6.5]]),
+            expected_grads=_tuple(_arr([[3.0]]), _arr([[2.0]]), _arr([1.0])),
+        ),
+    ),
+    "add": (
+        SpecialCase(
+            "distributor_broadcast",
+            _tuple(_arr([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), _arr([10.0, 20.0, 30.0])),
+            expected_forward=_arr([[11.0, 22.0, 33.0], [14.0, 25.0, 36.0]]),
+            expected_grads=_tuple(_arr(np.ones((2, 3))), _arr([2.0, 2.0, 2.0])),
+            why="the add gate passes the gradient unchanged; the broadcast bias sums it over rows",
+        ),
+    ),
+    "multiply": (
+        SpecialCase(
+            "switch",
+            _tuple(_arr([3.0, -4.0]), _arr([5.0, 2.0])),
+            expected_forward=_arr([15.0, -8.0]),
+            expected_grads=_tuple(_arr([5.0, 2.0]), _arr([3.0, -4.0])),
+            why="each input's gradient is the other input: the multiply gate is a switch",
+        ),
+    ),
+    "matmul": (
+        SpecialCase(
+            "vector_dot",
+            _tuple(_arr([1.0, 2.0, 3.0]), _arr([4.0, 5.0, 6.0])),
+            expected_forward=lambda d: np.asarray(32.0, dtype=d),
+            expected_grads=_tuple(_arr([4.0, 5.0, 6.0]), _arr([1.0, 2.0, 3.0])),
+        ),
+    ),
+}
+
+
+# ---------------------------------------------------------------- the table
+
+_ROWS = (
+    OpSpec("add", torch=lambda ns, a, b: ns.torch.add(a, b), jax=lambda ns, a, b: ns.jnp.add(a, b)),
+    OpSpec("multiply", torch=lambda ns, a, b: ns.torch.mul(a, b), jax=lambda ns, a, b: ns.jnp.multiply(a, b)),
+    OpSpec("matmul", torch=lambda ns, a, b: ns.torch.matmul(a, b), jax=lambda ns, a, b: ns.jnp.matmul(a, b)),
+    OpSpec(
+        "dense",
+        # nn.functional.linear stores W as (outputs, inputs): the reference's
+        # (inputs, outputs) layout is passed transposed, pinning the convention.
+        torch=lambda ns, x, w, b: ns.F.linear(x, w.T, b),
+        jax=lambda ns, x, w, b: ns.jnp.matmul(x, w) + b,
+    ),
+    OpSpec("relu", torch=lambda ns, x: ns.torch.relu(x), jax=lambda ns, x: ns.nn.relu(x),
+           identities=("relu_derivative_is_step",), fd_direction=_fd_away_from_kink),
+    OpSpec("tanh", torch=lambda ns, x: ns.torch.tanh(x), jax=lambda ns, x: ns.jnp.tanh(x),
+           identities=("tanh_derivative",)),
+    OpSpec("sigmoid", torch=lambda ns, x: ns.torch.sigmoid(x), jax=lambda ns, x: ns.nn.sigmoid(x),
+           identities=("sigmoid_derivative",)),
+    OpSpec("softmax", torch=lambda ns, x: ns.torch.softmax(x, dim=-1), jax=lambda ns, x: ns.nn.softmax(x, axis=-1),
+           identities=("softmax_jacobian_rows_sum_to_zero",)),
+    OpSpec("cross_entropy", torch=_torch_cross_entropy, jax=_jax_cross_entropy,
+           fd_direction=_fd_multiplicative_first),
+    OpSpec("softmax_cross_entropy", torch=_torch_sce, jax=_jax_sce,
+           identities=("softmax_cross_entropy_gradient_is_softmax_minus_target",)),
+    OpSpec("mse", torch=_torch_mse, jax=_jax_mse),
+)
+
+SPECS: Mapping[str, OpSpec] = MappingProxyType(
+    {row.name: OpSpec(**{**row.__dict__, "special": SPECIALS.get(row.name, ())}) for row in _ROWS}
+)
+
+CONVENTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "relu'(0)": "relu'(0) = relu'(-0.0) = 0, as torch.relu and jax.nn.relu; torch.maximum(x, 0) and "
+        "jnp.maximum(x, 0) give 1/2 there and torch.clamp(x, min=0) gives 1",
+        "dense layout": "W is (inputs, outputs); torch.nn.Linear stores (outputs, inputs)",
+        "reduction": "'mean' as torch: cross-entropy losses average over rows, mse over every element; "
+        "mse also offers the documents' 'half_sum' = 1/2 sum (yhat - y)^2",
+        "cross_entropy gradient": "d/dp = -t/p, the unconstrained partial, not projected onto the simplex "
+        "(F.cross_entropy(log p, t) would project it)",
+        "dtypes": "float32 and float64, never mixed, never promoted; outputs and gradients keep the dtype",
+    }
+)
+
+missing = set(OPS) - set(SPECS)
+if missing:  # adding an op without its row is a mistake the suite must report at once
+    raise RuntimeError(f"ops without a spec row in parity_tests/spec.py: {sorted(missing)}")

@@ -1,0 +1,239 @@
+"""Hypothesis strategies that draw valid inputs for every op in ``OPS``.
+
+Imports hypothesis, so ``import reference_impl`` does not import this module.
+
+Shapes are drawn by hypothesis (and shrink); values are drawn as a seed plus
+a scale, and the arrays are filled by NumPy's generator from that seed. Dense
+random arrays of up to a few thousand elements are then cheap to draw, and a
+failure still reproduces exactly from the example hypothesis prints. Values
+stay in a sensible range unless a kind asks for extremes: ``logits`` reach
+magnitudes of 1e3, ``real`` values reach 1e2 so that tanh and sigmoid
+saturate, and ``kinked`` values contain exact ``0.0`` and ``-0.0``.
+
+``shapes="palette"`` draws shapes from a short fixed list per op instead of
+freely. A JIT-compiling backend (JAX) compiles once per shape, so a palette
+keeps its cache warm; the palettes include the edge cases (one element, one
+class, 64 wide, broadcast and batched forms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .ops import OPS
+
+__all__ = ["Example", "examples", "values", "shapes_for", "PALETTES", "MAX_SIDE"]
+
+MAX_SIDE = 64
+"""Largest batch or feature size drawn."""
+
+REAL_SCALES = (1e-3, 0.1, 1.0, 3.0, 10.0, 100.0)
+LOGIT_SCALES = (0.1, 1.0, 10.0, 100.0, 1000.0)
+LOGIT_OFFSETS = (0.0, 0.0, 50.0, -1000.0, 1000.0)
+
+Shapes = tuple[tuple[int, ...], ...]
+
+
+@dataclass
+class Example:
+    """One drawn example: inputs, parameters and a cotangent for the output."""
+
+    op: str
+    inputs: tuple[np.ndarray, ...]
+    params: dict[str, Any]
+    cotangent: np.ndarray
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """How the values were drawn (seed, scales) -- enough to rebuild them."""
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.inputs[0].dtype
+
+    def describe(self) -> str:
+        names = OPS[self.op].arg_names
+        shapes = ", ".join(f"{n}{tuple(x.shape)}" for n, x in zip(names, self.inputs))
+        params = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"{self.op}({shapes}{params}) {self.dtype}, recipe {self.recipe}"
+
+    def __repr__(self) -> str:  # hypothesis prints this for a falsifying example
+        return f"Example<{self.describe()}>"
+
+
+# ------------------------------------------------------------------ values
+
+
+def _distribution(rng: np.random.Generator, shape: tuple[int, ...], mode: str, positive: bool) -> np.ndarray:
+    n = shape[-1]
+    if mode == "one_hot" and not positive:
+        out = np.zeros(shape)
+        idx = rng.integers(0, n, size=shape[:-1])
+        np.put_along_axis(out, idx[..., None], 1.0, axis=-1)
+        return out
+    if mode == "sparse" and not positive:
+        logits = rng.standard_normal(shape)
+        logits[rng.random(shape) < 0.5] = -np.inf
+        # keep at least one finite entry per row
+        logits[..., 0] = np.where(np.all(np.isinf(logits), axis=-1), 0.0, logits[..., 0])
+    else:
+        logits = rng.standard_normal(shape) * (3.0 if mode == "peaked" else 1.0)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@st.composite
+def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Draw an array of ``kind`` (see ``ops.Domain``) and its recipe."""
+    dtype = np.dtype(dtype)
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    recipe: dict[str, Any] = {"kind": kind, "seed": seed}
+    if kind in ("real", "kinked"):
+        scale = draw(st.sampled_from(REAL_SCALES))
+        x = rng.standard_normal(shape) * scale
+        recipe["scale"] = scale
+        if kind == "kinked":
+            # exact zeros of both signs at the kink, in a drawn fraction of places
+            frac = draw(st.sampled_from((0.0, 0.25, 0.5)))
+            mask = rng.random(shape) < frac
+            signs = rng.random(shape) < 0.5
+            x = np.where(mask, np.where(signs, 0.0, -0.0), x)
+            recipe["zero_fraction"] = frac
+    elif kind == "logits":
+        scale = draw(st.sampled_from(LOGIT_SCALES))
+        offset = draw(st.sampled_from(LOGIT_OFFSETS))
+        x = rng.standard_normal(shape) * scale + offset
+        recipe.update(scale=scale, offset=offset)
+    elif kind in ("distribution", "positive_distribution"):
+        modes = ("smooth", "peaked") if kind == "positive_distribution" else ("smooth", "peaked", "one_hot", "sparse")
+        mode = draw(st.sampled_from(modes))
+        x = _distribution(rng, shape, mode, positive=kind == "positive_distribution")
+        recipe["mode"] = mode
+    else:
+        raise ValueError(f"kind: unknown value kind {kind!r}")
+    arr = np.asarray(x, dtype=dtype)
+    if kind == "positive_distribution":
+        # float32 may round a tiny probability to 0; the op requires > 0
+        arr = np.maximum(arr, np.finfo(dtype).tiny)
+    return arr, recipe
+
+
+# ------------------------------------------------------------------ shapes
+
+_side = st.integers(1, MAX_SIDE)
+
+
+@st.composite
+def _elementwise_shape(draw: st.DrawFn) -> Shapes:
+    rank = draw(st.integers(1, 3))
+    side = st.integers(1, MAX_SIDE if rank < 3 else 16)
+    return (tuple(draw(side) for _ in range(rank)),)
+
+
+@st.composite
+def _broadcast_pair(draw: st.DrawFn) -> Shapes:
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=16))
+    return tuple(shapes.input_shapes)
+
+
+@st.composite
+def _matmul_pair(draw: st.DrawFn) -> Shapes:
+    form = draw(st.sampled_from(("mm", "mm", "mv", "vm", "vv", "batched", "batched_both")))
+    m, k, n, b = draw(_side), draw(_side), draw(_side), draw(st.integers(1, 4))
+    return {
+        "mm": ((m, k), (k, n)),
+        "mv": ((m, k), (k,)),
+        "vm": ((k,), (k, n)),
+        "vv": ((k,), (k,)),
+        "batched": ((b, m, k), (k, n)),
+        "batched_both": ((b, m, k), (1, k, n)),
+    }[form]
+
+
+@st.composite
+def _dense_triple(draw: st.DrawFn) -> Shapes:
+    i, o = draw(_side), draw(_side)
+    lead = draw(st.sampled_from(((), (draw(_side),), (draw(st.integers(1, 4)), draw(st.integers(1, 16))))))
+    return ((*lead, i), (i, o), (o,))
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> Shapes:
+    lead = draw(st.sampled_from(((), (draw(_side),), (draw(st.integers(1, 4)), draw(st.integers(1, 16))))))
+    return ((*lead, draw(_side)),)
+
+
+@st.composite
+def _row_pairs(draw: st.DrawFn) -> Shapes:
+    (shape,) = draw(_rows())
+    return (shape, shape)
+
+
+@st.composite
+def _same_pair(draw: st.DrawFn) -> Shapes:
+    (shape,) = draw(_elementwise_shape())
+    return (shape, shape)
+
+
+_FREE = {
+    "elementwise": _elementwise_shape,
+    "broadcast_pair": _broadcast_pair,
+    "matmul": _matmul_pair,
+    "dense": _dense_triple,
+    "rows": _rows,
+    "row_pairs": _row_pairs,
+    "same_pair": _same_pair,
+}
+
+PALETTES: dict[str, tuple[Shapes, ...]] = {
+    "elementwise": (((1,),), ((64,),), ((7, 13),), ((3, 4, 5),)),
+    "broadcast_pair": (((), (5,)), ((4, 1), (1, 6)), ((8, 16), (16,)), ((2, 3, 4), (2, 3, 4))),
+    "matmul": (((1, 1), (1, 1)), ((7, 13), (13, 5)), ((64,), (64, 3)), ((2, 5, 8), (8, 4))),
+    "dense": (((3,), (3, 4), (4,)), ((1, 1), (1, 1), (1,)), ((32, 64), (64, 10), (10,)), ((2, 5, 8), (8, 3), (3,))),
+    "rows": (((1,),), ((3,),), ((8, 10),), ((64, 64),)),
+    "row_pairs": (((1,), (1,)), ((3,), (3,)), ((8, 10), (8, 10)), ((2, 3, 64), (2, 3, 64))),
+    "same_pair": (((1,), (1,)), ((7, 13), (7, 13)), ((64,), (64,)), ((3, 4, 5), (3, 4, 5))),
+}
+
+
+def shapes_for(op: str, mode: str = "free") -> st.SearchStrategy[Shapes]:
+    """Strategy of input shapes for ``op``; ``mode`` is ``free`` or ``palette``."""
+    kind = OPS[op].domain.shapes
+    if mode == "palette":
+        return st.sampled_from(PALETTES[kind])
+    if mode != "free":
+        raise ValueError(f"mode: {mode!r} is not 'free' or 'palette'")
+    return _FREE[kind]()
+
+
+@st.composite
+def examples(draw: st.DrawFn, op: str, dtype: Any, shapes: str = "free",
+             params: dict[str, Any] | None = None) -> Example:
+    """Draw a valid ``Example`` for ``op`` in ``dtype``.
+
+    ``params`` fixes keyword parameters; the others are drawn from the op's
+    allowed values.
+    """
+    if op not in OPS:
+        raise KeyError(f"op: unknown op {op!r}; known: {sorted(OPS)}")
+    spec = OPS[op]
+    dtype = np.dtype(dtype)
+    input_shapes = draw(shapes_for(op, shapes))
+    inputs = []
+    recipe: dict[str, Any] = {}
+    for name, kind, shape in zip(spec.arg_names, spec.domain.values, input_shapes):
+        arr, r = draw(values(kind, shape, dtype))
+        inputs.append(arr)
+        recipe[name] = r
+    chosen = dict(params or {})
+    for k, allowed in spec.params.items():
+        if k not in chosen:
+            chosen[k] = draw(st.sampled_from(allowed))
+    out_shape = np.shape(spec.impl(*inputs, **chosen))
+    g, r = draw(values("real", out_shape, dtype))
+    recipe["cotangent"] = r
+    return Example(op, tuple(inputs), chosen, g, recipe)
