@@ -8,9 +8,9 @@ document names the address it was published at, that address is kept.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = ["Source", "SOURCES", "cite"]
 
