@@ -1,0 +1,111 @@
+"""Document 002's chain-rule examples.
+
+* ``g(x, y, z) = (2x + y) z``, a function of three variables, and its three
+  partial derivatives ("if you are deriving with respect to a variable, all
+  other variables must be considered as constant"); the document evaluates
+  ``g(1, -5, 7) = -21``.
+* ``p(X) = h(g(f(X)))`` with ``f = relu``, ``g = tanh``, ``h = softmax``,
+  whose derivative is the chain ``h'(g) . g'(f) . f'(X)``: "each function must
+  be derived with respect to its input".
+
+The partials of ``g`` follow the chain through the gates of ``q = 2x + y``
+and ``g = q z``; ``p``'s VJP chains the registry's softmax, tanh and relu
+rules; ``p``'s Jacobian is the document's product of the three local
+Jacobians, formed explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validate import as_array, check_cotangent, check_same_dtype
+from .networks import _fill_citations
+from .ops import OPS
+
+__all__ = ["g", "g_partials", "composite_p", "composite_p_vjp", "composite_p_jacobian"]
+
+
+def _xyz(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys, zs = as_array(x, "x"), as_array(y, "y"), as_array(z, "z")
+    check_same_dtype(x=xs, y=ys, z=zs)
+    if not xs.shape == ys.shape == zs.shape:
+        raise ValueError(f"x, y, z: shapes {xs.shape}, {ys.shape}, {zs.shape} differ; g is evaluated elementwise")
+    return xs, ys, zs
+
+
+def g(x: Any, y: Any, z: Any) -> np.ndarray:
+    """``g(x, y, z) = (2x + y) z`` elementwise (002; ``g(1, -5, 7) = -21``).
+    ``x``, ``y``, ``z``: float arrays of one shape and dtype (Python floats
+    are float64). Source: {002}."""
+    xs, ys, zs = _xyz(x, y, z)
+    return np.asarray((2 * xs + ys) * zs)
+
+
+def g_partials(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dg/dx, dg/dy, dg/dz) = (2z, z, 2x + y)`` (002), elementwise.
+
+    By the chain rule through ``q = 2x + y`` and ``g = q z``: the multiply
+    gate sends ``z`` to ``q`` and ``q`` to ``z``; the add gate passes ``dg/dq``
+    to ``2x`` and to ``y``; the scaling by 2 doubles it for ``x``. At
+    ``(1, -5, 7)``: ``(14, 7, -3)``. Source: {002}."""
+    xs, ys, zs = _xyz(x, y, z)
+    two_x = 2 * xs
+    q = OPS["add"].forward(two_x, ys)
+    one = np.ones_like(q)
+    dq, dz = OPS["multiply"].vjp_from_output(one, q * zs, q, zs)
+    d2x, dy = OPS["add"].vjp_from_output(dq, q, two_x, ys)
+    return np.asarray(2 * d2x), np.asarray(dy), np.asarray(dz)
+
+
+def _check_rows(X: Any, name: str = "X") -> np.ndarray:
+    xs = as_array(X, name)
+    if xs.ndim < 1 or xs.shape[-1] < 1:
+        raise ValueError(
+            f"{name}: expected at least 1 dimension with a non-empty last axis (softmax's), got {xs.shape}"
+        )
+    return xs
+
+
+def composite_p(X: Any) -> np.ndarray:
+    """``p(X) = softmax(tanh(relu(X)))`` over the last axis (002's
+    ``h(g(f(X)))``). Source: {002}."""
+    xs = _check_rows(X)
+    return OPS["softmax"].forward(OPS["tanh"].forward(OPS["relu"].forward(xs)))
+
+
+def composite_p_vjp(cotangent: Any, X: Any) -> np.ndarray:
+    """``dX = f'(X) * (g'(f) * h'(g)^T cotangent)``: the softmax VJP, then
+    tanh's (``1 - tanh^2``), then relu's (``[X > 0]``), i.e. the cotangent
+    times 002's chain ``dp/dX = h'(g) . g'(f) . f'(X)``. Source: {002}."""
+    xs = _check_rows(X)
+    f = OPS["relu"].forward(xs)
+    gv = OPS["tanh"].forward(f)
+    p = OPS["softmax"].forward(gv)
+    ct = check_cotangent(cotangent, p.shape, p.dtype)
+    d_g = OPS["softmax"].vjp_from_output(ct, p, gv)[0]
+    d_f = OPS["tanh"].vjp_from_output(d_g, gv, f)[0]
+    return OPS["relu"].vjp_from_output(d_f, f, xs)[0]
+
+
+def composite_p_jacobian(x: Any) -> np.ndarray:
+    """The full Jacobian ``dp_i/dx_j`` of ``p`` at a single row ``x`` (1-D),
+    as the document's product of the three local Jacobians:
+    ``J = (diag(s) - s s^T) . diag(1 - tanh(relu(x))^2) . diag([x > 0])``
+    with ``s = p(x)``. Source: {002}."""
+    xs = _check_rows(x, "x")
+    if xs.ndim != 1:
+        raise ValueError(f"x: the Jacobian is formed for one row (1-D), got shape {xs.shape}")
+    f = np.where(xs > 0, xs, np.zeros((), dtype=xs.dtype))
+    gv = np.tanh(f)
+    e = np.exp(gv - gv.max())
+    s = e / e.sum()
+    softmax_jac = np.diag(s) - np.outer(s, s)
+    tanh_jac = np.diag(1 - gv * gv)
+    relu_jac = np.diag((xs > 0).astype(xs.dtype))
+    return np.asarray(softmax_jac @ tanh_jac @ relu_jac)
+
+
+for _fn in (g, g_partials, composite_p, composite_p_vjp, composite_p_jacobian):
+    _fill_citations(_fn)

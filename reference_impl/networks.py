@@ -1,0 +1,598 @@
+"""Multilayer perceptrons composed from the registry's ops, and the documents'
+networks as named presets.
+
+A network of ``L`` dense layers computes, for ``l = 1 .. L``::
+
+    z_l = a_{l-1} @ W_l + b_l        (OPS["dense"], W_l laid out (inputs, outputs))
+    a_l = act_l(z_l)                 (OPS["relu" | "tanh" | "sigmoid"], or identity)
+    output = softmax(a_L) or a_L     (OPS["softmax"] when ``softmax=True``)
+    loss = cost(output, target)      (OPS["cross_entropy" | "softmax_cross_entropy" | "mse"])
+
+with ``a_0 = x``. :meth:`MLP.forward` keeps every intermediate value on a
+:class:`Tape`; :meth:`MLP.backward` walks the tape from the cost to the input
+and chains the registry's VJP rules (``Op.vjp_from_output``), so no gradient
+formula is written twice. The chain is the one of document 002
+(``dJ/dwko = k_output^T . dJ/do_input``) and of document 004 (each step
+multiplies the gradient arriving from the end by a local gradient).
+
+Presets (:func:`preset_000`, :func:`preset_002`, :func:`preset_003`,
+:func:`preset_004`) are the documents' networks in their own notation; where
+a document's weights were images that did not survive, the weights are
+parameters (``Preset.init_params`` draws them at random).
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validate import SUPPORTED_DTYPES, as_array, check_choice
+from .ops import OPS
+from .sources import cite
+
+__all__ = [
+    "ACTIVATIONS",
+    "COSTS",
+    "MLP",
+    "LayerRecord",
+    "Tape",
+    "LayerGradients",
+    "NetworkGradients",
+    "Preset",
+    "preset_000",
+    "preset_002",
+    "preset_003",
+    "preset_004",
+    "PRESETS",
+    "recursion_003",
+]
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+"""Per-layer activations; every name but ``identity`` is an op in ``OPS``."""
+
+COSTS = ("cross_entropy", "softmax_cross_entropy", "mse")
+"""Costs, each an op in ``OPS``."""
+
+Params = tuple[tuple[np.ndarray, np.ndarray], ...]
+"""One ``(W, b)`` pair per dense layer, ``W`` of shape ``(inputs, outputs)``."""
+
+
+def _fill_citations(obj: Any) -> Any:
+    """Replace each ``{NNN}`` in ``obj``'s docstring by ``cite("NNN")``, so
+    that docstrings cite the documents by key and file name."""
+    obj.__doc__ = re.sub(r"\{(\d{3})\}", lambda m: cite(m.group(1)), obj.__doc__ or "")
+    return obj
+
+
+def _check_int(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: {dtype!r} is not a dtype; use float32 or float64") from None
+    if dt not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name}: {dt} is not supported; use float32 or float64")
+    return dt
+
+
+def _check_scale(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
+    return v
+
+
+# --------------------------------------------------------------------------- tape and gradients
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """What the backward pass of one dense layer and its activation needs."""
+
+    x: np.ndarray
+    """The layer's input ``a_{l-1}`` (``x`` itself for the first layer)."""
+    W: np.ndarray
+    b: np.ndarray
+    z: np.ndarray
+    """Pre-activation ``z_l = a_{l-1} @ W_l + b_l``."""
+    a: np.ndarray
+    """Activation output ``a_l = act_l(z_l)`` (``z_l`` itself for identity)."""
+
+
+@dataclass(frozen=True)
+class Tape:
+    """Every value of one forward pass, in order."""
+
+    net: MLP
+    layers: tuple[LayerRecord, ...]
+    output: np.ndarray
+    """What the cost sees: ``softmax(a_L)`` when the net has a softmax output, else ``a_L``."""
+    target: np.ndarray
+    loss: np.ndarray
+    """0-d array in the network's dtype."""
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.layers[0].x
+
+
+@dataclass(frozen=True)
+class LayerGradients:
+    """Gradients of the loss at one layer, in backward order of computation."""
+
+    dA: np.ndarray
+    """``dL/da_l``: the cotangent arriving at the activation output."""
+    dZ: np.ndarray
+    """``dL/dz_l``: the pre-activation gradient (document 003's ``dl/dz``)."""
+    dW: np.ndarray
+    """``dL/dW_l = a_{l-1}^T @ dZ_l``, shape ``(inputs, outputs)``."""
+    db: np.ndarray
+    """``dL/db_l = sum over rows of dZ_l``."""
+
+
+@dataclass(frozen=True)
+class NetworkGradients:
+    """The loss and the gradient of every weight, every bias and the input."""
+
+    loss: np.ndarray
+    d_output: np.ndarray
+    """``dL/d(output)``, the cost's VJP (before the softmax, if any)."""
+    layers: tuple[LayerGradients, ...]
+    dx: np.ndarray
+
+    @property
+    def dZ(self) -> tuple[np.ndarray, ...]:
+        return tuple(g.dZ for g in self.layers)
+
+    @property
+    def dW(self) -> tuple[np.ndarray, ...]:
+        return tuple(g.dW for g in self.layers)
+
+    @property
+    def db(self) -> tuple[np.ndarray, ...]:
+        return tuple(g.db for g in self.layers)
+
+    @property
+    def params(self) -> Params:
+        """``((dW_1, db_1), ..., (dW_L, db_L))``, shaped like the parameters."""
+        return tuple((g.dW, g.db) for g in self.layers)
+
+
+# --------------------------------------------------------------------------- the network
+
+
+@dataclass(frozen=True)
+class MLP:
+    """A multilayer perceptron: ``len(sizes) - 1`` dense layers.
+
+    ``sizes``: widths ``(inputs, hidden..., outputs)``, each >= 1.
+    ``activations``: one name per dense layer from :data:`ACTIVATIONS`,
+    applied to that layer's ``z``; the last one usually ``"identity"`` when a
+    softmax or ``softmax_cross_entropy`` follows.
+    ``softmax``: apply a softmax to the last activation (document 002's
+    output layer, 000's ``A2``); required by ``cost="cross_entropy"``, which
+    acts on probabilities, and refused with ``softmax_cross_entropy``, which
+    applies its own.
+    ``cost``, ``reduction``: one of :data:`COSTS` and one of that op's
+    reductions (``"mean"`` as in PyTorch; ``mse`` also has ``"half_sum"``,
+    the documents' ``1/2 sum (y - yhat)^2``).
+
+    Frozen and hashable, so a network's architecture can key a cache.
+    Sources: {002}; {004}.
+    """
+
+    sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    softmax: bool = False
+    cost: str = "mse"
+    reduction: str = "mean"
+    _ops: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sizes: Any = self.sizes  # validated here: the annotation is what it will be
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+            raise TypeError(f"sizes: expected a sequence of widths (inputs, ..., outputs), got {sizes!r}")
+        sizes = tuple(_check_int(n, f"sizes[{i}]", minimum=1) for i, n in enumerate(sizes))
+        if len(sizes) < 2:
+            raise ValueError(f"sizes: expected at least 2 widths (inputs, outputs), got {sizes}")
+        acts: Any = self.activations
+        if isinstance(acts, str):
+            raise TypeError(f"activations: expected one name per layer (a sequence), got the string {acts!r}")
+        if not isinstance(acts, Sequence):
+            raise TypeError(f"activations: expected a sequence of names, got {type(acts).__name__}")
+        acts = tuple(acts)
+        if len(acts) != len(sizes) - 1:
+            raise ValueError(
+                f"activations: {len(acts)} name(s) for {len(sizes) - 1} dense layer(s) "
+                f"(sizes {sizes} has one layer between each pair of widths)"
+            )
+        for i, a in enumerate(acts):
+            check_choice(a, f"activations[{i}]", ACTIVATIONS)
+        if not isinstance(self.softmax, (bool, np.bool_)):
+            raise TypeError(f"softmax: expected True or False, got {self.softmax!r}")
+        check_choice(self.cost, "cost", COSTS)
+        check_choice(self.reduction, "reduction", OPS[self.cost].params["reduction"])
+        if self.cost == "cross_entropy" and not self.softmax:
+            raise ValueError(
+                "cost: 'cross_entropy' acts on probabilities; set softmax=True so that the output is a "
+                "distribution, or use 'softmax_cross_entropy' on logits"
+            )
+        if self.cost == "softmax_cross_entropy" and self.softmax:
+            raise ValueError(
+                "softmax: 'softmax_cross_entropy' applies the softmax itself; softmax=True would apply it twice"
+            )
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "activations", acts)
+        object.__setattr__(self, "softmax", bool(self.softmax))
+        object.__setattr__(self, "_ops", tuple(None if a == "identity" else a for a in acts))
+
+    @property
+    def depth(self) -> int:
+        """Number of dense layers."""
+        return len(self.sizes) - 1
+
+    def __str__(self) -> str:
+        out = " -> softmax" if self.softmax else ""
+        layers = ", ".join(f"{n}:{a}" for n, a in zip(self.sizes[1:], self.activations, strict=True))
+        return f"MLP({self.sizes[0]} -> [{layers}]{out} -> {self.cost}/{self.reduction})"
+
+    # ------------------------------------------------------------------ parameters
+
+    def init_params(self, seed: int = 0, dtype: Any = np.float64, scale: float = 1.0) -> Params:
+        """Random parameters: ``W_l ~ N(0, scale^2 / inputs_l)`` (so that
+        ``z`` stays of order ``scale`` whatever the width) and
+        ``b_l ~ N(0, (scale / 4)^2)``, drawn in float64 from
+        ``np.random.default_rng(seed)`` and rounded to ``dtype``."""
+        seed = _check_int(seed, "seed", minimum=0)
+        dt = _check_dtype(dtype)
+        s = _check_scale(scale, "scale")
+        rng = np.random.default_rng(seed)
+        params = []
+        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            w = rng.normal(0.0, s / np.sqrt(n_in), size=(n_in, n_out))
+            b = rng.normal(0.0, s / 4, size=(n_out,))
+            params.append((w.astype(dt), b.astype(dt)))
+        return tuple(params)
+
+    def check_params(self, params: Any) -> Params:
+        """Validate ``params`` against the architecture and return them as a
+        tuple of ``(W, b)`` ndarray pairs; errors name ``params[l].W`` or
+        ``params[l].b`` (``l`` counts from 0) and the widths they should fit."""
+        if isinstance(params, (str, bytes, Mapping)) or not isinstance(params, Sequence):
+            raise TypeError(f"params: expected a sequence of (W, b) pairs, got {type(params).__name__}")
+        if len(params) != self.depth:
+            raise ValueError(f"params: {len(params)} (W, b) pair(s) for a network of {self.depth} dense layer(s)")
+        out = []
+        dtype = None
+        for l, pair in enumerate(params):
+            if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise TypeError(f"params[{l}]: expected a (W, b) pair, got {type(pair).__name__}")
+            w = as_array(pair[0], f"params[{l}].W")
+            b = as_array(pair[1], f"params[{l}].b")
+            n_in, n_out = self.sizes[l], self.sizes[l + 1]
+            if w.shape != (n_in, n_out):
+                prev = "the input" if l == 0 else f"layer {l - 1}"
+                hint = " (it looks transposed: W is laid out (inputs, outputs))" if w.shape == (n_out, n_in) else ""
+                raise ValueError(
+                    f"params[{l}].W: shape {w.shape} does not fit: {prev} has {n_in} output(s) and layer {l} "
+                    f"has {n_out} unit(s), so W must be ({n_in}, {n_out}){hint}"
+                )
+            if b.shape != (n_out,):
+                raise ValueError(f"params[{l}].b: shape {b.shape}, expected ({n_out},) for layer {l}'s {n_out} unit(s)")
+            for name, arr in ((f"params[{l}].W", w), (f"params[{l}].b", b)):
+                if dtype is None:
+                    dtype = arr.dtype
+                elif arr.dtype != dtype:
+                    raise TypeError(
+                        f"{name}: dtype {arr.dtype} differs from params[0].W's {dtype}; "
+                        "mixed precision is not promoted silently"
+                    )
+            out.append((w, b))
+        return tuple(out)
+
+    def _check_x(self, x: Any, dtype: np.dtype) -> np.ndarray:
+        xa = as_array(x, "x")
+        if xa.ndim not in (1, 2):
+            raise ValueError(f"x: expected shape (inputs,) or (batch, inputs), got {xa.shape}")
+        if xa.shape[-1] != self.sizes[0]:
+            raise ValueError(f"x: has {xa.shape[-1]} feature(s) on its last axis but the network takes {self.sizes[0]}")
+        if xa.ndim == 2 and xa.shape[0] == 0:
+            raise ValueError("x: empty batch, the loss is undefined")
+        if xa.dtype != dtype:
+            raise TypeError(f"x: dtype {xa.dtype} differs from the parameters' {dtype}; cast explicitly")
+        return xa
+
+    def _check_target(self, target: Any, x: np.ndarray) -> np.ndarray:
+        t = as_array(target, "target")
+        want = (*x.shape[:-1], self.sizes[-1])
+        if t.shape != want:
+            raise ValueError(
+                f"target: shape {t.shape}, expected {want} (one row per row of x, {self.sizes[-1]} outputs)"
+            )
+        if t.dtype != x.dtype:
+            raise TypeError(f"target: dtype {t.dtype} differs from x's {x.dtype}; cast explicitly")
+        return t
+
+    # ------------------------------------------------------------------ forward / backward
+
+    def _activate(self, params: Params, x: np.ndarray) -> tuple[list[LayerRecord], np.ndarray]:
+        records = []
+        a = x
+        for (w, b), op in zip(params, self._ops, strict=True):
+            z = OPS["dense"].forward(a, w, b)
+            out = z if op is None else OPS[op].forward(z)
+            records.append(LayerRecord(a, w, b, z, out))
+            a = out
+        output = OPS["softmax"].forward(a) if self.softmax else a
+        return records, output
+
+    def predict(self, params: Any, x: Any) -> np.ndarray:
+        """The network's output for ``x`` (``softmax(a_L)`` or ``a_L``), without a cost."""
+        ps = self.check_params(params)
+        xa = self._check_x(x, ps[0][0].dtype)
+        return self._activate(ps, xa)[1]
+
+    def forward(self, params: Any, x: Any, target: Any) -> Tape:
+        """Run the network and its cost, keeping every value backward needs.
+
+        ``x``: ``(batch, inputs)`` or ``(inputs,)``; ``target``: the same
+        leading shape with ``outputs`` columns (a distribution per row for the
+        classification costs). All arrays share one dtype."""
+        ps = self.check_params(params)
+        xa = self._check_x(x, ps[0][0].dtype)
+        t = self._check_target(target, xa)
+        records, output = self._activate(ps, xa)
+        loss = OPS[self.cost].forward(output, t, reduction=self.reduction)
+        return Tape(self, tuple(records), output, t, loss)
+
+    def backward(self, tape: Tape) -> NetworkGradients:
+        """Chain the registry's VJPs from the cost back to the input.
+
+        ``dL/d(output) = cost_vjp(1)``; ``dL/da_L = softmax_vjp(dL/d(output))``
+        with a softmax output; then for ``l = L .. 1``:
+        ``dZ_l = act_vjp(dA_l)`` and ``(dA_{l-1}, dW_l, db_l) = dense_vjp(dZ_l)``
+        (document 002: ``dJ/dwko = k_output^T . dJ/do_input``, the bias
+        gradient the row sum; document 003's ``dl/dz = sigma'(z) sum w dl/dz'``
+        is the ``dense_vjp`` / ``act_vjp`` pair). Returns the loss and every
+        gradient."""
+        if not isinstance(tape, Tape):
+            raise TypeError(f"tape: expected the Tape returned by MLP.forward, got {type(tape).__name__}")
+        if tape.net != self:
+            raise ValueError(f"tape: recorded by {tape.net}, not by this network {self}")
+        one = np.ones((), dtype=tape.loss.dtype)
+        d_output = OPS[self.cost].vjp_from_output(one, tape.loss, tape.output, tape.target,
+                                                  reduction=self.reduction)[0]
+        last = tape.layers[-1]
+        g = OPS["softmax"].vjp_from_output(d_output, tape.output, last.a)[0] if self.softmax else d_output
+        grads: list[LayerGradients] = []
+        for rec, op in zip(reversed(tape.layers), reversed(self._ops), strict=True):
+            dz = g if op is None else OPS[op].vjp_from_output(g, rec.a, rec.z)[0]
+            dx, dw, db = OPS["dense"].vjp_from_output(dz, rec.z, rec.x, rec.W, rec.b)
+            grads.append(LayerGradients(g, dz, dw, db))
+            g = dx
+        return NetworkGradients(tape.loss, d_output, tuple(reversed(grads)), g)
+
+    def value_and_grad(self, params: Any, x: Any, target: Any) -> NetworkGradients:
+        """``backward(forward(params, x, target))``."""
+        return self.backward(self.forward(params, x, target))
+
+    def loss(self, params: Any, x: Any, target: Any) -> np.ndarray:
+        """The cost of the network's output against ``target`` (0-d array)."""
+        return self.forward(params, x, target).loss
+
+
+for _method in (MLP.forward, MLP.backward):
+    _method.__doc__ = f"{_method.__doc__}\n\n        Sources: {{002}}; {{004}}."
+    _fill_citations(_method)
+_fill_citations(MLP)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A document's network in the document's notation."""
+
+    key: str
+    """The document (``reference_impl.sources`` key)."""
+    net: MLP
+    names: tuple[tuple[str, str], ...]
+    """The document's names of each layer's ``(W, b)``."""
+    loss_name: str
+    """The document's letter for the cost (``L``, ``J``, ``l``)."""
+    x: np.ndarray | None = None
+    """The document's input, where it gives one (float64, one row)."""
+    target: np.ndarray | None = None
+    lr: float | None = None
+    """The document's learning rate, where it gives one."""
+    note: str = ""
+
+    def init_params(self, seed: int = 0, dtype: Any = np.float64, scale: float = 1.0) -> Params:
+        """Random weights (the documents' weights were images): ``MLP.init_params``."""
+        return self.net.init_params(seed, dtype, scale)
+
+    def named(self, params: Any) -> dict[str, np.ndarray]:
+        """``{name: array}`` for every weight and bias, in the document's names."""
+        ps = self.net.check_params(params)
+        out = {}
+        for (wn, bn), (w, b) in zip(self.names, ps, strict=True):
+            out[wn], out[bn] = w, b
+        return out
+
+    def _inputs(self, params: Params, x: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+        dtype = params[0][0].dtype
+        if x is None:
+            if self.x is None:
+                raise ValueError(f"x: document {self.key} gives no input; pass x")
+            x = self.x.astype(dtype)
+        if target is None:
+            if self.target is None:
+                raise ValueError(f"target: document {self.key} gives no target; pass target")
+            target = self.target.astype(dtype)
+        return x, target
+
+    def gradients(self, params: Any, x: Any = None, target: Any = None) -> dict[str, np.ndarray]:
+        """``{"d<loss>/d<name>": gradient}`` for every weight and bias, plus
+        ``"<loss>"`` itself. ``x`` and ``target`` default to the document's
+        (cast to the parameters' dtype)."""
+        ps = self.net.check_params(params)
+        xs, ts = self._inputs(ps, x, target)
+        grads = self.net.value_and_grad(ps, xs, ts)
+        out = {self.loss_name: grads.loss}
+        for (wn, bn), g in zip(self.names, grads.layers, strict=True):
+            out[f"d{self.loss_name}/d{wn}"] = g.dW
+            out[f"d{self.loss_name}/d{bn}"] = g.db
+        return out
+
+    def update(self, params: Any, lr: Any = None, x: Any = None, target: Any = None) -> dict[str, np.ndarray]:
+        """One gradient-descent step ``w <- w - lr dL/dw`` on every weight and
+        bias, returned in the document's names (``lr`` defaults to the
+        document's)."""
+        from .optim import sgd_step
+
+        ps = self.net.check_params(params)
+        if lr is None:
+            if self.lr is None:
+                raise ValueError(f"lr: document {self.key} gives no learning rate; pass lr")
+            lr = self.lr
+        xs, ts = self._inputs(ps, x, target)
+        grads = self.net.value_and_grad(ps, xs, ts)
+        return self.named(sgd_step(ps, grads, lr))
+
+
+def preset_000(activation: str = "sigmoid", outputs: int = 2) -> Preset:
+    """Document 000's network: input ``x`` -> one hidden unit ``h = x w + b``,
+    ``H = A1(h)`` -> output ``y = H v + c``, ``Y = A2(y) = softmax(y)`` ->
+    cross-entropy ``L = -sum target log Y``; its four gradients are
+    ``dL/dv``, ``dL/dc``, ``dL/dw``, ``dL/db``.
+
+    The document leaves ``A1`` and the output width open; both are
+    parameters here. With ``outputs=1`` the softmax of a single unit is the
+    constant 1, so ``L = 0`` and every gradient is exactly zero: a
+    classifier needs at least two outputs. Source: {000}.
+    """
+    check_choice(activation, "activation", ACTIVATIONS)
+    outputs = _check_int(outputs, "outputs", minimum=1)
+    net = MLP((1, 1, outputs), (activation, "identity"), softmax=True, cost="cross_entropy")
+    return Preset("000", net, (("w", "b"), ("v", "c")), "L",
+                  note="one hidden unit; softmax output; cross-entropy")
+
+
+def preset_002() -> Preset:
+    """Document 002's 2-4-4-3 network: layers ``i`` (2 inputs) -> ``j`` (4,
+    relu) -> ``k`` (4, tanh) -> ``o`` (3, softmax), cross-entropy ``J``;
+    inputs ``[0.2, 0.1]``, target ``[1.0, 0.0, 0.0]``, learning rate 0.01;
+    weights ``wij`` (2x4), ``wjk`` (4x4), ``wko`` (4x3), biases ``bj``,
+    ``bk``, ``bo``. ``update`` gives the document's new ``wij``, ``wjk``,
+    ``wko`` and biases. The document's weights were images, so they are
+    parameters here. Source: {002}.
+    """
+    net = MLP((2, 4, 4, 3), ("relu", "tanh", "identity"), softmax=True, cost="cross_entropy")
+    return Preset("002", net, (("wij", "bj"), ("wjk", "bk"), ("wko", "bo")), "J",
+                  x=np.array([[0.2, 0.1]]), target=np.array([[1.0, 0.0, 0.0]]), lr=0.01,
+                  note="relu, tanh, softmax; cross-entropy; lr 0.01")
+
+
+_CASES_003 = ("neuron", "output", "hidden")
+
+
+def preset_003(case: str = "neuron") -> Preset:
+    """Document 003's logistic neurons, all with ``sigma(z) = 1/(1 + e^-z)``.
+
+    * ``"neuron"``: ``z = w1 x1 + w2 x2 + b``, ``y = sigma(z)``; ``W`` is the
+      column ``[w1, w2]^T``, so ``dl/dw1 = x1 dl/dz`` and ``dl/dw2 = x2 dl/dz``.
+    * ``"output"``: that neuron's output feeds ``z'`` and ``z''`` through
+      ``w3`` and ``w4`` (the columns of ``w'``); ``z'``, ``z''`` are the
+      output layer (the document's first case).
+    * ``"hidden"``: ``z'`` and ``z''`` feed one more sigmoid layer of two
+      outputs (the second case: compute to the output, then come back).
+
+    The document's cost ``l`` is unspecified; the presets use the squared
+    error ``1/2 sum (y - target)^2``. :func:`recursion_003` evaluates the
+    document's ``dl/dz = sigma'(z) (w3 dl/dz' + w4 dl/dz'')``. Source: {003}.
+    """
+    check_choice(case, "case", _CASES_003)
+    sizes = {"neuron": (2, 1), "output": (2, 1, 2), "hidden": (2, 1, 2, 2)}[case]
+    names = (("w", "b"), ("w'", "b'"), ("w''", "b''"))[: len(sizes) - 1]
+    net = MLP(sizes, ("sigmoid",) * (len(sizes) - 1), cost="mse", reduction="half_sum")
+    return Preset("003", net, names, "l", note=f"logistic neurons, case {case!r}")
+
+
+def preset_004(output_activation: str = "sigmoid") -> Preset:
+    """Document 004's [2, 3, 1] network: ``z2 = X W1 + b1``, ``a2 = sigma(z2)``,
+    ``z3 = a2 W2 + b2``, ``yhat = sigma(z3)``, squared error
+    ``J = 1/2 sum (y - yhat)^2`` (the document's form, ``n = 1``; whose
+    gradient is the bare residual ``yhat - y``). The document's text feeds
+    ``z3`` to the cost in one figure; ``output_activation="identity"`` gives
+    that reading. :func:`reference_impl.graph.mlp_graph` builds it gate by
+    gate. Source: {004}.
+    """
+    check_choice(output_activation, "output_activation", ACTIVATIONS)
+    net = MLP((2, 3, 1), ("sigmoid", output_activation), cost="mse", reduction="half_sum")
+    return Preset("004", net, (("W1", "b1"), ("W2", "b2")), "J", note="[2, 3, 1] sigmoid; 1/2 squared error")
+
+
+PRESETS = {"000": preset_000, "002": preset_002, "003": preset_003, "004": preset_004}
+"""Document key -> preset constructor."""
+
+for _fn in PRESETS.values():
+    _fill_citations(_fn)
+
+
+def recursion_003(net: MLP, params: Any, x: Any, target: Any) -> tuple[np.ndarray, ...]:
+    """``dl/dz`` of every unit by document 003's recursion, one array per layer.
+
+    Output layer (the document's first case): ``dl/dz_k = sigma'(z_k) dl/dy_k``.
+    Any other layer (second case, computed from the output back):
+    ``dl/dz_j = sigma'(z_j) sum_k w_jk dl/dz_k`` -- for the neuron feeding
+    ``z'`` and ``z''``, ``sigma'(z) (w3 dl/dz' + w4 dl/dz'')`` -- with
+    ``sigma'(z) = sigma(z) (1 - sigma(z))``. Written unit by unit as in the
+    document; the forward values come from :meth:`MLP.forward` (003: "z is
+    already known from the forward pass") and ``dl/dy`` from the cost's VJP.
+    Every layer must be sigmoid and the net must have no softmax output.
+    Source: {003}.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
+    if any(a != "sigmoid" for a in net.activations) or net.softmax:
+        raise ValueError(f"net: document 003's recursion is for sigmoid layers without a softmax output, got {net}")
+    tape = net.forward(params, x, target)
+    one = np.ones((), dtype=tape.loss.dtype)
+    dl_dy = OPS[net.cost].vjp_from_output(one, tape.loss, tape.output, tape.target, reduction=net.reduction)[0]
+    dl_dy = np.atleast_2d(dl_dy)
+    layers = tape.layers
+    out: list[np.ndarray] = []
+    for l in range(net.depth - 1, -1, -1):
+        s = np.atleast_2d(layers[l].a)
+        sigma_prime = s * (1 - s)
+        dz = np.empty_like(s)
+        for j in range(s.shape[1]):
+            if l == net.depth - 1:
+                upstream = dl_dy[:, j]
+            else:
+                w_next, dz_next = layers[l + 1].W, out[-1]
+                upstream = np.zeros_like(s[:, j])
+                for k in range(w_next.shape[1]):
+                    upstream = upstream + w_next[j, k] * dz_next[:, k]
+            dz[:, j] = sigma_prime[:, j] * upstream
+        out.append(dz)
+    shape = tape.x.shape[:-1]
+    return tuple(d.reshape(shape + d.shape[-1:]) for d in reversed(out))
+
+
+_fill_citations(recursion_003)
