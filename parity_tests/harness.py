@@ -94,10 +94,11 @@ def _one_bound(op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any]) 
     return forward_bound(op, inputs, params).tolerance(np.float64) / 2
 
 
-def check_adjoint(ex: Example, seed: int, vjp: Any = None) -> float:
-    """The adjoint test of ``test_adjoint.py`` (error model there); ``vjp``
-    replaces the reference's VJP, so that meta-tests can show a wrong one
-    fails. Returns the error-to-tolerance ratio."""
+def adjoint_numbers(ex: Example, seed: int, vjp: Any = None) -> tuple[float, float, float, float]:
+    """The adjoint test's numbers (error model in ``test_adjoint.py``):
+    ``(<u, VJP(v)>, <v, Df(x)[u]> by central differences, |difference|,
+    tolerance)``. ``vjp`` replaces the reference's VJP, so that meta-tests
+    can show a wrong one fails; ``certify`` reports these numbers."""
     op = ex.op
     rng = np.random.default_rng(seed)
     spec, impl = SPECS[op], OPS[op].impl
@@ -122,14 +123,19 @@ def check_adjoint(ex: Example, seed: int, vjp: Any = None) -> float:
         for c, b in zip(chord, vjp_bound(op, ex.cotangent, ex.inputs, ex.params))
     )
     truncation = abs(d2 - d1) / 3
-    tol = 2 * truncation + round1 + round2 + vjp_err
-    err = abs(lhs - d1)
+    return lhs, d1, abs(lhs - d1), 2 * truncation + round1 + round2 + vjp_err
+
+
+def check_adjoint(ex: Example, seed: int, vjp: Any = None) -> float:
+    """Raise ``ParityFailure`` when the adjoint test fails; return the
+    error-to-tolerance ratio otherwise."""
+    lhs, fd, err, tol = adjoint_numbers(ex, seed, vjp)
     if not err <= tol:
         raise ParityFailure(
-            f"adjoint test of op '{op}' ({ex.dtype.name} VJP vs float64 central differences) fails\n"
+            f"adjoint test of op '{ex.op}' ({ex.dtype.name} VJP vs float64 central differences) fails\n"
             f"  example: {ex.describe()}, direction seed {seed}\n"
-            f"  <u, VJP(v)> = {lhs!r}, <v, Df(x)[u]> ~ {d1!r}; abs error {err:.3e}, rel error "
-            f"{err / max(abs(d1), 1e-300):.3e}; tolerance {tol:.3e} = 2 x truncation {truncation:.2e} + "
-            f"rounding {round1 + round2:.2e} + VJP bound {vjp_err:.2e}\n  {reproduce_hint()}"
+            f"  <u, VJP(v)> = {lhs!r}, <v, Df(x)[u]> ~ {fd!r}; abs error {err:.3e}, rel error "
+            f"{err / max(abs(fd), 1e-300):.3e}; tolerance {tol:.3e} (2 x Richardson truncation + rounding of f "
+            f"+ VJP bound)\n  {reproduce_hint()}"
         )
     return err / tol if tol > 0 else 0.0

@@ -75,3 +75,16 @@ __all__ = [
     "cross_entropy", "cross_entropy_vjp", "softmax_cross_entropy", "softmax_cross_entropy_vjp",
     "mse", "mse_vjp",
 ]
+
+
+# The user-facing oracle imports hypothesis, so it is loaded on first use:
+# ``import reference_impl`` stays NumPy-only.
+_ORACLE_NAMES = frozenset({"check_op", "check_network", "check_sgd_step", "Oracle", "OracleResult"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ORACLE_NAMES:
+        from . import oracle
+
+        return getattr(oracle, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

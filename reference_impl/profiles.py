@@ -4,6 +4,9 @@
 * ``dev``: quick local iteration (25 examples per property, random seed).
 * ``ci``: derandomized (same examples every run), no deadline, failing
   examples printed as a reproduction blob, 100 examples per property.
+* ``nightly``: 100 examples per property like ``ci``, but a fresh random
+  seed each run (``--hypothesis-seed=N`` fixes one): for scheduled runs
+  that explore beyond the fixed ``ci`` examples.
 * ``thorough``: 1000 examples per property, random seed, no deadline.
 
 Select one with ``--hypothesis-profile NAME`` or the environment variable
@@ -16,7 +19,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-PROFILES = {"dev": 25, "ci": 100, "thorough": 1000}
+PROFILES = {"dev": 25, "ci": 100, "nightly": 100, "thorough": 1000}
 ENV_VAR = "REFERENCE_IMPL_PROFILE"
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
@@ -26,6 +29,8 @@ def register() -> None:
                               suppress_health_check=_SLOW_OK)
     settings.register_profile("ci", max_examples=PROFILES["ci"], derandomize=True, deadline=None,
                               print_blob=True, database=None, suppress_health_check=_SLOW_OK)
+    settings.register_profile("nightly", max_examples=PROFILES["nightly"], deadline=None, print_blob=True,
+                              database=None, suppress_health_check=_SLOW_OK)
     settings.register_profile("thorough", max_examples=PROFILES["thorough"], deadline=None, print_blob=True,
                               suppress_health_check=_SLOW_OK)
 

@@ -1,0 +1,227 @@
+"""The pytest plugin (``reference_impl.pytest_plugin``, entry point
+``pytest11``): fixture, options, ini settings, marker and summary section,
+run through ``pytester``; and the plugin active in a fresh virtual
+environment after a plain ``pip install`` of the project.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+USER_CODE = '''
+import numpy as np
+import pytest
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_vjp(g, x):
+    s = softmax(x)
+    return (s * (g - (g * s).sum(axis=-1, keepdims=True)),)
+
+
+def diagonal_softmax_vjp(g, x):
+    s = softmax(x)
+    return (g * s * (1 - s),)
+'''
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    # pytest-benchmark, where installed, warns at configure time inside an
+    # xdist worker, and the suite turns warnings into errors: block it as the
+    # suite's own addopts do.
+    return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:benchmark", *args)
+
+
+def _summary(output: str) -> list[str]:
+    """Lines of the 'gradient oracle' section of a pytest run's output."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip("= ") == "gradient oracle"]
+    if not starts:
+        return []
+    out = []
+    for line in lines[starts[0] + 1:]:
+        if line.startswith("==="):
+            break
+        out.append(line)
+    return out
+
+
+def test_fixture_passes_and_the_summary_names_the_check(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_CODE + '''
+def test_my_softmax_vjp(gradient_oracle):
+    gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
+''')
+    result = _run(pytester, "--gradient-oracle-examples=5")
+    result.assert_outcomes(passed=1)
+    summary = _summary(result.stdout.str())
+    assert summary[0].startswith("PASS vjp of op 'softmax': 10 examples in float32, float64"), summary
+    assert summary[0].endswith("[test_user.py::test_my_softmax_vjp]")
+    assert summary[-1] == "1 check(s), 0 failed (reference_impl)"
+
+
+def test_wrong_vjp_fails_the_test_with_its_counterexample(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_CODE + '''
+def test_my_softmax_vjp(gradient_oracle):
+    gradient_oracle.check_op("softmax", vjp=diagonal_softmax_vjp).raise_if_failed()
+''')
+    result = _run(pytester, "--gradient-oracle-examples=20",
+                                "--gradient-oracle-seed=3")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "counterexample (float32, disagreement, shrunk by hypothesis): vjp[x] vs reference" in out
+    summary = _summary(out)
+    assert summary[0].startswith("FAIL vjp of op 'softmax'"), summary
+    assert summary[-1] == "1 check(s), 1 failed (reference_impl)"
+
+
+def test_marker_overrides_the_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_CODE + '''
+@pytest.mark.gradient_oracle(max_examples=3, dtypes=("float64",), seed=11)
+def test_marked(gradient_oracle):
+    r = gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
+    assert (r.max_examples, r.dtypes, r.seed) == (3, ("float64",), 11)
+
+
+def test_unmarked(gradient_oracle):
+    r = gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
+    # the ci profile's fixed seed applies; its 100 examples yield to --gradient-oracle-examples
+    assert (r.max_examples, r.seed, r.profile, r.dtypes) == (2, 0, "ci", ("float32", "float64"))
+''')
+    result = _run(pytester, "--strict-markers", "--gradient-oracle-profile=ci",
+                                "--gradient-oracle-examples=2")
+    result.assert_outcomes(passed=2)
+    summary = _summary(result.stdout.str())
+    assert any("3 examples in float64" in line and "test_marked" in line for line in summary), summary
+    assert any("4 examples in float32, float64" in line and "test_unmarked" in line for line in summary), summary
+
+
+def test_ini_settings_apply(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ngradient_oracle_examples = 4\ngradient_oracle_seed = 5\n")
+    pytester.makepyfile(test_user=USER_CODE + '''
+def test_it(gradient_oracle):
+    r = gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
+    assert (r.max_examples, r.seed) == (4, 5)
+''')
+    _run(pytester).assert_outcomes(passed=1)
+
+
+def test_unknown_backend_fails_the_test_not_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_CODE + '''
+def test_it(gradient_oracle):
+    gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
+''')
+    result = _run(pytester, "--gradient-oracle-backends=tensorflow")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*backends: unknown backend 'tensorflow'; valid: torch, jax*"])
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    pytest.param("--gradient-oracle-profile=weekly", "--gradient-oracle-profile: 'weekly' is not one of",
+                 id="profile"),
+    pytest.param("--gradient-oracle-examples=many", "--gradient-oracle-examples: expected an integer, got 'many'",
+                 id="examples"),
+])
+def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, option: str, message: str) -> None:
+    pytester.makepyfile(test_user="def test_nothing():\n    pass\n")
+    result = _run(pytester, option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_no_summary_section_without_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user="def test_nothing():\n    assert 1 + 1 == 2\n")
+    result = _run(pytester)
+    result.assert_outcomes(passed=1)
+    assert "gradient oracle" not in result.stdout.str()
+
+
+def test_options_are_listed_in_help(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--help")
+    for name in ("--gradient-oracle-backends", "--gradient-oracle-examples", "--gradient-oracle-profile",
+                 "--gradient-oracle-seed"):
+        result.stdout.fnmatch_lines([f"*{name}=*"])
+
+
+def test_plugin_import_loads_no_framework_or_hypothesis() -> None:
+    code = ("import sys, reference_impl.pytest_plugin; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('hypothesis', 'torch', 'jax', 'jaxlib')"
+            " or m == 'reference_impl.oracle'); print(','.join(bad)); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, f"importing the plugin pulled in: {r.stdout.strip()} {r.stderr[-500:]}"
+
+
+# --------------------------------------------------------------------------- installed, in a fresh environment
+
+DOWNSTREAM_TEST = '''
+import numpy as np
+
+
+def softmax_vjp(g, x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    s = e / e.sum(axis=-1, keepdims=True)
+    return (s * (g - (g * s).sum(axis=-1, keepdims=True)),)
+
+
+def test_softmax_vjp(gradient_oracle):
+    gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
+'''
+
+
+def _project_copy(dest: Path) -> Path:
+    """The project's files, without build products: pip builds in the
+    source folder (setuptools' build/ and *.egg-info), which must not be
+    the checkout that other tests are reading."""
+    ignore = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis",
+                                    ".pytest_cache", ".venv*", "venv", "reports", "*.pyc")
+    shutil.copytree(REPO, dest, ignore=ignore)
+    return dest
+
+
+@pytest.mark.slow
+def test_plugin_is_active_in_a_fresh_venv_after_pip_install(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    # --system-site-packages lends numpy, hypothesis, pytest and setuptools;
+    # --without-pip keeps the venv from shadowing them with its own bundled
+    # (older) setuptools, so the system's pip builds the wheel.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    source = _project_copy(tmp_path / "project")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
+                              str(source)], capture_output=True, text=True, env=env, check=False)
+    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
+
+    user = tmp_path / "downstream"
+    user.mkdir()
+    where = subprocess.run([str(python), "-c", "import reference_impl; print(reference_impl.__file__)"],
+                           capture_output=True, text=True, cwd=user, env=env, check=True).stdout.strip()
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, cwd=user, env=env, check=True).stdout.strip()
+    assert Path(where).resolve().is_relative_to(Path(site).resolve()), (
+        f"reference_impl imported from {where}, not from the venv's site-packages {site}")
+    assert not Path(where).resolve().is_relative_to(REPO), f"reference_impl imported from the checkout: {where}"
+
+    (user / "test_downstream.py").write_text(textwrap.dedent(DOWNSTREAM_TEST))
+    run = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "--gradient-oracle-examples=5",
+                          "test_downstream.py"], capture_output=True, text=True, cwd=user, env=env, check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert "1 passed" in out, out[-3000:]
+    summary = _summary(run.stdout)
+    assert summary and summary[0].startswith("PASS vjp of op 'softmax': 10 examples"), out[-3000:]
