@@ -885,6 +885,19 @@ def _batch_class(case: NetCase) -> str:
     return "batch=1" if case.batch == 1 else "batch>1"
 
 
+def _resolve_net_settings(net: Any, mlp: Any, max_batch: Any, dtypes: Any, max_examples: Any, seed: Any,
+                          backends: Any, profile: str | None, problems: list[str]) -> tuple[Any, ...]:
+    """The settings ``check_network`` and ``check_sgd_step`` share: batch
+    limit, dtypes, examples, seed, backends, profile, the network adapters
+    and the subject's name; problems are appended, not raised."""
+    if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
+        problems.append(f"max_batch: expected an int >= 1, got {max_batch!r}")
+    dts, n, sd, bks, prof = _resolve_common(dtypes, max_examples, seed, backends, profile, problems)
+    adapters = _net_adapters(bks, problems)
+    subject = str(mlp) if mlp is not None else repr(net)
+    return dts, n, sd, bks, prof, adapters, subject
+
+
 def _net_adapters(backends: Sequence[str], problems: list[str]) -> Any:
     if not backends:
         return None
@@ -933,11 +946,8 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
     if value_and_grad is None:
         problems.append("value_and_grad: give your function value_and_grad(params, x, target)")
     _check_callable(value_and_grad, "value_and_grad", "value_and_grad(params, x, target)", problems)
-    if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
-        problems.append(f"max_batch: expected an int >= 1, got {max_batch!r}")
-    dts, n, sd, bks, prof = _resolve_common(dtypes, max_examples, seed, backends, profile, problems)
-    adapters = _net_adapters(bks, problems)
-    subject = str(mlp) if mlp is not None else repr(net)
+    dts, n, sd, bks, prof, adapters, subject = _resolve_net_settings(
+        net, mlp, max_batch, dtypes, max_examples, seed, backends, profile, problems)
     if problems:
         return OracleResult("network", subject, ("value_and_grad",), (), (), tuple(problems), dts, bks, n, sd, prof)
     user_fn: Callable[..., Any] = value_and_grad  # type: ignore[assignment]  # not None: a problem otherwise
@@ -1039,11 +1049,8 @@ def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any 
             lr = check_lr(lr)
         except (TypeError, ValueError) as e:
             problems.append(str(e))
-    if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
-        problems.append(f"max_batch: expected an int >= 1, got {max_batch!r}")
-    dts, n, sd, bks, prof = _resolve_common(dtypes, max_examples, seed, backends, profile, problems)
-    adapters = _net_adapters(bks, problems)
-    subject = str(mlp) if mlp is not None else repr(net)
+    dts, n, sd, bks, prof, adapters, subject = _resolve_net_settings(
+        net, mlp, max_batch, dtypes, max_examples, seed, backends, profile, problems)
     if problems:
         return OracleResult("sgd_step", subject, ("step",), (), (), tuple(problems), dts, bks, n, sd, prof)
     user_fn: Callable[..., Any] = step  # type: ignore[assignment]  # not None: a problem otherwise
