@@ -22,6 +22,19 @@ import pytest
 
 from reference_impl import golden
 from reference_impl.sources import SOURCES
+from reference_impl.tolerances import (
+    ELEMENTARY_ULPS,
+    IMPLEMENTATIONS,
+    compare,
+    forward_bound,
+    unit_roundoff,
+    vjp_bound,
+)
+
+U64 = unit_roundoff(np.float64)
+DECIMAL_REPR = 4 * U64
+"""A decimal tolerance read from JSON and the same decimal computed as
+0.5 * 10**-d differ by a couple of roundings at most."""
 
 PACKAGED = golden.fixtures_dir()
 FILES = golden.load_fixtures()
@@ -83,7 +96,7 @@ def test_every_expected_number_says_where_it_comes_from() -> None:
             if x.origin == "document":
                 assert x.decimals is not None and x.tolerance is not None
                 want = 0.0 if x.tolerance_rule == "exact" else 0.5 * 10.0 ** -x.decimals
-                assert x.tolerance == pytest.approx(want, rel=1e-12, abs=0.0), f"{e.id}: expected[{x.index}]"
+                assert x.tolerance == pytest.approx(want, rel=DECIMAL_REPR, abs=0.0), f"{e.id}: expected[{x.index}]"
             if x.origin == "derived":
                 assert x.tolerance is None and x.decimals is None, f"{e.id}: a derived value has no printed precision"
 
@@ -318,7 +331,7 @@ def test_drifted_derived_value_is_reported_and_regenerated(fixture_copy: Path,
     data = json.loads(original)
     i = _index(data, CE)
     stored = data["entries"][i]["expected"][0]["value"]
-    assert stored == pytest.approx(-math.log(0.29228018), rel=1e-15)
+    assert stored == pytest.approx(-math.log(0.29228018), rel=IMPLEMENTATIONS * (ELEMENTARY_ULPS + 2) * U64)
 
     def drift(d: dict[str, Any]) -> None:
         d["entries"][i]["expected"][0]["value"] = stored * (1 + 1e-12)
@@ -422,12 +435,27 @@ def test_derived_values_match_closed_forms() -> None:
         assert float(_expected(g, quantity="gradient", wrt=wrt).value) == want
     yhat = [0.29228018, 0.03001013, 0.67770969]
     loss = -math.log(yhat[0])
-    assert float(_expected(CE, quantity="value").value) == pytest.approx(loss, rel=1e-15)
-    assert float(_expected(LOGITS, quantity="value", of="J").value) == pytest.approx(loss, rel=1e-14)
-    np.testing.assert_allclose(_expected(CE, quantity="gradient").value, [-1 / yhat[0], 0.0, 0.0], rtol=1e-15)
-    np.testing.assert_allclose(_expected(LOGITS, quantity="gradient").value, [yhat[0] - 1, yhat[1], yhat[2]],
-                               rtol=1e-14, atol=1e-16)
-    np.testing.assert_allclose(_value(LOGITS, "z"), [math.log(p) for p in yhat], rtol=1e-15)
+    p, t = np.array(yhat), np.array([1.0, 0.0, 0.0])
+    one = np.ones(())
+
+    def close(stored: Any, want: Any, tol: Any) -> None:
+        comp = compare(np.asarray(stored, dtype=np.float64), np.asarray(want, dtype=np.float64), tol, np.float64)
+        assert comp.ok, comp.describe()
+
+    # cross-entropy on the printed probabilities: the ops' own error bounds
+    close(_expected(CE, quantity="value").value, loss, forward_bound("cross_entropy", (p, t)).tolerance(np.float64))
+    close(_expected(CE, quantity="gradient").value, [-1 / yhat[0], 0.0, 0.0],
+          vjp_bound("cross_entropy", one, (p, t))[0].tolerance(np.float64))
+    # logits z = ln(yhat): E ulps of log each; that error reaches the loss and
+    # its gradient through |softmax - t| and the softmax Jacobian s (|dz| + sum s |dz|)
+    z = np.log(p)
+    dz = IMPLEMENTATIONS * ELEMENTARY_ULPS * U64 * np.abs(z)
+    close(_value(LOGITS, "z"), z, dz)
+    s = np.exp(z) / np.exp(z).sum()
+    close(_expected(LOGITS, quantity="value", of="J").value, loss,
+          forward_bound("softmax_cross_entropy", (z, t)).tolerance(np.float64) + np.sum(np.abs(s - t) * dz))
+    close(_expected(LOGITS, quantity="gradient").value, [yhat[0] - 1, yhat[1], yhat[2]],
+          vjp_bound("softmax_cross_entropy", one, (z, t))[0].tolerance(np.float64) + s * (dz + np.sum(s * dz)))
     np.testing.assert_array_equal(_expected(RELU, quantity="gradient").value, [1.0, 0.0, 1.0, 1.0])
 
 
