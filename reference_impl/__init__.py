@@ -15,32 +15,63 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import max_elements, set_max_elements
 from .ops import OPS, Op, unbroadcast
 from .sources import SOURCES, cite
 
 __version__ = "0.1.0"
 
 
+def _unaliased(result: Any, inputs: tuple[Any, ...]) -> Any:
+    """Copy any result array that shares memory with an input or with an
+    earlier result, so that writing into one never changes another."""
+    seen = [x for x in inputs if isinstance(x, np.ndarray)]
+    parts = result if isinstance(result, tuple) else (result,)
+    out = []
+    for part in parts:
+        if isinstance(part, np.ndarray) and (
+            any(np.may_share_memory(part, other) for other in seen) or not part.flags.writeable
+        ):
+            part = part.copy()
+        if isinstance(part, np.ndarray):
+            seen.append(part)
+        out.append(part)
+    return tuple(out) if isinstance(result, tuple) else out[0]
+
+
 def _plain(op: Op, kind: str) -> Callable[..., Any]:
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in op.arg_names]
+    """``op.forward`` or ``op.vjp`` as a function with a real signature:
+    inputs by position or by name, parameters by name only."""
+    name = op.name if kind == "forward" else op.name + "_vjp"
+    arg_names = tuple(op.arg_names) if kind == "forward" else ("cotangent", *op.arg_names)
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in arg_names]
     params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v[0]) for k, v in op.params.items()]
+    signature = inspect.Signature(params)
+    call = op.forward if kind == "forward" else op.vjp
+
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        unknown = sorted(set(kwargs) - set(signature.parameters))
+        if unknown:  # reported before a missing input, which bind() would name first
+            raise TypeError(f"{unknown[0]}: {name}() has no argument {unknown[0]!r}; signature: {name}{signature}")
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:
+            # "missing a required argument: 'x'", "got an unexpected keyword argument 'y'", ...
+            raise TypeError(f"{name}(): {e}; signature: {name}{signature}") from None
+        inputs = tuple(bound.arguments[n] for n in arg_names)
+        chosen = {k: v for k, v in bound.arguments.items() if k in op.params}
+        return _unaliased(call(*inputs, **chosen), inputs)
+
     if kind == "forward":
-        def fn(*args: Any, **kwargs: Any) -> np.ndarray:
-            return op.forward(*args, **kwargs)
-        fn.__name__ = op.name
         doc = op.impl.__doc__
     else:
-        def fn(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-            return op.vjp(*args, **kwargs)
-        fn.__name__ = op.name + "_vjp"
-        params.insert(0, inspect.Parameter("cotangent", inspect.Parameter.POSITIONAL_OR_KEYWORD))
         doc = inspect.cleandoc(op.rule.__doc__ or "")
         doc += f"\n\nReturns one gradient per input: {', '.join(op.arg_names)}."
-    fn.__qualname__ = fn.__name__
+    fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{inspect.cleandoc(doc or '')}\n\nFormula: {op.formula}\nSources: " + ", ".join(
         cite(k) for k in op.sources
     )
-    fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    fn.__signature__ = signature  # type: ignore[attr-defined]
     fn.__module__ = __name__
     return fn
 
@@ -69,7 +100,7 @@ mse = _plain(OPS["mse"], "forward")
 mse_vjp = _plain(OPS["mse"], "vjp")
 
 __all__ = [
-    "OPS", "Op", "SOURCES", "cite", "unbroadcast", "__version__",
+    "OPS", "Op", "SOURCES", "cite", "unbroadcast", "__version__", "max_elements", "set_max_elements",
     "add", "add_vjp", "multiply", "multiply_vjp", "matmul", "matmul_vjp", "dense", "dense_vjp",
     "relu", "relu_vjp", "tanh", "tanh_vjp", "sigmoid", "sigmoid_vjp", "softmax", "softmax_vjp",
     "cross_entropy", "cross_entropy_vjp", "softmax_cross_entropy", "softmax_cross_entropy_vjp",

@@ -3,17 +3,43 @@
 Each check names the argument and the problem in its message. Bad input must
 never turn into a silently wrong number: a wrong dtype is a ``TypeError``, a
 wrong shape or value a ``ValueError``.
+
+What :func:`as_array` accepts: float32 and float64 ndarrays (``np.memmap``
+too), NumPy float scalars, Python floats, and lists, tuples or objects with
+``__array__`` that convert to one of those dtypes without a cast. What it
+refuses, naming the argument and saying how to convert:
+
+* framework tensors (PyTorch, JAX, TensorFlow, CuPy), recognised by the
+  module of their type so that no framework is imported here;
+* ndarray subclasses that change what the numbers mean: masked arrays (the
+  mask would be dropped silently), ``np.matrix`` (``*`` is a matrix
+  product), any other subclass;
+* ragged nested lists, an ``__array__`` that raises, object, integer, boolean,
+  complex, float16, bfloat16, string and datetime arrays;
+* arrays of more than :func:`max_elements` elements (default
+  :data:`DEFAULT_MAX_ELEMENTS`; environment variable
+  ``REFERENCE_IMPL_MAX_ELEMENTS``), so that an absurd shape -- typically a
+  broadcast view that occupies no memory -- is a clear error and not a
+  ``MemoryError`` from deep inside NumPy.
+
+The finite check reads a broadcast view through its distinct elements only,
+so it never allocates a temporary of the view's logical size.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "SUPPORTED_DTYPES",
+    "DEFAULT_MAX_ELEMENTS",
+    "max_elements",
+    "set_max_elements",
     "as_array",
+    "check_size",
     "check_same_dtype",
     "check_finite",
     "check_distribution",
@@ -24,42 +50,155 @@ __all__ = [
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+DEFAULT_MAX_ELEMENTS = 2**26
+"""Default size limit of one array argument or result: 67,108,864 elements,
+512 MiB in float64. The reference computes a few temporaries of an input's
+size, so this keeps one call within a few GiB."""
+
+
+def _limit_from_environment() -> int:
+    raw = os.environ.get("REFERENCE_IMPL_MAX_ELEMENTS")
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_ELEMENTS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"REFERENCE_IMPL_MAX_ELEMENTS: expected a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"REFERENCE_IMPL_MAX_ELEMENTS: expected a positive integer, got {raw!r}")
+    return value
+
+
+_max_elements = _limit_from_environment()
+
+
+def max_elements() -> int:
+    """The largest number of elements an array argument may have."""
+    return _max_elements
+
+
+def set_max_elements(limit: int) -> int:
+    """Set the size limit of array arguments (elements); returns the previous limit."""
+    global _max_elements
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"limit: expected a positive int, got {limit!r}")
+    previous, _max_elements = _max_elements, int(limit)
+    return previous
+
+
+# Root modules of array types that must be converted explicitly, with how.
+_FRAMEWORK_HINTS = {
+    "torch": "a PyTorch tensor; convert it with t.detach().cpu().numpy() "
+             "(a bfloat16 tensor first with t.float() or t.double())",
+    "jax": "a JAX array; convert it with np.asarray(jax_array)",
+    "jaxlib": "a JAX array; convert it with np.asarray(jax_array)",
+    "tensorflow": "a TensorFlow tensor; convert it with t.numpy()",
+    "cupy": "a CuPy array; convert it with cupy.asnumpy(a)",
+}
+
+
+def _framework_hint(x: Any) -> str | None:
+    for cls in type(x).__mro__:
+        root = (getattr(cls, "__module__", "") or "").partition(".")[0]
+        if root in _FRAMEWORK_HINTS:
+            return _FRAMEWORK_HINTS[root]
+    return None
+
+
+def _subclass_problem(x: np.ndarray) -> str | None:
+    if type(x) is np.ndarray or isinstance(x, np.memmap):
+        return None
+    if isinstance(x, np.ma.MaskedArray):
+        return ("a masked array: the reference would silently compute on the masked-out values; "
+                "pass x.filled(fill_value) or x.compressed(), or np.asarray(x) to drop the mask on purpose")
+    if isinstance(x, np.matrix):
+        return "an np.matrix (its * is a matrix product and it is always 2-D); pass np.asarray(x)"
+    return (f"an ndarray subclass {type(x).__module__}.{type(x).__qualname__}, whose operations may mean "
+            "something else; pass np.asarray(x) if its values are plain numbers")
+
+
+def check_size(shape: tuple[int, ...], name: str) -> None:
+    """Refuse an array (argument or result) of more than :func:`max_elements` elements."""
+    size = 1
+    for n in shape:
+        size *= int(n)  # Python ints: a product of huge axes cannot wrap around
+    if size > _max_elements:
+        raise ValueError(
+            f"{name}: shape {tuple(shape)} has {size} elements, more than the limit of {_max_elements} "
+            "(reference_impl.set_max_elements or REFERENCE_IMPL_MAX_ELEMENTS change it); "
+            "a broadcast view counts with its full shape"
+        )
+
 
 def as_array(x: Any, name: str, *, allow_nonfinite: bool = False) -> np.ndarray:
     """Return ``x`` as a float32/float64 ndarray, or raise naming ``name``.
 
     Lists and tuples of Python floats are accepted (they become float64);
     integer, boolean, complex and float16 inputs are rejected rather than cast,
-    because a cast would hide a dtype bug in the caller's code.
+    because a cast would hide a dtype bug in the caller's code. See the module
+    docstring for everything else that is refused.
     """
     if x is None:
         raise TypeError(f"{name}: expected a float32 or float64 array, got None")
-    if isinstance(x, (str, bytes, dict, set)):
+    if isinstance(x, (str, bytes, dict, set, frozenset)):
         raise TypeError(f"{name}: expected a float32 or float64 array, got {type(x).__name__}")
-    arr = np.asarray(x)
+    hint = _framework_hint(x)
+    if hint is not None:
+        raise TypeError(f"{name}: got {hint}")
+    if isinstance(x, np.ndarray):
+        problem = _subclass_problem(x)
+        if problem is not None:
+            raise TypeError(f"{name}: got {problem}")
+        arr = np.asarray(x)
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as e:
+            if isinstance(x, (list, tuple)):
+                raise ValueError(f"{name}: cannot be read as an array (ragged or mixed nesting?): {e}") from None
+            raise TypeError(f"{name}: converting the {type(x).__name__} to an array failed: "
+                            f"{type(e).__name__}: {e}") from e
+        except Exception as e:  # a user-defined __array__ may raise anything
+            raise TypeError(f"{name}: converting the {type(x).__name__} to an array failed: "
+                            f"{type(e).__name__}: {e}") from e
+        if type(arr) is not np.ndarray:
+            problem = _subclass_problem(arr)
+            if problem is not None:
+                raise TypeError(f"{name}: converted to {problem}")
     if arr.dtype == object:
-        raise TypeError(f"{name}: expected a numeric array, got an object array from {type(x).__name__}")
+        raise TypeError(f"{name}: expected a numeric array, got an object array from {type(x).__name__} "
+                        "(ragged rows, None or Python ints too large for int64?)")
     if arr.dtype not in SUPPORTED_DTYPES:
         raise TypeError(
             f"{name}: dtype {arr.dtype} is not supported; use float32 or float64 "
-            "(integer, boolean, complex and float16 inputs are not cast silently)"
+            "(integer, boolean, complex, float16, bfloat16, string and datetime inputs are not cast silently)"
         )
+    check_size(arr.shape, name)
     if not allow_nonfinite:
         check_finite(arr, name)
     return arr
 
 
+def _distinct_elements(arr: np.ndarray) -> np.ndarray:
+    """A view holding each stored element of ``arr`` once: axes with stride 0
+    (a broadcast) are collapsed to length 1."""
+    if arr.ndim == 0 or 0 not in arr.strides:
+        return arr
+    index = tuple(slice(0, 1) if s == 0 else slice(None) for s in arr.strides)
+    return arr[index]
+
+
 def check_finite(arr: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))
-        first = tuple(int(i) for i in bad[0]) if arr.ndim else ()
-        kind = "NaN" if np.isnan(arr[first] if arr.ndim else arr) else "inf"
-        raise ValueError(
-            f"{name}: contains {len(bad)} non-finite value(s) (first: {kind} at index {first}); "
-            "the reference is defined for finite inputs only"
-        )
-
-
+    if bool(np.isfinite(_distinct_elements(arr)).all()):
+        return
+    finite = np.isfinite(arr)
+    count = int(finite.size - np.count_nonzero(finite))
+    first = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite.reshape(-1))), arr.shape))
+    kind = "NaN" if np.isnan(arr[first]) else "inf"
+    raise ValueError(
+        f"{name}: contains {count} non-finite value(s) (first: {kind} at index {first}); "
+        "the reference is defined for finite inputs only"
+    )
 def check_same_dtype(**arrays: np.ndarray) -> np.dtype:
     """All named arrays must share one dtype: no silent promotion."""
     items = list(arrays.items())
