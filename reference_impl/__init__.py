@@ -22,18 +22,23 @@ from .sources import SOURCES, cite
 __version__ = "0.1.0"
 
 
-def _unaliased(result: Any, inputs: tuple[Any, ...]) -> Any:
-    """Copy any result array that shares memory with an input or with an
-    earlier result, so that writing into one never changes another."""
+def _checked_result(result: Any, inputs: tuple[Any, ...], name: str, arg_names: tuple[str, ...]) -> Any:
+    """Every result finite (a true value beyond the dtype's range is an error
+    naming the inputs, never an inf or a NaN), and a copy of any result array
+    that shares memory with an input or an earlier result."""
     seen = [x for x in inputs if isinstance(x, np.ndarray)]
     parts = result if isinstance(result, tuple) else (result,)
     out = []
-    for part in parts:
-        if isinstance(part, np.ndarray) and (
-            any(np.may_share_memory(part, other) for other in seen) or not part.flags.writeable
-        ):
-            part = part.copy()
+    for k, part in enumerate(parts):
         if isinstance(part, np.ndarray):
+            if not np.all(np.isfinite(part)):
+                what = "the result" if len(parts) == 1 else f"the gradient w.r.t. {arg_names[k + 1]}"
+                raise ValueError(
+                    f"{', '.join(arg_names)}: {what} of {name} is not representable in {part.dtype} "
+                    "(its true value is beyond the dtype's range); use float64 or inputs of smaller magnitude"
+                )
+            if any(np.may_share_memory(part, other) for other in seen) or not part.flags.writeable:
+                part = part.copy()
             seen.append(part)
         out.append(part)
     return tuple(out) if isinstance(result, tuple) else out[0]
@@ -60,7 +65,9 @@ def _plain(op: Op, kind: str) -> Callable[..., Any]:
             raise TypeError(f"{name}(): {e}; signature: {name}{signature}") from None
         inputs = tuple(bound.arguments[n] for n in arg_names)
         chosen = {k: v for k, v in bound.arguments.items() if k in op.params}
-        return _unaliased(call(*inputs, **chosen), inputs)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            result = call(*inputs, **chosen)
+        return _checked_result(result, inputs, name, arg_names)
 
     if kind == "forward":
         doc = op.impl.__doc__

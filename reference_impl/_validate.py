@@ -28,6 +28,7 @@ so it never allocates a temporary of the view's logical size.
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any
 
@@ -46,6 +47,12 @@ __all__ = [
     "check_cotangent",
     "check_choice",
     "check_class_axis",
+    "check_int",
+    "check_dtype",
+    "check_positive_scale",
+    "frozen",
+    "quiet_overflow",
+    "where_not_finite",
 ]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -266,3 +273,49 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: {value!r} is not one of {list(choices)}")
     return value
+
+
+def frozen(arr: np.ndarray) -> np.ndarray:
+    """A read-only copy: what the tape keeps cannot change after the forward
+    pass, whether the caller edits their arrays or someone edits the tape."""
+    out = np.array(arr, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def quiet_overflow() -> Any:
+    """NumPy's overflow warnings off: the network checks its values itself and
+    raises an error that names the caller's arguments."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def where_not_finite(arr: np.ndarray) -> str:
+    bad = np.argwhere(~np.isfinite(np.atleast_1d(arr)))[0]
+    return f"index {tuple(int(i) for i in bad)}" if arr.ndim else "the scalar"
+
+
+def check_int(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: {dtype!r} is not a dtype; use float32 or float64") from None
+    if dt not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name}: {dt} is not supported; use float32 or float64")
+    return dt
+
+
+def check_positive_scale(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
+    return v

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, check_cotangent, check_same_dtype
-from .networks import _fill_citations
 from .ops import OPS
+from .sources import fill_citations
 
-__all__ = ["g", "g_partials", "composite_p", "composite_p_vjp", "composite_p_jacobian"]
+__all__ = ["g", "g_partials", "composite_p", "composite_p_vjp", "composite_p_jacobian", "JACOBIAN_LIMIT"]
 
 
 def _xyz(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,12 +35,35 @@ def _xyz(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xs, ys, zs
 
 
+def _two_x_plus_y(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """``2x + y``; where ``2x`` alone overflows but the sum does not (``x``
+    and ``y`` of opposite signs), as ``x + (x + y)``, which then cannot."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = 2 * xs + ys
+        bad = ~np.isfinite(q)
+        if np.any(bad):
+            q = np.where(bad, xs + (xs + ys), q)
+    return np.asarray(q)
+
+
+def _finite(value: np.ndarray, names: str, what: str) -> np.ndarray:
+    """Results beyond the dtype's range are an error naming the arguments
+    that produce them, never an inf."""
+    if not np.all(np.isfinite(value)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(np.atleast_1d(value)))[0])
+        raise ValueError(f"{names}: {what} overflows {value.dtype} at index {where if value.ndim else ()}; "
+                         "the true value is beyond the dtype's range (use float64 or smaller inputs)")
+    return value
+
+
 def g(x: Any, y: Any, z: Any) -> np.ndarray:
     """``g(x, y, z) = (2x + y) z`` elementwise (002; ``g(1, -5, 7) = -21``).
     ``x``, ``y``, ``z``: float arrays of one shape and dtype (Python floats
     are float64). Source: {002}."""
     xs, ys, zs = _xyz(x, y, z)
-    return np.asarray((2 * xs + ys) * zs)
+    q = _finite(_two_x_plus_y(xs, ys), "x, y", "2x + y")
+    with np.errstate(over="ignore"):
+        return _finite(np.asarray(q * zs), "x, y, z", "g = (2x + y) z")
 
 
 def g_partials(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -51,12 +74,13 @@ def g_partials(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
     to ``2x`` and to ``y``; the scaling by 2 doubles it for ``x``. At
     ``(1, -5, 7)``: ``(14, 7, -3)``. Source: {002}."""
     xs, ys, zs = _xyz(x, y, z)
-    two_x = 2 * xs
-    q = OPS["add"].forward(two_x, ys)
+    q = _finite(_two_x_plus_y(xs, ys), "x, y", "dg/dz = 2x + y")
     one = np.ones_like(q)
-    dq, dz = OPS["multiply"].vjp_from_output(one, q * zs, q, zs)
-    d2x, dy = OPS["add"].vjp_from_output(dq, q, two_x, ys)
-    return np.asarray(2 * d2x), np.asarray(dy), np.asarray(dz)
+    with np.errstate(over="ignore"):
+        dq, dz = OPS["multiply"].vjp_from_output(one, q * zs, q, zs)
+        d2x, dy = OPS["add"].vjp_from_output(dq, q, q, ys)  # the add gate q = (2x) + y; its rule reads no values
+        dx = _finite(np.asarray(2 * d2x), "z", "dg/dx = 2z")
+    return dx, np.array(dy, copy=True), np.array(dz, copy=True)
 
 
 def _check_rows(X: Any, name: str = "X") -> np.ndarray:
@@ -89,23 +113,36 @@ def composite_p_vjp(cotangent: Any, X: Any) -> np.ndarray:
     return OPS["relu"].vjp_from_output(d_f, f, xs)[0]
 
 
+JACOBIAN_LIMIT = 4096
+"""Longest row :func:`composite_p_jacobian` forms the dense Jacobian of:
+``n^2`` entries, 128 MiB in float64 at this length."""
+
+
 def composite_p_jacobian(x: Any) -> np.ndarray:
     """The full Jacobian ``dp_i/dx_j`` of ``p`` at a single row ``x`` (1-D),
     as the document's product of the three local Jacobians:
     ``J = (diag(s) - s s^T) . diag(1 - tanh(relu(x))^2) . diag([x > 0])``
-    with ``s = p(x)``. Source: {002}."""
+    with ``s = p(x)``. A product with a diagonal matrix scales the columns,
+    so the two diagonal factors are applied that way (the same roundings as
+    the matrix products, in ``n^2`` instead of ``n^3`` operations). Rows
+    longer than :data:`JACOBIAN_LIMIT` are refused. Source: {002}."""
     xs = _check_rows(x, "x")
     if xs.ndim != 1:
         raise ValueError(f"x: the Jacobian is formed for one row (1-D), got shape {xs.shape}")
+    if xs.shape[0] > JACOBIAN_LIMIT:
+        raise ValueError(
+            f"x: a row of {xs.shape[0]} elements has a {xs.shape[0]} x {xs.shape[0]} Jacobian, longer than "
+            f"JACOBIAN_LIMIT = {JACOBIAN_LIMIT}; use composite_p_vjp for products with it"
+        )
     f = np.where(xs > 0, xs, np.zeros((), dtype=xs.dtype))
     gv = np.tanh(f)
     e = np.exp(gv - gv.max())
     s = e / e.sum()
     softmax_jac = np.diag(s) - np.outer(s, s)
-    tanh_jac = np.diag(1 - gv * gv)
-    relu_jac = np.diag((xs > 0).astype(xs.dtype))
-    return np.asarray(softmax_jac @ tanh_jac @ relu_jac)
+    tanh_diag = 1 - gv * gv
+    relu_diag = (xs > 0).astype(xs.dtype)
+    return np.asarray(softmax_jac * tanh_diag[None, :] * relu_diag[None, :])
 
 
 for _fn in (g, g_partials, composite_p, composite_p_vjp, composite_p_jacobian):
-    _fill_citations(_fn)
+    fill_citations(_fn)

@@ -32,8 +32,10 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, check_choice, check_cotangent
-from .networks import MLP, LayerGradients, NetworkGradients, _fill_citations
+from ._validate import frozen as _frozen
+from .networks import MLP, LayerGradients, NetworkGradients
 from .ops import OPS
+from .sources import fill_citations
 
 __all__ = ["Node", "Graph", "Gradients", "MLPGraph", "mlp_graph", "graph_gradients", "GATE_ACTIVATIONS"]
 
@@ -41,7 +43,7 @@ GATE_ACTIVATIONS = ("relu", "tanh", "sigmoid", "softmax", "identity")
 LOSSES = ("cross_entropy", "softmax_cross_entropy", "mse")
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Node:
     """One value in the graph: a variable (``op is None``) or a gate's output."""
 
@@ -113,12 +115,12 @@ class Graph:
         return node
 
     def _gate(self, op: str, inputs: tuple[Node, ...], name: str | None, **params: Any) -> Node:
-        value = OPS[op].forward(*(n.value for n in inputs), **params)
+        value = _frozen(OPS[op].forward(*(n.value for n in inputs), **params))
         return self._push(Node(self._name(name, op), op, inputs, value, dict(params)))
 
     def variable(self, name: str, value: Any) -> Node:
         """A leaf: an input, a weight, a bias or a target."""
-        return self._push(Node(self._name(name, "v"), None, (), as_array(value, name)))
+        return self._push(Node(self._name(name, "v"), None, (), _frozen(as_array(value, name))))
 
     def add(self, a: Node, b: Node, name: str | None = None) -> Node:
         """``a + b``; backward: the distributor, ``da = db = upstream``."""
@@ -150,21 +152,38 @@ class Graph:
                           reduction=reduction)
 
     def topological_order(self, output: Node) -> list[Node]:
-        """The nodes ``output`` depends on, each after all of its inputs."""
+        """The nodes ``output`` depends on, each after all of its inputs.
+
+        Nodes are frozen, but a graph edited anyway (``object.__setattr__``,
+        or ``Graph.nodes`` changed by hand) into a cycle or onto foreign nodes
+        is a ``ValueError`` naming ``output``, not a hang."""
         self._own(output, "output")
+        members = {id(n) for n in self.nodes}
         order: list[Node] = []
         done: set[int] = set()
+        visiting: set[int] = set()
         stack: list[tuple[Node, bool]] = [(output, False)]
         while stack:
             node, expanded = stack.pop()
             if id(node) in done:
                 continue
             if expanded:
+                visiting.discard(id(node))
                 done.add(id(node))
                 order.append(node)
                 continue
+            if id(node) in visiting:
+                # (node, False) above its own (node, True) marker: pushed by one of its descendants
+                raise ValueError(f"output: the graph upstream of {output.name!r} has a cycle through node "
+                                 f"{node.name!r}; a graph of gates is acyclic, rebuild it")
+            visiting.add(id(node))
             stack.append((node, True))
-            stack.extend((i, False) for i in node.inputs if id(i) not in done)
+            for i in node.inputs:
+                if not isinstance(i, Node) or id(i) not in members:
+                    raise ValueError(f"output: node {node.name!r} upstream of {output.name!r} has an input that is "
+                                     f"not a node of this graph ({i!r})")
+                if id(i) not in done:
+                    stack.append((i, False))
         return order
 
     def backward(self, output: Node, cotangent: Any = None) -> Gradients:
@@ -191,9 +210,15 @@ class Graph:
             local = OPS[node.op].vjp_from_output(upstream, node.value, *(i.value for i in node.inputs), **node.params)
             for inp, g in zip(node.inputs, local, strict=True):
                 grads[inp] = grads[inp] + g if inp in grads else g
+        out: dict[Node, np.ndarray] = {}
         for node in order:
-            grads.setdefault(node, np.zeros_like(node.value))
-        return Gradients({n: grads[n] for n in order})
+            # a copy each: a gate's rule may hand one array to both of its inputs
+            g = np.array(grads[node], copy=True) if node in grads else np.zeros_like(node.value)
+            if not np.all(np.isfinite(g)):
+                raise ValueError(f"output: the gradient of {output.name!r} w.r.t. node {node.name!r} overflows "
+                                 f"{g.dtype}; scale the graph's values down or use float64")
+            out[node] = g
+        return Gradients(out)
 
 
 @dataclass(frozen=True)
@@ -261,4 +286,4 @@ def graph_gradients(net: MLP, params: Any, x: Any, target: Any) -> NetworkGradie
 
 
 for _obj in (Graph, Graph.backward, mlp_graph):
-    _fill_citations(_obj)
+    fill_citations(_obj)

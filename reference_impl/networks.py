@@ -23,17 +23,37 @@ parameters (``Preset.init_params`` draws them at random).
 
 from __future__ import annotations
 
-import numbers
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._validate import SUPPORTED_DTYPES, as_array, check_choice
+from ._sgd import Params, step_pairs
+from ._validate import (
+    as_array,
+    check_choice,
+)
+from ._validate import (
+    check_dtype as _check_dtype,
+)
+from ._validate import (
+    check_int as _check_int,
+)
+from ._validate import (
+    check_positive_scale as _check_scale,
+)
+from ._validate import (
+    frozen as _frozen,
+)
+from ._validate import (
+    quiet_overflow as _quiet_overflow,
+)
+from ._validate import (
+    where_not_finite as _where_not_finite,
+)
 from .ops import OPS
-from .sources import cite
+from .sources import fill_citations
 
 __all__ = [
     "ACTIVATIONS",
@@ -57,44 +77,6 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 
 COSTS = ("cross_entropy", "softmax_cross_entropy", "mse")
 """Costs, each an op in ``OPS``."""
-
-Params = tuple[tuple[np.ndarray, np.ndarray], ...]
-"""One ``(W, b)`` pair per dense layer, ``W`` of shape ``(inputs, outputs)``."""
-
-
-def _fill_citations(obj: Any) -> Any:
-    """Replace each ``{NNN}`` in ``obj``'s docstring by ``cite("NNN")``, so
-    that docstrings cite the documents by key and file name."""
-    obj.__doc__ = re.sub(r"\{(\d{3})\}", lambda m: cite(m.group(1)), obj.__doc__ or "")
-    return obj
-
-
-def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{name}: {dtype!r} is not a dtype; use float32 or float64") from None
-    if dt not in SUPPORTED_DTYPES:
-        raise TypeError(f"{name}: {dt} is not supported; use float32 or float64")
-    return dt
-
-
-def _check_scale(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
-    return v
-
 
 # --------------------------------------------------------------------------- tape and gradients
 
@@ -332,13 +314,24 @@ class MLP:
     def _activate(self, params: Params, x: np.ndarray) -> tuple[list[LayerRecord], np.ndarray]:
         records = []
         a = x
-        for (w, b), op in zip(params, self._ops, strict=True):
-            z = OPS["dense"].forward(a, w, b)
-            out = z if op is None else OPS[op].forward(z)
+        for l, ((w, b), op) in enumerate(zip(params, self._ops, strict=True)):
+            z = _frozen(OPS["dense"].forward(a, w, b))
+            self._check_finite_value(z, f"z of layer {l} (a @ params[{l}].W + params[{l}].b)")
+            out = z if op is None else _frozen(OPS[op].forward(z))
             records.append(LayerRecord(a, w, b, z, out))
             a = out
-        output = OPS["softmax"].forward(a) if self.softmax else a
+        output = _frozen(OPS["softmax"].forward(a)) if self.softmax else a
         return records, output
+
+    @staticmethod
+    def _check_finite_value(value: np.ndarray, what: str) -> None:
+        """An intermediate value beyond the dtype's range: the error names
+        what the caller passed (``params``, ``x``), not the op's own inputs."""
+        if not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"params, x: the forward pass overflows {value.dtype}: {what} is not finite at "
+                f"{_where_not_finite(value)}; scale x or the weights down, or use float64"
+            )
 
     def predict(self, params: Any, x: Any) -> np.ndarray:
         """The network's output for ``x`` (``softmax(a_L)`` or ``a_L``), without a cost."""
@@ -352,11 +345,21 @@ class MLP:
         ``x``: ``(batch, inputs)`` or ``(inputs,)``; ``target``: the same
         leading shape with ``outputs`` columns (a distribution per row for the
         classification costs). All arrays share one dtype."""
-        ps = self.check_params(params)
-        xa = self._check_x(x, ps[0][0].dtype)
-        t = self._check_target(target, xa)
-        records, output = self._activate(ps, xa)
-        loss = OPS[self.cost].forward(output, t, reduction=self.reduction)
+        ps = tuple((_frozen(w), _frozen(b)) for w, b in self.check_params(params))
+        xa = _frozen(self._check_x(x, ps[0][0].dtype))
+        t = _frozen(self._check_target(target, xa))
+        with _quiet_overflow():  # an overflow is reported below, naming what the caller passed
+            records, output = self._activate(ps, xa)
+        if self.cost == "cross_entropy" and np.any(output <= 0):
+            where = tuple(int(i) for i in np.argwhere(output <= 0)[0])
+            raise ValueError(
+                f"params, x: the softmax output underflows to 0 at {where} in {output.dtype}, so the cross-entropy "
+                "of these probabilities is not representable; use cost='softmax_cross_entropy' on the logits "
+                "(stable for any magnitude) or smaller weights"
+            )
+        with _quiet_overflow():
+            loss = _frozen(OPS[self.cost].forward(output, t, reduction=self.reduction))
+        self._check_finite_value(loss, f"the loss ({self.cost})")
         return Tape(self, tuple(records), output, t, loss)
 
     def backward(self, tape: Tape) -> NetworkGradients:
@@ -374,14 +377,23 @@ class MLP:
         if tape.net != self:
             raise ValueError(f"tape: recorded by {tape.net}, not by this network {self}")
         one = np.ones((), dtype=tape.loss.dtype)
-        d_output = OPS[self.cost].vjp_from_output(one, tape.loss, tape.output, tape.target,
-                                                  reduction=self.reduction)[0]
         last = tape.layers[-1]
-        g = OPS["softmax"].vjp_from_output(d_output, tape.output, last.a)[0] if self.softmax else d_output
+        with _quiet_overflow():
+            d_output = OPS[self.cost].vjp_from_output(one, tape.loss, tape.output, tape.target,
+                                                      reduction=self.reduction)[0]
+            g = OPS["softmax"].vjp_from_output(d_output, tape.output, last.a)[0] if self.softmax else d_output.copy()
         grads: list[LayerGradients] = []
-        for rec, op in zip(reversed(tape.layers), reversed(self._ops), strict=True):
-            dz = g if op is None else OPS[op].vjp_from_output(g, rec.a, rec.z)[0]
-            dx, dw, db = OPS["dense"].vjp_from_output(dz, rec.z, rec.x, rec.W, rec.b)
+        for l in reversed(range(self.depth)):
+            rec, op = tape.layers[l], self._ops[l]
+            with _quiet_overflow():
+                dz = g.copy() if op is None else OPS[op].vjp_from_output(g, rec.a, rec.z)[0]
+                dx, dw, db = OPS["dense"].vjp_from_output(dz, rec.z, rec.x, rec.W, rec.b)
+            for name, value in (("dZ", dz), ("dW", dw), ("db", db), ("dx" if l == 0 else "dA", dx)):
+                if not np.all(np.isfinite(value)):
+                    raise ValueError(
+                        f"params, x: the gradient {name} of layer {l} overflows {value.dtype} at "
+                        f"{_where_not_finite(value)}; scale x or the weights down, or use float64"
+                    )
             grads.append(LayerGradients(g, dz, dw, db))
             g = dx
         return NetworkGradients(tape.loss, d_output, tuple(reversed(grads)), g)
@@ -397,8 +409,8 @@ class MLP:
 
 for _method in (MLP.forward, MLP.backward):
     _method.__doc__ = f"{_method.__doc__}\n\n        Sources: {{002}}; {{004}}."
-    _fill_citations(_method)
-_fill_citations(MLP)
+    fill_citations(_method)
+fill_citations(MLP)
 
 
 # --------------------------------------------------------------------------- presets
@@ -463,8 +475,6 @@ class Preset:
         """One gradient-descent step ``w <- w - lr dL/dw`` on every weight and
         bias, returned in the document's names (``lr`` defaults to the
         document's)."""
-        from .optim import sgd_step
-
         ps = self.net.check_params(params)
         if lr is None:
             if self.lr is None:
@@ -472,7 +482,7 @@ class Preset:
             lr = self.lr
         xs, ts = self._inputs(ps, x, target)
         grads = self.net.value_and_grad(ps, xs, ts)
-        return self.named(sgd_step(ps, grads, lr))
+        return self.named(step_pairs(ps, grads.params, lr))
 
 
 def preset_000(activation: str = "sigmoid", outputs: int = 2) -> Preset:
@@ -551,7 +561,7 @@ PRESETS = {"000": preset_000, "002": preset_002, "003": preset_003, "004": prese
 """Document key -> preset constructor."""
 
 for _fn in PRESETS.values():
-    _fill_citations(_fn)
+    fill_citations(_fn)
 
 
 def recursion_003(net: MLP, params: Any, x: Any, target: Any) -> tuple[np.ndarray, ...]:
@@ -595,4 +605,4 @@ def recursion_003(net: MLP, params: Any, x: Any, target: Any) -> tuple[np.ndarra
     return tuple(d.reshape(shape + d.shape[-1:]) for d in reversed(out))
 
 
-_fill_citations(recursion_003)
+fill_citations(recursion_003)

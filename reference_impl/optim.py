@@ -14,28 +14,16 @@ would otherwise promote float32 parameters.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._validate import as_array
-from .networks import MLP, NetworkGradients, Params, Tape, _fill_citations
+from ._sgd import Params, check_lr, step_pairs
+from .networks import MLP, NetworkGradients, Tape
+from .sources import fill_citations
 
 __all__ = ["check_lr", "check_steps", "sgd_step", "Trajectory", "train"]
-
-
-def check_lr(lr: Any) -> float:
-    """A learning rate is a finite real number > 0; errors name ``lr``."""
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"lr: expected a real number, got {type(lr).__name__} {lr!r}")
-    v = float(lr)
-    if not np.isfinite(v):
-        raise ValueError(f"lr: must be finite, got {lr!r}")
-    if v <= 0:
-        raise ValueError(f"lr: must be > 0 (a step against the gradient), got {lr!r}")
-    return v
 
 
 def check_steps(steps: Any) -> int:
@@ -52,32 +40,14 @@ def sgd_step(params: Any, grads: Any, lr: Any) -> Params:
 
     ``params``: ``((W_1, b_1), ...)``; ``grads``: the same structure or the
     :class:`~reference_impl.networks.NetworkGradients` of those parameters.
-    Returns new arrays; the inputs are not modified. Sources: {002}; {000}.
+    Returns new arrays; the inputs are not modified. An ``lr`` beyond the
+    parameters' dtype, or a step that overflows it, is a ``ValueError``
+    naming ``lr`` (see :mod:`reference_impl._sgd`). Sources: {002}; {000}.
     """
-    lr_f = check_lr(lr)
+    check_lr(lr)
     if isinstance(grads, NetworkGradients):
         grads = grads.params
-    for name, obj in (("params", params), ("grads", grads)):
-        if isinstance(obj, (str, bytes)) or not isinstance(obj, Sequence):
-            raise TypeError(f"{name}: expected a sequence of (W, b) pairs, got {type(obj).__name__}")
-    if len(params) != len(grads):
-        raise ValueError(f"grads: {len(grads)} (dW, db) pair(s) for {len(params)} (W, b) pair(s) in params")
-    out = []
-    for l, (pair, gpair) in enumerate(zip(params, grads, strict=True)):
-        if len(pair) != 2 or len(gpair) != 2:
-            raise ValueError(f"params[{l}], grads[{l}]: expected (W, b) and (dW, db) pairs")
-        new = []
-        for part, p, g in (("W", pair[0], gpair[0]), ("b", pair[1], gpair[1])):
-            pa = as_array(p, f"params[{l}].{part}")
-            ga = as_array(g, f"grads[{l}].d{part}")
-            if pa.shape != ga.shape:
-                raise ValueError(f"grads[{l}].d{part}: shape {ga.shape} differs from params[{l}].{part}'s {pa.shape}")
-            if pa.dtype != ga.dtype:
-                raise TypeError(f"grads[{l}].d{part}: dtype {ga.dtype} differs from params[{l}].{part}'s {pa.dtype}")
-            step = np.asarray(lr_f, dtype=pa.dtype)
-            new.append(pa - step * ga)
-        out.append((new[0], new[1]))
-    return tuple(out)
+    return step_pairs(params, grads, lr)
 
 
 @dataclass(frozen=True)
@@ -116,16 +86,25 @@ def train(net: MLP, params: Any, x: Any, target: Any, *, lr: Any, steps: Any) ->
     path = [current]
     tapes = []
     grads = []
-    for _ in range(n):
-        tape = net.forward(current, x, target)
-        g = net.backward(tape)
+    for k in range(n + 1):
+        try:
+            tape = net.forward(current, x, target)
+            if k == n:
+                break
+            g = net.backward(tape)
+        except ValueError as e:
+            if k == 0:
+                raise  # the caller's own params, x and target
+            # the caller's params were fine: the steps taken with this lr made them overflow
+            raise ValueError(f"lr: after {k} step(s) with lr={lr!r} the parameters no longer give a finite "
+                             f"forward and backward pass ({e})") from e
         tapes.append(tape)
         grads.append(g)
         current = sgd_step(current, g, lr_f)
         path.append(current)
-    tapes.append(net.forward(current, x, target))
+    tapes.append(tape)
     return Trajectory(net, lr_f, tuple(path), tuple(t.loss for t in tapes), tuple(tapes), tuple(grads))
 
 
 for _fn in (sgd_step, train):
-    _fill_citations(_fn)
+    fill_citations(_fn)

@@ -38,13 +38,15 @@ network and batch whose sum has more than :data:`PATH_LIMIT` terms.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .networks import MLP, _fill_citations
+from .networks import MLP
+from .sources import fill_citations
 
 __all__ = ["PATH_LIMIT", "count_paths", "PathGradients", "path_gradients", "enumerate_paths"]
 
@@ -58,7 +60,8 @@ def _paths_per_unit(net: MLP) -> list[int]:
     """``P_l``: the number of paths from one pre-activation of layer ``l``
     (0-based) to the cost."""
     coupled = net.sizes[-1] if net.softmax else 1
-    return [int(np.prod(net.sizes[l + 2:], dtype=np.int64)) * coupled for l in range(net.depth)]
+    # Python ints: the count of a deep net exceeds int64 (2^64 paths at 66 layers of width 2)
+    return [math.prod(net.sizes[l + 2:]) * coupled for l in range(net.depth)]
 
 
 def count_paths(net: MLP, rows: int = 1) -> int:
@@ -70,7 +73,9 @@ def count_paths(net: MLP, rows: int = 1) -> int:
     widths after layer ``l``, times the output width with a softmax output."""
     if not isinstance(net, MLP):
         raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
-    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
+    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)):
+        raise TypeError(f"rows: expected an int >= 1, got {type(rows).__name__} {rows!r}")
+    if rows < 1:
         raise ValueError(f"rows: expected an int >= 1, got {rows!r}")
     p = _paths_per_unit(net)
     s = net.sizes
@@ -84,6 +89,8 @@ class _Forward:
 
     dtype: np.dtype
     x: np.ndarray
+    x_shape: tuple[int, ...]
+    """The caller's ``x`` shape (``(inputs,)`` or ``(rows, inputs)``)."""
     weights: tuple[np.ndarray, ...]
     a: tuple[np.ndarray, ...]
     """Layer inputs: ``a[0] = x``, ``a[l]`` the input of layer ``l``."""
@@ -154,7 +161,7 @@ def _forward(net: MLP, params: Any, x: Any, target: Any) -> _Forward:
         m = out.max(axis=-1, keepdims=True)
         log_s = out - m - np.log(np.exp(out - m).sum(axis=-1, keepdims=True))
         loss = -(t * log_s).sum() * scale
-    return _Forward(dtype, xs, tuple(weights), tuple(inputs), tuple(slopes), jac, dcost,
+    return _Forward(dtype, xs, tuple(tape.x.shape), tuple(weights), tuple(inputs), tuple(slopes), jac, dcost,
                     np.asarray(loss, dtype=dtype))
 
 
@@ -236,9 +243,13 @@ def path_gradients(net: MLP, params: Any, x: Any, target: Any) -> PathGradients:
     """
     if not isinstance(net, MLP):
         raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
-    fw = _forward(net, params, x, target)
-    rows = fw.x.shape[0]
-    total = count_paths(net, rows)
+    # refuse a network too deep or wide for even one row before any work
+    total = count_paths(net, 1)
+    rows = 1
+    if total <= PATH_LIMIT:
+        fw = _forward(net, params, x, target)
+        rows = fw.x.shape[0]
+        total = count_paths(net, rows)
     if total > PATH_LIMIT:
         raise ValueError(
             f"net: the sum over paths of {net} on {rows} row(s) has {total} terms, more than "
@@ -285,7 +296,7 @@ def path_gradients(net: MLP, params: Any, x: Any, target: Any) -> PathGradients:
         terms["db"].append(np.full(dbl.shape, rows * per_unit[l]))
     terms["dx"] = np.full(dx.shape, net.sizes[1] * per_unit[0])
     mag["dx"] = dx_mag
-    shape = np.shape(x)[:-1]
+    shape = tuple(fw.x_shape[:-1])
     factors = 2 * net.depth + (2 if net.softmax else 1)
 
     def reshape(arr: np.ndarray) -> np.ndarray:
@@ -299,4 +310,4 @@ def path_gradients(net: MLP, params: Any, x: Any, target: Any) -> PathGradients:
 
 
 for _fn in (enumerate_paths, path_gradients):
-    _fill_citations(_fn)
+    fill_citations(_fn)

@@ -8,11 +8,15 @@ document names the address it was published at, that address is kept.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any, TypeVar
 
-__all__ = ["Source", "SOURCES", "cite"]
+__all__ = ["Source", "SOURCES", "cite", "fill_citations"]
+
+_T = TypeVar("_T", bound=Any)
 
 
 @dataclass(frozen=True)
@@ -98,3 +102,10 @@ def cite(key: str) -> str:
     except KeyError:
         raise KeyError(f"unknown document {key!r}; known: {sorted(SOURCES)}") from None
     return f"[{s.key}] {s.title_en} ({s.file_name})"
+
+
+def fill_citations(obj: _T) -> _T:
+    """Replace each ``{NNN}`` in ``obj``'s docstring by ``cite("NNN")``, so
+    that docstrings cite the documents by key and file name."""
+    obj.__doc__ = re.sub(r"\{(\d{3})\}", lambda m: cite(m.group(1)), obj.__doc__ or "")
+    return obj
