@@ -1,0 +1,320 @@
+"""Finding, reading and structurally validating the fixture files.
+
+The files live in the repository's top-level ``fixtures/`` folder. A wheel
+installs that folder as the package ``reference_impl.fixtures`` (pyproject's
+``package-dir``); a source checkout or an editable install reads it where it
+is, beside the ``reference_impl`` folder.
+
+Everything read from disk is bounded before it is parsed: only regular files
+(a FIFO, a device or a folder is refused before it is opened), at most
+:data:`MAX_FILE_BYTES`, JSON nested at most :data:`MAX_DEPTH` deep, number
+literals of at most :data:`MAX_NUMBER_CHARS` characters and finite. The
+structure is checked with ``jsonschema`` (draft 2020-12) against
+``schema.json``; the identifier formats the schema names are checked here
+with ``fullmatch`` on length-bounded strings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing.exceptions import Unresolvable
+
+__all__ = [
+    "SCHEMA_FILE",
+    "MANIFEST_FILE",
+    "SCHEMA_VERSION",
+    "MAX_FILE_BYTES",
+    "MAX_DEPTH",
+    "MAX_NUMBER_CHARS",
+    "Directory",
+    "FixtureError",
+    "ManifestError",
+    "ReplayError",
+    "fixtures_dir",
+    "fixture_files",
+    "hashed_files",
+    "writable",
+    "read_json",
+    "load_schema",
+    "validate_structure",
+    "json_type",
+    "short",
+]
+
+SCHEMA_FILE = "schema.json"
+MANIFEST_FILE = "MANIFEST.json"
+SCHEMA_VERSION = 1
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest fixture, schema or manifest file read (1 MiB; the largest shipped fixture is under 30 KB)."""
+MAX_DEPTH = 64
+"""Deepest nesting of JSON arrays and objects read (the fixtures nest 7 deep)."""
+MAX_NUMBER_CHARS = 40
+"""Longest number literal read: 17 significant digits, a sign and an exponent fit many times over."""
+
+Directory = Traversable | str | os.PathLike[str] | None
+
+
+class FixtureError(ValueError):
+    """A fixture file is malformed; the message names the file and the field."""
+
+
+class ManifestError(RuntimeError):
+    """Fixture files do not match ``MANIFEST.json``; the message names them."""
+
+
+class ReplayError(RuntimeError):
+    """An entry could not be evaluated (not a mismatch: a broken graph)."""
+
+
+# =========================================================================== where the files are
+
+
+def _packaged() -> Traversable:
+    checkout = Path(__file__).resolve().parents[2]
+    beside = checkout / "fixtures"
+    # A source checkout (editable install, or the package on PYTHONPATH) reads
+    # its own fixtures/, never those of another installed copy.
+    if (checkout / "pyproject.toml").is_file() and (beside / SCHEMA_FILE).is_file():
+        return beside
+    return resources.files("reference_impl.fixtures")
+
+
+def fixtures_dir(directory: Directory = None) -> Traversable:
+    """The shipped fixture folder, or ``directory`` when given. A directory
+    that does not exist is a :class:`FixtureError` naming it."""
+    if directory is None:
+        return _packaged()
+    folder = Path(directory) if isinstance(directory, (str, os.PathLike)) else directory
+    if not folder.is_dir():
+        raise FixtureError(f"directory: {str(directory)!r} is not a folder of fixture files")
+    return folder
+
+
+def fixture_files(directory: Directory = None) -> list[Traversable]:
+    """Every fixture file (``*.json`` except the schema and the manifest), by name."""
+    folder = fixtures_dir(directory)
+    found = [f for f in folder.iterdir() if f.name.endswith(".json") and f.name not in (SCHEMA_FILE, MANIFEST_FILE)]
+    return sorted(found, key=lambda f: f.name)
+
+
+def hashed_files(directory: Directory = None) -> list[Traversable]:
+    """Files the manifest covers: the fixtures and the schema that constrains them."""
+    folder = fixtures_dir(directory)
+    return sorted((f for f in folder.iterdir() if f.name.endswith(".json") and f.name != MANIFEST_FILE),
+                  key=lambda f: f.name)
+
+
+def writable(directory: Directory) -> Path:
+    folder = fixtures_dir(directory)
+    if not isinstance(folder, Path):
+        raise OSError(f"directory: the fixtures at {folder} are not in a plain folder; pass --dir with a copy")
+    return folder
+
+
+# =========================================================================== bounded reading
+
+
+def read_bytes(file: Traversable) -> bytes:
+    """The file's bytes, if it is a regular file of at most :data:`MAX_FILE_BYTES`."""
+    if isinstance(file, Path):
+        try:
+            info = os.stat(file)
+        except OSError as e:
+            raise FixtureError(f"{file.name}: cannot be read ({e.strerror or e})") from None
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device?)"
+            raise FixtureError(f"{file.name}: {kind}; a fixture is a regular JSON file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise FixtureError(f"{file.name}: {info.st_size} bytes, more than the limit of {MAX_FILE_BYTES}")
+    elif not file.is_file():
+        raise FixtureError(f"{file.name}: not a regular file")
+    try:
+        with file.open("rb") as fh:
+            data: bytes = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise FixtureError(f"{file.name}: cannot be read ({e.strerror or e})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise FixtureError(f"{file.name}: more than the limit of {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            # json.loads keeps the last duplicate silently; a fixture must not hide a value that way
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _number(literal: str, convert: Callable[[str], Any]) -> Any:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(literal)} characters ({literal[:12]}...) is longer than the limit of "
+                         f"{MAX_NUMBER_CHARS}")
+    value = convert(literal)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{literal} is beyond the range of float64")
+    return value
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of arrays and objects, strings skipped (linear: the
+    string pattern has no nested repetition)."""
+    depth = deepest = 0
+    for m in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if m.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def read_json(file: Traversable) -> Any:
+    """Parse a fixture, schema or manifest file within the limits above;
+    every problem is a :class:`FixtureError` naming the file."""
+    data = read_bytes(file)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FixtureError(f"{file.name}: not UTF-8 text ({e})") from None
+    deepest = _depth(text)
+    if deepest > MAX_DEPTH:
+        raise FixtureError(f"{file.name}: JSON nested {deepest} deep, more than the limit of {MAX_DEPTH}")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant,
+                          parse_int=lambda s: _number(s, int), parse_float=lambda s: _number(s, float))
+    except json.JSONDecodeError as e:
+        raise FixtureError(f"{file.name}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (ValueError, RecursionError) as e:
+        raise FixtureError(f"{file.name}: {e}") from None
+
+
+# =========================================================================== structure (jsonschema)
+
+# Formats the schema names, each a bounded length and a fullmatch: a
+# trailing newline does not pass (as it would with ``$`` and re.search).
+_FORMATS = {
+    "document-key": (3, re.compile(r"[0-9]{3}")),
+    "identifier": (64, re.compile(r"[A-Za-z][A-Za-z0-9_]*")),
+    "entry-id": (96, re.compile(r"[0-9]{3}(?:-[a-z0-9]+)+")),
+    "erratum-id": (96, re.compile(r"[0-9]{3}-erratum(?:-[a-z0-9]+)+")),
+}
+_FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
+
+
+def _format(name: str) -> None:
+    limit, pattern = _FORMATS[name]
+
+    def check(value: object) -> bool:
+        return not isinstance(value, str) or (len(value) <= limit and pattern.fullmatch(value) is not None)
+
+    _FORMAT_CHECKER.checks(name)(check)
+
+
+for _name in _FORMATS:
+    _format(_name)
+
+
+def load_schema(directory: Directory = None) -> dict[str, Any]:
+    """Read ``schema.json`` and check it against the draft 2020-12 metaschema."""
+    schema = read_json(fixtures_dir(directory) / SCHEMA_FILE)
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise FixtureError(f"{SCHEMA_FILE}: {_where(e.absolute_path)}: not a valid JSON Schema: {e.message}") from None
+    if not isinstance(schema, dict):
+        raise FixtureError(f"{SCHEMA_FILE}: (top level): a schema must be an object")
+    return dict(schema)
+
+
+def json_type(x: Any) -> str:
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "boolean"
+    if isinstance(x, int):
+        return "integer"
+    if isinstance(x, float):
+        return "number"
+    if isinstance(x, str):
+        return "string"
+    if isinstance(x, list):
+        return "array"
+    if isinstance(x, dict):
+        return "object"
+    return type(x).__name__
+
+
+def short(x: Any) -> str:
+    s = json.dumps(x, ensure_ascii=False)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _where(path: Any) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(error: jsonschema.ValidationError, file: str) -> str:
+    """One validation error in the words of the loader: file, field, problem."""
+    path = _where(error.absolute_path)
+    where = path or "(top level)"
+    x, kind, rule = error.instance, error.validator, error.validator_value
+    if kind == "required":
+        missing = next(k for k in rule if k not in x)
+        return f"{file}: {_at(path, missing)}: required field is missing"
+    if kind == "additionalProperties" and rule is False:
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(k for k in x if k not in allowed)[0]
+        return f"{file}: {_at(path, extra)}: unknown field (allowed: {allowed})"
+    if kind == "type":
+        types = [rule] if isinstance(rule, str) else list(rule)
+        return f"{file}: {where}: expected {' or '.join(types)}, got {json_type(x)} {short(x)}"
+    if kind == "enum":
+        return f"{file}: {where}: {short(x)} is not one of {rule}"
+    if kind == "minLength" and rule == 1:
+        return f"{file}: {where}: must not be empty"
+    if kind == "minItems":
+        return f"{file}: {where}: needs at least {rule} item(s), got {len(x)}"
+    if kind == "format":
+        limit, pattern = _FORMATS[rule]
+        return (f"{file}: {where}: {short(x)} is not a valid {rule} (at most {limit} characters matching "
+                f"{pattern.pattern} in full)")
+    return f"{file}: {where}: {error.message[:200]}"
+
+
+def validate_structure(raw: Any, schema: Mapping[str, Any], file: str) -> None:
+    """Check ``raw`` against ``schema``; the first problem (jsonschema's most
+    relevant) is a :class:`FixtureError` naming the file and the field."""
+    validator = jsonschema.Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    except Unresolvable as e:
+        raise FixtureError(f"{SCHEMA_FILE}: unresolvable $ref {e.ref!r} (used in {file})") from None
+    if error is not None:
+        raise FixtureError(_describe(error, file))
