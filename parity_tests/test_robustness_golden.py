@@ -1,0 +1,229 @@
+"""Robustness of the golden fixture loader and its command line against
+hostile files: special files, huge or deeply nested JSON, absurd numbers and
+shapes, identifiers with trailing newlines, and random mutations of a real
+fixture. The contract: a :class:`golden.FixtureError` (a ``ValueError``)
+naming the file, or a loaded file; the command line exits 2 with one line on
+a usage problem; nothing hangs or allocates without bound."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reference_impl import golden
+
+PACKAGED = Path(str(golden.fixtures_dir()))
+DOC_002 = json.loads((PACKAGED / "doc_002.json").read_text(encoding="utf-8"))
+SCHEMA = golden.load_schema()
+
+
+def _write(folder: Path, data: Any, name: str = "doc_002.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def _fails(path: Path, *fragments: str) -> str:
+    started = time.perf_counter()
+    with pytest.raises(golden.FixtureError) as info:
+        golden.load_file(path, SCHEMA)
+    assert time.perf_counter() - started < 5.0
+    message = str(info.value)
+    assert message.startswith(f"{path.name}: "), message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message}"
+    return message
+
+
+# --------------------------------------------------------------------------- special and oversized files
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_fifo_is_refused_without_opening_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "doc_002.json"
+    os.mkfifo(fifo)
+    _fails(fifo, "not a regular file")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_dev_zero_is_refused() -> None:
+    _fails(Path("/dev/zero"), "not a regular file")
+
+
+def test_a_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "doc_002.json"
+    folder.mkdir()
+    _fails(folder, "a folder")
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    _fails(tmp_path / "doc_002.json", "cannot be read")
+
+
+def test_an_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "doc_002.json"
+    path.write_bytes(b" " * (golden.MAX_FILE_BYTES + 1))
+    _fails(path, "more than the limit")
+
+
+def test_deep_nesting_is_refused_without_recursion_error(tmp_path: Path) -> None:
+    path = tmp_path / "doc_002.json"
+    path.write_text("[" * 10**5 + "]" * 10**5, encoding="utf-8")
+    _fails(path, "nested 100000 deep")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
+    data = copy.deepcopy(DOC_002)
+    data["entries"][1]["description"] = "[" * 500 + '"{' * 10
+    _write(tmp_path, data)
+    golden.load_file(tmp_path / "doc_002.json", SCHEMA)
+
+
+@pytest.mark.parametrize(("literal", "fragment"), [
+    ("1" * 5000, "5000 characters"),
+    ("1e400", "beyond the range of float64"),
+    ("-1e999", "beyond the range of float64"),
+    ("0." + "0" * 100 + "1", "characters"),
+])
+def test_absurd_number_literals_are_refused(tmp_path: Path, literal: str, fragment: str) -> None:
+    text = json.dumps(DOC_002).replace('"schema_version": 1', f'"schema_version": {literal}', 1)
+    path = tmp_path / "doc_002.json"
+    path.write_text(text, encoding="utf-8")
+    _fails(path, fragment)
+
+
+def test_decimals_of_400_is_refused_without_overflow_error(tmp_path: Path) -> None:
+    data = copy.deepcopy(DOC_002)
+    data["entries"][1]["expected"][0]["decimals"] = 400
+    _fails(_write(tmp_path, data), "entries[1].expected[0].decimals")
+
+
+def test_a_placeholder_of_20000_by_20000_is_refused_before_allocation(tmp_path: Path) -> None:
+    data = copy.deepcopy(DOC_002)
+    entry = data["entries"][2]
+    placeholder = next(i for i, x in enumerate(entry["inputs"]) if x["origin"] == "placeholder")
+    entry["inputs"][placeholder]["shape"] = [20000, 20000]
+    _fails(_write(tmp_path, data), f"entries[2].inputs[{placeholder}].shape", "400000000 elements")
+
+
+def test_a_fixture_id_with_a_trailing_newline_fails(tmp_path: Path) -> None:
+    data = copy.deepcopy(DOC_002)
+    data["entries"][1]["id"] += "\n"
+    _fails(_write(tmp_path, data), "entries[1].id", "not a valid entry-id")
+
+
+@pytest.mark.parametrize("field", ["name", "document"])
+def test_identifier_checks_are_bounded(tmp_path: Path, field: str) -> None:
+    data = copy.deepcopy(DOC_002)
+    hostile = "a" * 50_000 + "!"  # the kind of input that makes a backtracking pattern explode
+    if field == "name":
+        data["entries"][1]["inputs"][0]["name"] = hostile
+        where = "entries[1].inputs[0].name"
+    else:
+        data["document"] = hostile
+        where = "document"
+    _fails(_write(tmp_path, data), where, "not a valid")
+
+
+# --------------------------------------------------------------------------- random mutations of a real fixture
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+ALL_PATHS = [p for p in _paths(DOC_002) if p]
+
+
+@settings(deadline=5000, max_examples=50, suppress_health_check=[HealthCheck.too_slow])
+@given(where=st.sampled_from(ALL_PATHS), value=JSON_VALUES, delete=st.booleans())
+def test_a_mutated_fixture_is_refused_naming_the_file_or_loads(tmp_path_factory: pytest.TempPathFactory,
+                                                               where: tuple[Any, ...], value: Any,
+                                                               delete: bool) -> None:
+    data = copy.deepcopy(DOC_002)
+    node = data
+    for key in where[:-1]:
+        node = node[key]
+    if delete:
+        del node[where[-1]]
+    else:
+        node[where[-1]] = value
+    folder = tmp_path_factory.mktemp("mutated")
+    path = _write(folder, data)
+    try:
+        loaded = golden.load_file(path, SCHEMA)
+    except golden.FixtureError as e:
+        message = str(e)
+        assert message.startswith("doc_002.json: "), message
+        return
+    for entry in loaded.entries:  # what loads must also replay or say why not
+        try:
+            outcomes = golden.replay(entry)
+        except golden.ReplayError as e:
+            message = str(e)
+            assert entry.id in message, message
+            continue
+        assert all(isinstance(o.ok, bool) for o in outcomes)
+
+
+# --------------------------------------------------------------------------- manifest and command line
+
+
+def test_a_special_file_in_the_folder_is_a_manifest_problem_not_a_hang(tmp_path: Path) -> None:
+    for f in PACKAGED.glob("*.json"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "doc_002.json").unlink()
+    (tmp_path / "doc_002.json").mkdir()
+    problems = golden.manifest_problems(tmp_path)
+    assert any(p.startswith("doc_002.json: a folder") for p in problems), problems
+
+
+def test_verify_of_a_missing_folder_exits_2_with_one_line() -> None:
+    r = subprocess.run([sys.executable, "-m", "reference_impl.golden", "verify", "--dir", "/nonexistent"],
+                       capture_output=True, text=True, check=False, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "golden verify: --dir /nonexistent: not a folder of fixture files"
+    assert r.stdout == ""
+
+
+def test_a_parent_parser_mounts_the_golden_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser(prog="reference-impl")
+    sub = parser.add_subparsers(dest="command", required=True)
+    golden.add_arguments(sub.add_parser("golden"))
+    assert golden.run(parser.parse_args(["golden", "verify"])) == 0
+    assert capsys.readouterr().out.startswith("golden fixtures verified: 5 files")
+    assert golden.run(parser.parse_args(["golden", "update-manifest", "--dir", str(tmp_path / "nope")])) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["golden", "unknown-command"])
+    assert info.value.code == 2
+
+
+def test_library_loaders_name_a_missing_directory() -> None:
+    with pytest.raises(golden.FixtureError, match=r"^directory: '/nonexistent' is not a folder of fixture files"):
+        golden.load_fixtures("/nonexistent")
