@@ -53,6 +53,9 @@ NET_ENTRIES = {
     "graph_gradients": lambda p, x, t: graph.graph_gradients(NET, p, x, t),
     "path_gradients": lambda p, x, t: paths.path_gradients(NET, p, x, t),
     "train": lambda p, x, t: optim.train(NET, p, x, t, lr=0.1, steps=1),
+    "enumerate_paths": lambda p, x, t: list(paths.enumerate_paths(NET, p, x, t, 0, 0)),
+    # the gradients of valid parameters of the test's dtype (t is valid when the parameters are bad)
+    "sgd_step": lambda p, x, t: optim.sgd_step(p, NET.value_and_grad(*_valid(np.asarray(t).dtype)).params, 0.1),
 }
 TARGETS = ["x", "target", "params[0].W", "params[1].b"]
 
@@ -80,6 +83,7 @@ BAD_KINDS = sorted(_bad_values(np.ones((2, 2))))
        dtype=st.sampled_from(FLOATS))
 def test_network_entry_points_name_the_bad_argument(entry: str, which: str, kind: str, dtype: np.dtype) -> None:
     assume(not (entry == "predict" and which == "target"))  # predict takes no target
+    assume(entry != "sgd_step" or which.startswith("params"))  # a step reads only the parameters
     params, x, t = _valid(dtype)
     base = {"x": x, "target": t, "params[0].W": params[0][0], "params[1].b": params[1][1]}[which]
     bad = _bad_values(base)[kind]
@@ -90,7 +94,34 @@ def test_network_entry_points_name_the_bad_argument(entry: str, which: str, kind
     assert time.perf_counter() - started < 2.0
     # a dtype mismatch or an empty batch is between two arguments: either may be named
     either = kind in ("empty", "wrong-dtype")
-    assert_names_a_passed_argument(info.value, {which, "params", "x", "target"} if either else {which})
+    passed = {which, "params", "x", "target"} if either else {which}
+    assert_names_a_passed_argument(info.value, passed | ({"grads"} if entry == "sgd_step" else set()))
+
+
+EXAMPLE_ENTRIES = {
+    "g": (lambda v: examples.g(v, v, v), "x"),
+    "g_partials": (lambda v: examples.g_partials(1.0, 2.0, v), "z"),
+    "composite_p": (lambda v: examples.composite_p(v), "X"),
+    "composite_p_vjp": (lambda v: examples.composite_p_vjp(np.ones((2, 2)), v), "X"),
+    "composite_p_jacobian": (lambda v: examples.composite_p_jacobian(v), "x"),
+    "graph.variable": (lambda v: graph.Graph().variable("W", v), "W"),
+}
+
+
+@FAST
+@given(entry=st.sampled_from(sorted(EXAMPLE_ENTRIES)), kind=st.sampled_from(BAD_KINDS))
+def test_examples_and_graph_name_the_bad_argument(entry: str, kind: str) -> None:
+    # a single argument has no dtype to disagree with; a scalar and an empty leaf are valid
+    assume(kind not in ("wrong-dtype", "scalar") and not (kind == "empty" and entry == "graph.variable"))
+    call, name = EXAMPLE_ENTRIES[entry]
+    base = np.ones(2) if entry in ("g_partials", "composite_p_jacobian") else np.full((2, 2), 0.5)
+    if kind == "empty" and entry in ("g", "composite_p"):
+        assert call(_bad_values(base)[kind]).size == 0  # elementwise, or zero rows: a valid empty result
+        return
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(_bad_values(base)[kind])
+    # g's three arguments are the same array; a cotangent that no longer fits an empty X is named too
+    assert_names_a_passed_argument(info.value, {name, "x", "y", "z", "cotangent"})
 
 
 def test_network_accepts_lists() -> None:
