@@ -59,6 +59,8 @@ def test_a_fifo_is_refused_without_opening_it(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
 def test_dev_zero_is_refused() -> None:
     _fails(Path("/dev/zero"), "not a regular file")
+    with pytest.raises(golden.FixtureError, match=r"^zero: not a regular file"):
+        golden.load_file("/dev/zero")  # the file is named before a schema beside it is looked for
 
 
 def test_a_folder_is_refused(tmp_path: Path) -> None:

@@ -496,10 +496,10 @@ def load_file(path: Traversable | str | os.PathLike[str], schema: Mapping[str, A
     unknown document, op or variable, a value whose shape disagrees with its
     declared shape, or a tolerance that does not follow from its rule."""
     file = _as_traversable(path)
+    raw = read_json(file)  # the file first: a problem with it is named before the schema is read
     if schema is None:
         parent = Path(file).parent if isinstance(file, Path) else None
         schema = load_schema(parent)
-    raw = read_json(file)
     validate_structure(raw, schema, file.name)
     chk = _Checker(file.name)
     doc = chk.document(raw["document"], "document")
