@@ -78,26 +78,30 @@ def test_packaged_fixtures_cover_every_document() -> None:
         assert all(e.document == ff.document for e in ff.entries)
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
 def test_fixtures_live_in_the_top_level_folder_only() -> None:
     # A source checkout reads the repository's fixtures/; a wheel carries the
     # same files as the package reference_impl.fixtures (pyproject package-dir).
     import reference_impl
 
-    root = Path(reference_impl.__file__).resolve().parents[1]
-    assert Path(str(PACKAGED)).resolve() == root / "fixtures"
     names = {f.name for f in golden.fixture_files()}
-    assert names == {p.name for p in (root / "fixtures").glob("doc_*.json")}
+    assert names == {p.name for p in (REPOSITORY / "fixtures").glob("doc_*.json")}
     assert golden.SCHEMA_FILE not in names and golden.MANIFEST_FILE not in names
-    assert not list((root / "reference_impl").rglob("*.json")), "fixture files must live in fixtures/ only"
+    assert not list((REPOSITORY / "reference_impl").rglob("*.json")), "fixture files must live in fixtures/ only"
+    if Path(reference_impl.__file__).resolve().parents[1] == REPOSITORY:  # run from the checkout
+        assert Path(str(PACKAGED)).resolve() == REPOSITORY / "fixtures"
+    else:  # against an installed wheel
+        from importlib import resources
+
+        assert str(PACKAGED) == str(resources.files("reference_impl.fixtures"))
 
 
 def test_packaging_maps_the_fixtures_into_the_wheel() -> None:
     import tomllib
 
-    import reference_impl
-
-    root = Path(reference_impl.__file__).resolve().parents[1]
-    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    config = tomllib.loads((REPOSITORY / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     assert config["package-dir"]["reference_impl.fixtures"] == "fixtures"
     assert "reference_impl.fixtures" in config["packages"]
     assert config["package-data"]["reference_impl.fixtures"] == ["*.json"]
