@@ -4,7 +4,15 @@ five tutorial documents on backpropagation (see :mod:`reference_impl.sources`).
 ``import reference_impl`` needs NumPy only. The registry :data:`OPS` maps op
 name to an :class:`~reference_impl.ops.Op` with ``forward(*inputs, **params)``
 and ``vjp(cotangent, *inputs, **params)``; the same ops are also plain
-functions here (``softmax``, ``softmax_vjp``, ...).
+functions here (``softmax``, ``softmax_vjp``, ...) with real signatures:
+inputs by position or by name (``softmax(x=a)``), parameters by name.
+
+Inputs are checked by :mod:`reference_impl._validate` (array-likes accepted;
+framework tensors, ndarray subclasses, unsupported dtypes, non-finite values
+and arrays over :func:`max_elements` refused, naming the argument). A plain
+function's results are finite -- a result beyond the dtype's range is a
+``ValueError`` naming the inputs -- and never share memory with the inputs or
+with each other.
 """
 
 from __future__ import annotations
