@@ -6,11 +6,13 @@ import inspect
 import numbers
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.errors import UnsatisfiedAssumption as _Unsatisfied
 
 from ..profiles import ENV_VAR, PROFILES
@@ -148,7 +150,11 @@ def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str
                     if leaf_count(drawn.args) > max_elements:
                         counters.cut_by_size += 1
                         continue
-                    finding = evaluate(pb, drawn, dtype, (seed or 0) + k, tally, counters)
+                    with warnings.catch_warnings():
+                        # assume()/reject() in a user function outside a hypothesis test: still a skip
+                        warnings.filterwarnings("ignore", message="Using `(assume|reject)` outside",
+                                                category=HypothesisDeprecationWarning)
+                        finding = evaluate(pb, drawn, dtype, (seed or 0) + k, tally, counters)
                 except _Misuse as e:
                     raise _misuse_error(str(e)) from None
                 except _Unsatisfied:

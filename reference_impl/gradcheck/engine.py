@@ -417,9 +417,12 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
                 exclude_kinks: bool) -> Finding | None:
         runs = spread_runs(dtype)
         noisy = noise_runs()
-        gradient_scale = max((float(np.max(np.abs(g))) for part in work_g for g in part if g.size), default=0.0)
         input_scale = max((float(np.max(np.abs(x))) for a in args for x in pytree.flatten(a)[0]
                            if x.dtype.kind == "f" and x.size), default=0.0)
+        secant = (max((float(np.max(np.abs(v))) for v in work_v if v.size), default=0.0)
+                  * max((float(np.max(np.abs(o))) for o in work_out if o.size), default=0.0)
+                  / max(input_scale, 1e-300))
+        gradient_scale = max([secant] + [float(np.max(np.abs(g))) for part in work_g for g in part if g.size])
         for k, i in enumerate(wrt):
             masks = _kink_mask(args[i], kinds[i] if i < len(kinds) else None)
             worst, worst_tol, worst_err, where_txt = 0.0, math.nan, 0.0, ""
@@ -534,6 +537,8 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
         test()
     except _Stop:
         pass
+    except _Misuse as e:  # raised while drawing (a user's strategy drew something else than arrays)
+        counters.misuse = str(e)
     except Flaky:
         pass
     except Unsatisfiable:
