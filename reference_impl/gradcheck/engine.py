@@ -469,7 +469,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
             return ctx.finding(f"{backend} autograd", backend, "backend error", msg)
         if pb.gradient_only:
             theirs = [[t * v_leaves[0].reshape(()) for t in part] for part in theirs]
-        found = compare("vs", backend, theirs, grads, exclude_kinks=True)
+        found = compare("autograd", backend, theirs, grads, exclude_kinks=True)
         if found:
             return found
     return None
