@@ -96,18 +96,19 @@ def main() -> None:
     print("-" * len(head))
     for name, f, vjp, shape in CASES:
         x = rng.standard_normal(shape) * 3.0
-        ours = _best(lambda: ri.check_vjp(f, vjp, inputs=[(x,)], dtypes=("float64",), seed=0).raise_if_failed())
+        ours = _best(lambda f=f, vjp=vjp, x=x: ri.check_vjp(f, vjp, inputs=[(x,)], dtypes=("float64",),
+                                                             seed=0).raise_if_failed())
         n = 25
         t0 = time.perf_counter()
         searched = ri.check_vjp(f, vjp, inputs=ri.Inputs(x=ri.Arg("real", shape=shape)), max_examples=n, seed=0)
         per_input = (time.perf_counter() - t0) / max(searched.examples, 1)
         assert searched.ok, searched.report()
         xt = torch.tensor(x, requires_grad=True)
-        full = _best(lambda: torch.autograd.gradcheck(f, (xt,), fast_mode=False))
-        fast = _best(lambda: torch.autograd.gradcheck(f, (xt,), fast_mode=True))
+        full = _best(lambda f=f, xt=xt: torch.autograd.gradcheck(f, (xt,), fast_mode=False))
+        fast = _best(lambda f=f, xt=xt: torch.autograd.gradcheck(f, (xt,), fast_mode=True))
         xj = jnp.asarray(x)
-        jx = _best(lambda: check_grads(f, (xj,), order=1, modes=["rev"]))
-        print(f"{name:<11} {str(shape):<9} {ours * 1e3:>8.1f}ms {per_input * 1e3:>8.1f}ms {full * 1e3:>9.1f}ms "
+        jx = _best(lambda f=f, xj=xj: check_grads(f, (xj,), order=1, modes=["rev"]))
+        print(f"{name:<11} {shape!s:<9} {ours * 1e3:>8.1f}ms {per_input * 1e3:>8.1f}ms {full * 1e3:>9.1f}ms "
               f"{fast * 1e3:>9.1f}ms {jx * 1e3:>7.1f}ms   {ours / full:.3g}, {fast / full:.3g}, {jx / full:.3g}")
 
 

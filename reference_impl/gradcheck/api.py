@@ -19,7 +19,7 @@ from ..profiles import ENV_VAR, PROFILES
 from . import pytree
 from .engine import Counters, Finding, Problem, _Misuse, _validate_drawn, evaluate, run_search
 from .frameworks import BACKENDS, available
-from .inputs import Arg, Drawn, Inputs, leaf_count, spec_strategy
+from .inputs import Arg, Drawn, Inputs, _is_int, _is_number, leaf_count, spec_strategy
 from .report import Counterexample, GradcheckResult, Tally
 
 __all__ = ["check_vjp", "check_grad", "DEFAULT_MAX_ELEMENTS", "DEFAULT_TIME_BUDGET"]
@@ -88,9 +88,9 @@ def _resolve_settings(dtypes: Any, max_examples: Any, seed: Any, backends: Any, 
             raise ValueError(why)
         if b not in bks:
             bks.append(b)
-    if isinstance(max_elements, bool) or not isinstance(max_elements, numbers.Integral) or max_elements < 1:
+    if not _is_int(max_elements) or int(max_elements) < 1:
         raise ValueError(f"max_elements: expected an int >= 1, got {max_elements!r}")
-    if isinstance(time_budget, bool) or not isinstance(time_budget, numbers.Real) or not time_budget > 0:
+    if not _is_number(time_budget) or not float(time_budget) > 0:
         raise ValueError(f"time_budget: expected a number of seconds > 0, got {time_budget!r}")
     return tuple(dts), n, sd, tuple(bks), name, int(max_elements), float(time_budget)
 
@@ -98,9 +98,8 @@ def _resolve_settings(dtypes: Any, max_examples: Any, seed: Any, backends: Any, 
 def _resolve_wrt(wrt: Any, names: tuple[str, ...], n_known: int | None) -> tuple[int, ...] | None:
     if wrt is None:
         return None
-    items = (wrt,) if isinstance(wrt, (str, int)) else wrt
     try:
-        items = tuple(items)
+        items: tuple[Any, ...] = (wrt,) if isinstance(wrt, (str, int)) else tuple(wrt)
     except TypeError:
         raise TypeError(f"wrt: expected a name, an index or a sequence of them, got {type(wrt).__name__}") from None
     if not items:
@@ -112,7 +111,7 @@ def _resolve_wrt(wrt: Any, names: tuple[str, ...], n_known: int | None) -> tuple
                 valid = ", ".join(names) if names else "(f's signature names none; use indices)"
                 raise ValueError(f"wrt: unknown input {w!r}; valid: {valid}")
             idx = names.index(w)
-        elif isinstance(w, numbers.Integral) and not isinstance(w, bool):
+        elif _is_int(w):
             idx = int(w)
             if idx < 0 or (n_known is not None and idx >= n_known):
                 raise ValueError(f"wrt: index {w} out of range for {n_known} input(s)")

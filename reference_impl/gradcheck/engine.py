@@ -188,7 +188,7 @@ def _run_f(pb: Problem, args: Sequence[Any], names: list[str], primary: bool
         if pb.gradient_only and isinstance(leaf, (float, int)) and not isinstance(leaf, bool):
             leaf = np.asarray(leaf, np.float64)
         arr, msg = check_leaf(leaf, path, None, None)
-        if msg:
+        if arr is None:
             return None, None, f"your {pb.f_name}: {msg}"
         arrays.append(arr)
     if pb.gradient_only and (len(arrays) != 1 or arrays[0].size != 1):
@@ -215,7 +215,7 @@ def _run_vjp(pb: Problem, cot: Any, args: Sequence[Any], wrt: Sequence[int], nam
         part = []
         for path, x, gl in zip(pytree.leaf_paths(s, f"d{names[i]}"), in_leaves, g_leaves):
             arr, msg = check_leaf(gl, f"the gradient {path}", x.shape, x.dtype)
-            if msg:
+            if arr is None:
                 return None, f"your {pb.vjp_name}{what}: {msg}", False
             part.append(arr * scale.astype(arr.dtype).reshape(()) if scale is not None else arr)
         out.append(part)
@@ -529,7 +529,8 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
 
     test = settings(settings.get_profile("default"), max_examples=max_examples, deadline=None, database=None,
                     derandomize=False, report_multiple_bugs=False, print_blob=False, suppress_health_check=_HEALTH,
-                    phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink))(given(strategy)(prop))
+                    phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+                    )(given(strategy)(prop))
     if seed is not None:
         test = hypothesis_seed(seed)(test)
     problem = ""

@@ -35,7 +35,8 @@ def available(name: str) -> str:
     return ""
 
 
-def _torch_vjp(f: Callable[..., Any], args: Sequence[Any], wrt: Sequence[int], cotangent: Any) -> list[list[np.ndarray]]:
+def _torch_vjp(f: Callable[..., Any], args: Sequence[Any], wrt: Sequence[int],
+               cotangent: Any) -> list[list[np.ndarray]]:
     import torch
 
     wrt_leaves: list[list[Any]] = []
@@ -68,7 +69,7 @@ def _torch_vjp(f: Callable[..., Any], args: Sequence[Any], wrt: Sequence[int], c
 def _jax_vjp(f: Callable[..., Any], args: Sequence[Any], wrt: Sequence[int], cotangent: Any) -> list[list[np.ndarray]]:
     import jax
 
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
     import jax.numpy as jnp
 
     jargs = [pytree.tree_map(jnp.asarray, a) for a in args]

@@ -30,7 +30,6 @@ seed 0, so a failure shrinks to a small input.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +48,14 @@ _LIBRARY_KINDS = ("real", "kinked", "logits", "distribution", "positive_distribu
 Side = int | str | None
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class Arg:
     """One argument: a value kind, a shape, and optionally a scale or range."""
@@ -61,24 +68,26 @@ class Arg:
     """``labels`` only: the number of classes (or a named side)."""
 
     def __post_init__(self) -> None:
+        shape: Any = self.shape  # checked as whatever the caller passed
+        scale: Any = self.scale
+        value_range: Any = self.range
         if self.kind not in KINDS:
             raise ValueError(f"kind: unknown value kind {self.kind!r}; valid: {', '.join(KINDS)}")
-        if not isinstance(self.shape, tuple):
-            raise TypeError(f"shape: expected a tuple of int / None / str sides, got {type(self.shape).__name__}")
-        for s in self.shape:
-            if not (s is None or isinstance(s, str) or (isinstance(s, numbers.Integral) and not isinstance(s, bool)
-                                                         and s >= 1)):
+        if not isinstance(shape, tuple):
+            raise TypeError(f"shape: expected a tuple of int / None / str sides, got {type(shape).__name__}")
+        for s in shape:
+            if not (s is None or isinstance(s, str) or (_is_int(s) and int(s) >= 1)):
                 raise ValueError(f"shape: each side must be an int >= 1, None or a name; got {s!r}")
-        if self.scale is not None:
-            scales = self.scale if isinstance(self.scale, tuple) else (self.scale,)
+        if scale is not None:
+            scales = scale if isinstance(scale, tuple) else (scale,)
             if self.kind not in ("real", "kinked", "logits") or not scales or not all(
-                    isinstance(s, numbers.Real) and math.isfinite(s) and s > 0 for s in scales):
+                    _is_number(s) and math.isfinite(float(s)) and float(s) > 0 for s in scales):
                 raise ValueError(f"scale: a positive number (or tuple) for real/kinked/logits, got {self.scale!r} "
                                  f"for kind {self.kind!r}")
-        if self.range is not None:
-            ok = (self.kind == "real" and isinstance(self.range, tuple) and len(self.range) == 2
-                  and all(isinstance(v, numbers.Real) and math.isfinite(v) for v in self.range)
-                  and self.range[0] < self.range[1])
+        if value_range is not None:
+            ok = (self.kind == "real" and isinstance(value_range, tuple) and len(value_range) == 2
+                  and all(_is_number(v) and math.isfinite(float(v)) for v in value_range)
+                  and float(value_range[0]) < float(value_range[1]))
             if not ok:
                 raise ValueError(f"range: a (low, high) pair with low < high, for kind 'real'; got {self.range!r}")
         if self.kind == "labels":
@@ -157,8 +166,8 @@ def _cap_sides(sides: dict[Any, int], free: list[Any], shapes: list[tuple[Any, .
 def _draw_value(draw: st.DrawFn, a: Arg, shape: tuple[int, ...], dtype: np.dtype, classes: int
                 ) -> tuple[np.ndarray, dict[str, Any]]:
     if a.kind in _LIBRARY_KINDS and a.scale is None and a.range is None:
-        arr, r = draw(library_values(a.kind, shape, dtype))
-        return arr, r
+        drawn: tuple[np.ndarray, dict[str, Any]] = draw(library_values(a.kind, shape, dtype))
+        return drawn
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     r: dict[str, Any] = {"kind": a.kind, "seed": seed}
@@ -173,8 +182,8 @@ def _draw_value(draw: st.DrawFn, a: Arg, shape: tuple[int, ...], dtype: np.dtype
     if a.range is not None:
         r["range"] = a.range
         return rng.uniform(a.range[0], a.range[1], size=shape).astype(dtype), r
-    scales = a.scale if isinstance(a.scale, tuple) else (a.scale,)
-    scale = draw(st.sampled_from(scales))
+    scales: tuple[float, ...] = a.scale if isinstance(a.scale, tuple) else (float(a.scale or 1.0),)
+    scale = float(draw(st.sampled_from(scales)))
     x = rng.standard_normal(shape) * scale
     if a.kind == "kinked":
         frac = draw(st.sampled_from((0.0, 0.25, 0.5)))
@@ -186,8 +195,8 @@ def _draw_value(draw: st.DrawFn, a: Arg, shape: tuple[int, ...], dtype: np.dtype
 
 
 def _side_key(name: str, leaf: int, i: int, s: Side) -> Any:
-    if isinstance(s, numbers.Integral):
-        return ("fixed", int(s))
+    if isinstance(s, int):
+        return ("fixed", s)
     if s is None:
         return ("free", name, leaf, i)
     return ("named", s)
@@ -225,7 +234,8 @@ def spec_strategy(draw: st.DrawFn, spec: Inputs, dtype: Any, max_elements: int) 
     kinds: list[tuple[str | None, ...]] = []
     recipe: dict[str, Any] = {}
     for name, leaves, structure in flat:
-        out_leaves, leaf_kinds = [], []
+        out_leaves: list[Any] = []
+        leaf_kinds: list[str | None] = []
         paths = leaf_paths(structure, name)
         for j, (leaf, path) in enumerate(zip(leaves, paths)):
             if isinstance(leaf, np.ndarray):

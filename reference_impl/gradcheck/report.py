@@ -223,8 +223,8 @@ class GradcheckResult:
                      f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}")
         for p in self.problems:
             lines.append(f"  problem: {p}")
-        for c in self.cuts:
-            lines.append(f"  cut: {c}")
+        for cut in self.cuts:
+            lines.append(f"  cut: {cut}")
         if self.skipped:
             lines.append(f"  skipped: {self.skipped} input(s) rejected by assume()/reject() in your functions")
         if self.rows:
