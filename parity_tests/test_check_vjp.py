@@ -19,7 +19,7 @@ import pytest
 
 import reference_impl as ri
 
-pytestmark = [pytest.mark.numpy_only, pytest.mark.xdist_group("check_vjp")]
+pytestmark = pytest.mark.numpy_only
 
 SEEDS = (0, 1, 2)
 Arg, Inputs = ri.Arg, ri.Inputs

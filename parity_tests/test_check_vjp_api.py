@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 import reference_impl as ri
 from reference_impl.gradcheck import numerics, pytree
 
-pytestmark = pytest.mark.xdist_group("check_vjp")
-
 Arg, Inputs = ri.Arg, ri.Inputs
 X = Inputs(x=Arg("real", shape=(None,)))
 

@@ -115,7 +115,7 @@ rounded once each). It matters where the measurement sees no rounding at all
 (``phi`` exactly linear)."""
 
 RIDDERS_SHRINK = 1.4
-RIDDERS_LEVELS = 10
+RIDDERS_LEVELS = 8
 RIDDERS_STARTS = (2.0**-4, 2.0**-12)
 RIDDERS_NOISE_GAIN = 4.0
 """Rounding of ``phi`` enters a difference quotient as ``floor / h``; each
@@ -124,7 +124,7 @@ Richardson column multiplies it by at most ``(c + 1) / (c - 1) < 3`` for
 ADJOINT_SAFETY = 4.0
 ADJOINT_ROUNDINGS = 16
 
-SPREAD_TRIALS = 4
+SPREAD_TRIALS = 3
 SPREAD_ROUNDINGS = 32
 SPREAD_SAFETY = 2.0
 NORMWISE_ROUNDINGS = 4
