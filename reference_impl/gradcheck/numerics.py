@@ -1,0 +1,331 @@
+"""The numerical tests behind :func:`check_vjp`: Taylor remainder order,
+Richardson-extrapolated central differences, the rounding floor, and the
+error model for comparing two computations of one gradient. NumPy only.
+
+Everything is stated for a scalar functional of a step ``t`` along a fixed
+direction ``u``: ``phi(t) = <v, f(x + t u)>`` with cotangent ``v``. A correct
+VJP gives the directional derivative ``phi'(0) = <VJP(v), u>`` (the adjoint
+identity, document 002's chain rule read backwards).
+
+Taylor remainder (the eps-free verdict)
+---------------------------------------
+``r(h) = |phi(h) - phi(0) - h <VJP(v), u>|`` is ``O(h^2)`` when the VJP is
+right and ``~ |e| h`` when it is off by ``e = <VJP_true(v) - VJP(v), u>``.
+The steps are a geometric sequence ``h_k = H0 * 4^-k`` (``TAYLOR_STEPS`` of
+them, ``2^-2`` down to ``2^-28``: the direction is scaled to the input, see
+:func:`direction_scale`). A step counts when ``r(h)`` stands ``TAYLOR_MARGIN``
+times above the rounding floor of ``phi`` (:func:`rounding_floor`): there
+rounding moves the slope between two steps by less than 0.05. The order is the least-squares
+slope of ``log r`` against ``log h`` over the ``TAYLOR_WINDOW`` (3) smallest such
+steps -- the asymptotic end of the sequence. Outcomes:
+
+* no step above the floor: ``phi`` is linear along ``u`` to rounding and the
+  first-order term matches to rounding -- a pass (``exact``);
+* fewer than three steps: too few to fit -- no verdict (``unresolved``);
+* order >= ``PASS_ORDER`` (1.5, midway between 1 and 2): pass;
+* order below it fails only when the remainder keeps shrinking at that rate
+  into the next, smaller step (``r(h/4) >= r(h)/16``). A piecewise-linear
+  function (a leaky relu) has a remainder only while a step crosses a kink,
+  and it drops to the floor abruptly below that step; a wrong gradient's
+  remainder ``|e| h`` keeps shrinking by 4 per step.
+
+The inputs are rounded when ``x + h u`` is formed; the test uses the step
+actually taken, ``fl(x + h u) - x``, so that rounding is not mistaken for a
+first-order error.
+
+Adjoint test
+------------
+``phi'(0)`` from central differences ``(phi(h) - phi(-h)) / 2h`` over steps
+shrinking by ``RIDDERS_SHRINK``, extrapolated by Richardson's tableau
+(Ridders' method): each column removes the next even power of ``h``; the
+estimate kept is the tableau entry whose change against its neighbours is
+smallest, and that change is its truncation error estimate ``E``. It starts
+from a step of ``2^-4`` of the input scale, and, when that estimate disagrees,
+once more from ``2^-12`` (a large step may cross a kink), keeping the tighter.
+Error model::
+
+    |<VJP(v), u> - D| <= ADJOINT_SAFETY * (E + RIDDERS_NOISE_GAIN * floor / h_last)
+                         + ADJOINT_ROUNDINGS * u_w * (sum |VJP(v) * u| + |D|)
+
+with ``floor`` the rounding floor of ``phi``, ``h_last`` the smallest step the
+kept estimate used, and ``u_w`` the unit roundoff of the working precision.
+
+Comparing two computations of one gradient
+------------------------------------------
+A float32 VJP (or a framework's) is compared with a float64 one. Its error
+model is backward-stability, measured rather than assumed: the float64 VJP is
+re-evaluated ``SPREAD_TRIALS`` times at inputs and cotangent moved by
+``SPREAD_ROUNDINGS * u_d * z * (|x| + mean |x|)`` (``z`` standard normal,
+``u_d`` the unit roundoff of the compared dtype); ``spread`` is the largest
+change per element. The ``mean |x|`` term stands for the absolute rounding of
+intermediates of the inputs' size (``x - logsumexp(x)`` at logits of 1e2
+carries an error of about ``1e2 u`` in every entry, small ones included).
+That covers errors that behave like perturbed inputs, not rounding inside
+the VJP whose terms cancel (a layer norm over two features has a gradient of
+1e-6 made of terms of order 1). That part is measured too: the ``dtype``
+VJP is re-run ``SPREAD_TRIALS`` times at inputs and cotangent with a random
+half of their elements moved one ulp; rounding errors decorrelate under such
+a move while the exact gradient barely changes, so the largest change
+``noise`` shows the size of the VJP's own rounding. A systematic error (a
+wrong constant in a float32 code path, a result rounded to half precision)
+does not move with a one-ulp change and is not absorbed. An element passes
+when::
+
+    |g_d - g_64| <= SPREAD_SAFETY * (spread + noise) + SPREAD_ROUNDINGS * u_d * |g_64|
+                    + NORMWISE_ROUNDINGS * u_d * G * max(1, X) + tiny_d
+
+The last term is the normwise part: ``X`` is the largest input magnitude
+and ``G`` the gradient's scale: its largest float64 entry over every ``wrt``
+input, or, where that is smaller, the secant slope ``max|v| max|f(x)| / X``. A gradient
+built from intermediates of the inputs' size (``x - logsumexp(x)``,
+``x - mean(x)``) carries absolute errors of about ``u X`` in them; through an
+exponential (a softmax) they become relative errors of the gradient, and
+through cancellation (a layer norm over two features, whose gradient with
+respect to ``x`` is nearly zero while its terms are of order ``|v| / sigma``,
+the secant slope) absolute ones. Neither is visible elementwise, and neither is a bug. Conditioning is measured on the
+function itself (a layer norm of inputs with a large mean amplifies rounding;
+a softmax of logits at 1e3 too), so no per-function constant is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "TAYLOR_STEPS", "TAYLOR_MARGIN", "TAYLOR_WINDOW", "PASS_ORDER",
+    "TaylorFit", "taylor_steps", "fit_taylor_order", "rounding_floor", "direction_scale",
+    "RiddersEstimate", "ridders_derivative", "AdjointOutcome", "adjoint_test",
+    "spread_tolerance", "unit_roundoff",
+]
+
+TAYLOR_STEPS = 14
+TAYLOR_FIRST_STEP = 0.25
+TAYLOR_RATIO = 4.0
+TAYLOR_MARGIN = 30.0
+TAYLOR_WINDOW = 3
+PASS_ORDER = 1.5
+FLOOR_ROUNDINGS = 2
+"""The modelled part of the rounding floor, a lower bound under the measured
+one: ``2 u sum |v| |f(x)|`` (the output and the inner product with ``v``
+rounded once each). It matters where the measurement sees no rounding at all
+(``phi`` exactly linear)."""
+
+RIDDERS_SHRINK = 1.4
+RIDDERS_LEVELS = 8
+RIDDERS_STARTS = (2.0**-4, 2.0**-12)
+RIDDERS_NOISE_GAIN = 4.0
+"""Rounding of ``phi`` enters a difference quotient as ``floor / h``; each
+Richardson column multiplies it by at most ``(c + 1) / (c - 1) < 3`` for
+``c = RIDDERS_SHRINK^2``, and the kept entry sits in an early column."""
+ADJOINT_SAFETY = 4.0
+ADJOINT_ROUNDINGS = 16
+
+SPREAD_TRIALS = 3
+SPREAD_ROUNDINGS = 32
+SPREAD_SAFETY = 2.0
+NORMWISE_ROUNDINGS = 4
+
+
+def unit_roundoff(dtype: object) -> float:
+    """``u = eps / 2``: 2**-24 for float32, 2**-53 for float64."""
+    return float(np.finfo(np.dtype(dtype)).eps) / 2  # type: ignore[call-overload]
+
+
+# =========================================================================== directions and the floor
+
+
+def direction_scale(x: np.ndarray) -> np.ndarray:
+    """Per-element scale of a step: ``|x_i| + mean |x|`` (1 where ``x`` is all
+    zero), so that steps are relative to the input: logits at 1e3 are moved
+    by about 1e3 h, values near 1e-3 by about 1e-3 h."""
+    a = np.abs(np.asarray(x, np.float64))
+    mean = float(a.mean()) if a.size else 0.0
+    if mean == 0.0 or not math.isfinite(mean):
+        return np.ones_like(a)
+    return a + mean
+
+
+def rounding_floor(step: Callable[[float], tuple[float, float]], phi0: float, magnitude: float,
+                   work_u: float, probe: float = 2.0**-44) -> float:
+    """How much ``phi`` moves by rounding alone near ``t = 0``.
+
+    ``step(t)`` returns ``(phi(t), first-order term for the step actually
+    taken)``. Measured: ``|phi(t) - phi(0) - first-order term|`` at six tiny
+    steps ``t = +-probe * (1, 2, 3)``, where the Taylor terms beyond the first
+    are below ``1e-26`` of ``phi`` and what remains is rounding. Modelled:
+    ``FLOOR_ROUNDINGS * u * magnitude`` with ``magnitude = sum |v| |f(x)|``.
+    The larger of the two is the floor."""
+    measured = 0.0
+    for t in (probe, -probe, 2 * probe, -2 * probe, 3 * probe, -3 * probe):
+        value, first = step(t)
+        if math.isfinite(value) and math.isfinite(first):
+            measured = max(measured, abs(value - phi0 - first))
+    return max(measured, FLOOR_ROUNDINGS * work_u * magnitude, 1e-300)
+
+
+# =========================================================================== Taylor remainder
+
+
+@dataclass(frozen=True)
+class TaylorFit:
+    """The observed convergence order of the Taylor remainder."""
+
+    status: str
+    """``order`` (fitted), ``exact`` (remainder at rounding level for every
+    step), ``unresolved`` (too few steps above the floor, or the remainder
+    vanished abruptly: not smooth at the scale of the step)."""
+    order: float
+    """Fitted slope of ``log r`` against ``log h`` (nan unless ``status == 'order'``)."""
+    failed: bool
+    steps: tuple[float, ...] = field(repr=False, default=())
+    remainders: tuple[float, ...] = field(repr=False, default=())
+    floor: float = 0.0
+
+    def describe(self) -> str:
+        if self.status == "exact":
+            return "Taylor remainder at rounding level for every step (linear along the direction)"
+        if self.status == "unresolved":
+            return "Taylor remainder above the rounding floor at fewer than 3 steps: no order fitted"
+        pairs = ", ".join(f"r({h:.1e})={r:.2e}" for h, r in zip(self.steps, self.remainders))
+        return (f"Taylor remainder order {self.order:.2f} (2 when the VJP is right, 1 when it is not), "
+                f"fitted over {pairs}; rounding floor {self.floor:.1e}")
+
+
+def taylor_steps() -> tuple[float, ...]:
+    return tuple(TAYLOR_FIRST_STEP * TAYLOR_RATIO**-k for k in range(TAYLOR_STEPS))
+
+
+def fit_taylor_order(steps: Sequence[float], remainders: Sequence[float], floor: float) -> TaylorFit:
+    """Fit the order from remainders at decreasing ``steps`` (see the module notes)."""
+    hs = np.asarray(steps, np.float64)
+    rs = np.asarray(remainders, np.float64)
+    above = np.isfinite(rs) & (rs > TAYLOR_MARGIN * floor)
+    idx = np.flatnonzero(above)
+    if idx.size == 0:
+        return TaylorFit("exact", float("nan"), False, floor=floor)
+    # the smallest steps above the floor, contiguous towards the small end
+    last = int(idx[-1])
+    window = [k for k in idx if k > last - TAYLOR_WINDOW]
+    if len(window) < 3:
+        return TaylorFit("unresolved", float("nan"), False, floor=floor)
+    lh, lr = np.log(hs[window]), np.log(rs[window])
+    order = float(np.polyfit(lh, lr, 1)[0])
+    failed = order < PASS_ORDER
+    if failed and last + 1 < hs.size:
+        nxt = rs[last + 1]
+        # an abrupt drop below the window: a kink crossed, not a first-order error
+        if not (math.isfinite(nxt) and nxt >= rs[last] / TAYLOR_RATIO**2):
+            return TaylorFit("unresolved", order, False, tuple(hs[window]), tuple(rs[window]), floor)
+    return TaylorFit("order", order, failed, tuple(hs[window]), tuple(rs[window]), floor)
+
+
+# =========================================================================== Richardson / Ridders
+
+
+@dataclass(frozen=True)
+class RiddersEstimate:
+    derivative: float
+    error: float
+    """The tableau's own estimate of its truncation error."""
+    last_step: float
+
+
+def ridders_derivative(phi: Callable[[float], float], first_step: float) -> RiddersEstimate:
+    """``phi'(0)`` by central differences extrapolated in Richardson's tableau."""
+    c = RIDDERS_SHRINK**2
+    h = first_step
+    prev: list[float] = [(phi(h) - phi(-h)) / (2 * h)]
+    best, err, used = prev[0], math.inf, h
+    for _ in range(1, RIDDERS_LEVELS):
+        h /= RIDDERS_SHRINK
+        row = [(phi(h) - phi(-h)) / (2 * h)]
+        factor = c
+        for j in range(1, len(prev) + 1):
+            row.append((row[j - 1] * factor - prev[j - 1]) / (factor - 1))
+            factor *= c
+            change = max(abs(row[j] - row[j - 1]), abs(row[j] - prev[j - 1]))
+            if change <= err:
+                best, err, used = row[j], change, h
+        # the newest diagonal entry moved by more than twice the best error: rounding took over
+        if abs(row[-1] - prev[-1]) >= 2 * err:
+            break
+        prev = row
+    if not math.isfinite(err):
+        err = abs(prev[0]) if math.isfinite(prev[0]) else math.inf
+    return RiddersEstimate(best, err, used)
+
+
+@dataclass(frozen=True)
+class AdjointOutcome:
+    ours: float
+    """``<VJP(v), u>``"""
+    differences: float
+    """``phi'(0)`` from extrapolated central differences."""
+    error: float
+    tolerance: float
+
+    @property
+    def ratio(self) -> float:
+        if self.error == 0.0:
+            return 0.0
+        return self.error / self.tolerance if self.tolerance > 0 else math.inf
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.differences) and self.ratio <= 1.0
+
+    def describe(self) -> str:
+        return (f"<VJP(v), u> = {self.ours!r} but Richardson-extrapolated central differences give "
+                f"{self.differences!r}: error {self.error:.3e}, tolerance {self.tolerance:.3e} "
+                f"(error/tolerance = {self.ratio:.3g})")
+
+
+def adjoint_test(phi: Callable[[float], float], ours: float, abs_terms: float, floor: float,
+                 work_u: float) -> AdjointOutcome:
+    """Compare ``ours = <VJP(v), u>`` (whose terms sum in magnitude to
+    ``abs_terms``) with the extrapolated differences of ``phi``."""
+    best: AdjointOutcome | None = None
+    for h0 in RIDDERS_STARTS:  # the second start only when the first does not already agree
+        e = ridders_derivative(phi, h0)
+        if not (math.isfinite(e.derivative) and math.isfinite(e.error)):
+            continue
+        tol = (ADJOINT_SAFETY * (e.error + RIDDERS_NOISE_GAIN * floor / e.last_step)
+               + ADJOINT_ROUNDINGS * work_u * (abs_terms + abs(e.derivative)))
+        outcome = AdjointOutcome(ours, e.derivative, abs(ours - e.derivative), tol)
+        if best is None or outcome.tolerance < best.tolerance:
+            best = outcome
+        if outcome.ok:
+            return outcome
+    return best if best is not None else AdjointOutcome(ours, float("nan"), float("inf"), 0.0)
+
+
+# =========================================================================== two computations of one gradient
+
+
+def spread_tolerance(reference: np.ndarray, perturbed: Sequence[np.ndarray], dtype: object,
+                     checked: np.ndarray | None = None, jittered: Sequence[np.ndarray] = (),
+                     gradient_scale: float = 0.0, input_scale: float = 0.0) -> np.ndarray:
+    """Elementwise tolerance for a ``dtype`` computation ``checked`` of the
+    gradient ``reference`` (float64), given the float64 gradient at inputs
+    perturbed by ``SPREAD_ROUNDINGS`` roundings of ``dtype`` and the ``dtype``
+    gradient at inputs one ulp away (see the module notes)."""
+    ref = np.asarray(reference, np.float64)
+    spread = _largest_change(ref, perturbed)
+    if checked is not None:
+        spread = spread + _largest_change(np.asarray(checked, np.float64), jittered)
+    u = unit_roundoff(dtype)
+    tiny = float(np.finfo(np.dtype(dtype)).tiny)  # type: ignore[call-overload]
+    normwise = NORMWISE_ROUNDINGS * u * gradient_scale * max(1.0, input_scale)
+    return SPREAD_SAFETY * spread + SPREAD_ROUNDINGS * u * np.abs(ref) + normwise + tiny
+
+
+def _largest_change(center: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray:
+    out = np.zeros_like(center)
+    for p in others:
+        diff = np.abs(np.asarray(p, np.float64) - center)
+        out = np.maximum(out, np.where(np.isfinite(diff), diff, 0.0))
+    return out
