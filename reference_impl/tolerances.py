@@ -246,9 +246,9 @@ def _vjp_multiply(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[tuple[Any
 
 
 def _vjp_matmul(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[tuple[Any, ...]]:
-    from .ops import _matmul_vjp
+    from .ops import matmul_vjp_wide
 
-    ga, gb = _matmul_vjp(np.abs(g), np.empty(0), np.abs(a), np.abs(b))  # the rule does not read ``ans``
+    ga, gb = matmul_vjp_wide(np.abs(g), np.abs(a), np.abs(b))  # the rule does not read ``ans``
     batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))
     n = b.shape[-1] if b.ndim > 1 else 1
     m = a.shape[-2] if a.ndim > 1 else 1
