@@ -185,8 +185,10 @@ def _wide(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _round(y: Any, like: np.ndarray) -> np.ndarray:
-    """Round a wide result once to ``like``'s dtype: always a new array."""
-    return np.array(y, dtype=like.dtype, copy=True)
+    """Round a wide result once to ``like``'s dtype: always a new array. A
+    true value beyond the dtype's range becomes +-inf, as IEEE rounding says."""
+    with np.errstate(over="ignore"):
+        return np.array(y, dtype=like.dtype, copy=True)
 
 
 def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -141,8 +141,10 @@ def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tu
         raise ValueError(f"kind: unknown value kind {kind!r}")
     arr = np.asarray(x, dtype=dtype)
     if kind == "positive_distribution":
-        # float32 may round a tiny probability to 0; the op requires > 0
-        arr = np.maximum(arr, np.finfo(dtype).tiny)
+        # The op requires > 0 (float32 may round a tiny probability to 0), and -y / yhat times a cotangent
+        # of up to ~1e3 must stay representable: probabilities stop at 1e4 / (the dtype's largest value),
+        # about 3e-35 in float32 and 6e-305 in float64.
+        arr = np.maximum(arr, np.asarray(1e4 / float(np.finfo(dtype).max), dtype=dtype))
     return arr, recipe
 
 

@@ -168,7 +168,7 @@ def _nll(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     k = np.argmax(np.vectorize(lambda b: float(b.mid()), otypes=[float])(z), axis=-1)[..., None]
     zk = np.take_along_axis(z, k, axis=-1)
     e = _map(_exp, z - zk)
-    np.put_along_axis(e, k, 0, axis=-1)
+    np.put_along_axis(e, k, _flint().arb(0), axis=-1)
     others = e.sum(axis=-1, keepdims=True)
     nll = (zk - z) + _map(lambda v: v.log1p(), others)
     s = e / (1 + others)
@@ -179,7 +179,7 @@ def _nll(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _sce_vjp(g: Any, z: np.ndarray, t: np.ndarray, reduction: str) -> tuple[np.ndarray, np.ndarray]:
     nll, s, k = _nll(z)
     dz = s * t.sum(axis=-1, keepdims=True) - t
-    np.put_along_axis(dz, k, 0, axis=-1)
+    np.put_along_axis(dz, k, _flint().arb(0), axis=-1)
     np.put_along_axis(dz, k, -dz.sum(axis=-1, keepdims=True), axis=-1)
     sc = _scale(g, z, reduction)
     return dz * sc, nll * sc
