@@ -106,7 +106,7 @@ def diagonal_softmax_vjp(g, x):
 
 
 @pytest.mark.numpy_only
-@pytest.mark.parametrize("seed", [None, 1, 2, 3])
+@pytest.mark.parametrize("seed", [None, 1])
 def test_textbook_sigmoid_nan_is_found_in_float32(seed: int | None) -> None:
     result = ri.check_op("sigmoid", forward=textbook_sigmoid, vjp=textbook_sigmoid_vjp, dtypes=("float32",),
                          seed=seed)
@@ -115,7 +115,7 @@ def test_textbook_sigmoid_nan_is_found_in_float32(seed: int | None) -> None:
 
 
 @pytest.mark.numpy_only
-@pytest.mark.parametrize("seed", [None, 1, 2, 3])
+@pytest.mark.parametrize("seed", [None, 1])
 def test_log_clamped_at_1e_10_is_found(seed: int | None) -> None:
     assert not ri.check_op("cross_entropy", forward=clamped_cross_entropy, seed=seed).ok
     assert not ri.check_op("cross_entropy", vjp=clamped_cross_entropy_vjp, seed=seed).ok
