@@ -76,3 +76,52 @@ def test_special_case_vs_framework(op: str, case, dtype: type, backend: str) -> 
     b = get_backend(backend)
     check_forward(ex, backend, b.forward(op, ex.inputs, ex.params))
     check_vjp(ex, backend, b.vjp(op, ex.cotangent, ex.inputs, ex.params)[1])
+
+
+# ----------------------------------------------------------------- extremes with exactly known results
+
+
+@pytest.mark.numpy_only
+def test_unbroadcast_to_a_shape_that_does_not_broadcast_raises() -> None:
+    import reference_impl as ri
+
+    with pytest.raises(ValueError, match=r"^shape: \(3, 2\) does not broadcast"):
+        ri.unbroadcast(np.arange(6.0).reshape(2, 3), (3, 2))
+
+
+@pytest.mark.numpy_only
+def test_add_vjp_gradients_alias_neither_the_cotangent_nor_each_other() -> None:
+    import reference_impl as ri
+
+    g, a = np.ones((2, 3)), np.zeros((2, 3))
+    da, db = ri.add_vjp(g, a, a)
+    assert not np.shares_memory(da, g) and not np.shares_memory(db, g) and not np.shares_memory(da, db)
+
+
+@pytest.mark.numpy_only
+def test_mse_vjp_of_a_zero_residual_is_zero_for_a_huge_cotangent() -> None:
+    import reference_impl as ri
+
+    one = np.array([1.0], np.float32)
+    dp, dt = ri.mse_vjp(np.array(3e38, np.float32), one, one, reduction="sum")
+    assert dp.tolist() == [0.0] and dt.tolist() == [0.0]  # (yhat - y) g c = 0 exactly
+
+
+@pytest.mark.numpy_only
+def test_softmax_vjp_is_zero_where_every_term_underflows() -> None:
+    import reference_impl as ri
+
+    # s = (e^-1000, 1): dx_0 = s_0 (g_0 - <g, s>) ~ 6e38 e^-1000 rounds to 0; dx_1 = s_1 s_0 (g_1 - g_0) also
+    (dx,) = ri.softmax_vjp(np.array([[3e38, -3e38]], np.float32), np.array([[0.0, 1000.0]], np.float32))
+    assert dx.tolist() == [[0.0, 0.0]]
+
+
+@pytest.mark.numpy_only
+def test_softmax_cross_entropy_at_logits_near_float64_limit() -> None:
+    import reference_impl as ri
+
+    z = np.array([[1e308, -1e308]])
+    # the target's class dominates by 2e308: log softmax is -e^{-2e308} ~ -0 there
+    assert ri.softmax_cross_entropy(z, np.array([[1.0, 0.0]])) == 0.0
+    dz, _ = ri.softmax_cross_entropy_vjp(np.array(1.0), z, np.array([[1.0, 0.0]]))
+    assert np.all(dz == 0.0)

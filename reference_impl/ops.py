@@ -1,9 +1,19 @@
-"""Every primitive of the documents: forward and VJP side by side, registered.
+"""Every primitive of the documents: forward and VJP side by side.
 
-Each op is a forward ``f(*inputs, **params)`` and a VJP rule that receives the
-upstream cotangent, the forward's own output (``ans``, reused where the rule
-allows, as in ``tanh' = 1 - ans**2``) and the inputs, and returns one gradient
-per input, each with that input's shape and dtype.
+Each op is a forward ``f(*inputs, **params)`` registered by the :func:`op`
+decorator, with its VJP rule attached right below it by ``@f.defvjp``. A rule
+receives the upstream cotangent, the forward's output (``ans``) and the
+inputs, and returns one gradient per input, each with that input's shape and
+dtype.
+
+The reference is the truth, rounded once. Every formula is evaluated in a
+wider format -- float64 for float32 inputs, the x87 80-bit ``longdouble``
+(64-bit significand) for float64 inputs -- and rounded to the working dtype
+at the end; where a textbook formula cancels or overflows even there, the
+accurate formula is the formula, with a comment saying why. Float32 results
+are within 1 ulp of the exact value, float64 results within a few (where the
+platform's ``longdouble`` is plain double, float64 keeps the accurate
+formulas but not the extra bits).
 
 Conventions (also in the README):
 
@@ -17,12 +27,12 @@ Conventions (also in the README):
 * ``reduction="mean"`` has PyTorch's meaning: the classification losses
   average over rows, ``mse`` over every element.
 * Inputs are float32 or float64, finite, and share one dtype; outputs and
-  gradients keep it.
+  gradients keep it and never alias an input or each other.
 
-How to add an op: write ``_<name>`` (forward) and ``_<name>_vjp`` (rule) next
-to each other below, describe its inputs with a ``_check_<name>`` and add one
-``_register(...)`` line; then add one row to ``parity_tests/spec.py`` and an
-error model to ``tolerances.py``.
+How to add an op: decorate its forward with ``@op(...)`` (name, inputs,
+domain, formula, sources, an optional input check) and its VJP rule with
+``@<forward>.defvjp`` right below; then add its error model to
+``tolerances.py`` and its framework recipes row.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ from ._validate import (
     check_same_dtype,
 )
 
-__all__ = ["Domain", "Op", "OPS", "unbroadcast"]
+__all__ = ["Domain", "Op", "OPS", "op", "unbroadcast"]
 
 Arrays = tuple[np.ndarray, ...]
 Params = dict[str, Any]
@@ -128,31 +138,85 @@ OPS: Mapping[str, Op] = MappingProxyType(_REGISTRY)
 """Read-only mapping from op name to :class:`Op`."""
 
 
-def _register(name: str, arg_names: tuple[str, ...], impl: Callable[..., np.ndarray], rule: Callable[..., Arrays],
-              check: Callable[[Arrays, Params], None], formula: str, sources: tuple[str, ...],
-              domain: Domain, params: Mapping[str, tuple[str, ...]] | None = None) -> Op:
-    op = Op(name, arg_names, MappingProxyType(dict(params or {})), impl, rule, check, formula, sources, domain)
-    _REGISTRY[name] = op
-    return op
+def _no_check(arrays: Arrays, params: Params) -> None:
+    return None
+
+
+class _Forward:
+    """A decorated forward waiting for its VJP rule (``@forward.defvjp``)."""
+
+    def __init__(self, impl: Callable[..., np.ndarray], settings: dict[str, Any]) -> None:
+        self.impl = impl
+        self.settings = settings
+        self.__doc__ = impl.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self.impl(*args, **kwargs)
+
+    def defvjp(self, rule: Callable[..., Arrays]) -> Callable[..., Arrays]:
+        s = self.settings
+        _REGISTRY[s["name"]] = Op(s["name"], s["inputs"], MappingProxyType(dict(s["params"] or {})), self.impl, rule,
+                                  s["check"], s["formula"], s["sources"], s["domain"])
+        return rule
+
+
+def op(name: str, *, inputs: tuple[str, ...], domain: Domain, formula: str, sources: tuple[str, ...],
+       check: Callable[[Arrays, Params], None] = _no_check,
+       params: Mapping[str, tuple[str, ...]] | None = None) -> Callable[[Callable[..., np.ndarray]], _Forward]:
+    """Declare the forward of op ``name``; ``@<forward>.defvjp`` below it
+    attaches the VJP rule and registers the op in :data:`OPS`."""
+    if name in _REGISTRY:
+        raise ValueError(f"name: op {name!r} is already registered")
+    settings = {"name": name, "inputs": inputs, "domain": domain, "formula": formula, "sources": sources,
+                "check": check, "params": params}
+    return lambda impl: _Forward(impl, settings)
 
 
 # --------------------------------------------------------------------------- helpers
 
+_LONG = np.longdouble
+
+
+def _wide(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The inputs in the wider format the formulas run in: float32 -> float64
+    (a float32 product is exact there), float64 -> longdouble (11 more bits)."""
+    wide = np.float64 if arrays[0].dtype == np.float32 else _LONG
+    return tuple(np.asarray(a, dtype=wide) for a in arrays)
+
+
+def _round(y: Any, like: np.ndarray) -> np.ndarray:
+    """Round a wide result once to ``like``'s dtype: always a new array. A
+    true value beyond the dtype's range becomes +-inf, as IEEE rounding says."""
+    with np.errstate(over="ignore"):
+        return np.array(y, dtype=like.dtype, copy=True)
+
+
+def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``exp(x - m)`` with the shift two-summed: the rounding of ``x - m``
+    would otherwise become a relative error ``|x - m| u`` in the exp."""
+    d = x - m
+    with np.errstate(invalid="ignore"):  # TwoSum's error term; NaN only where d overflowed, then unused
+        virtual = d - x
+        lo = (x - (d - virtual)) + (-m - virtual)
+    lo = np.where(np.isfinite(lo), lo, 0)
+    return np.exp(d) * (1 + lo)
+
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched, so the
-    result has ``shape``: the adjoint of ``np.broadcast_to(x, grad.shape)``."""
+    result has ``shape``: the adjoint of ``np.broadcast_to(x, grad.shape)``.
+    Raises ``ValueError`` when ``shape`` does not broadcast to ``grad``'s."""
+    grad = np.asarray(grad)
+    shape = tuple(int(n) for n in shape)
     extra = grad.ndim - len(shape)
+    if extra < 0 or any(n not in (1, m) for n, m in zip(shape, grad.shape[extra:])):
+        raise ValueError(f"shape: {shape} does not broadcast to grad's shape {grad.shape}")
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
-    return grad.reshape(shape)
-
-
-def _no_check(arrays: Arrays, params: Params) -> None:
-    return None
+    return np.array(grad.reshape(shape), copy=True)
 
 
 def _check_broadcast(arrays: Arrays, params: Params) -> None:
@@ -171,39 +235,38 @@ def _rows(x: np.ndarray) -> int:
 # --------------------------------------------------------------------------- add (002, 004)
 
 
-def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+@op("add", inputs=("a", "b"), domain=Domain("broadcast_pair", ("real", "real")), sources=("004", "002"),
+    formula="a + b | da = sum_broadcast(g), db = sum_broadcast(g)", check=_check_broadcast)
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a + b`` with NumPy broadcasting (the add gate of document 004)."""
     return np.add(a, b)
 
 
-def _add_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
+@add.defvjp
+def add_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
     """Local gradient 1 for both inputs -- the add gate is a *distributor*
-    (004): ``da = unbroadcast(g)``, ``db = unbroadcast(g)``."""
-    return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
-
-
-_register("add", ("a", "b"), _add, _add_vjp, _check_broadcast,
-          "a + b | da = sum_broadcast(g), db = sum_broadcast(g)", ("004", "002"),
-          Domain("broadcast_pair", ("real", "real")))
+    (004): ``da = unbroadcast(g)``, ``db = unbroadcast(g)``, each summed in the
+    wide format and a new array."""
+    (gw,) = _wide(g)
+    return _round(unbroadcast(gw, a.shape), a), _round(unbroadcast(gw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- multiply (002, 004)
 
 
-def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+@op("multiply", inputs=("a", "b"), domain=Domain("broadcast_pair", ("real", "real")), sources=("004", "002"),
+    formula="a * b | da = sum_broadcast(g * b), db = sum_broadcast(g * a)", check=_check_broadcast)
+def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Elementwise ``a * b`` with broadcasting (the multiply gate of 004)."""
     return np.multiply(a, b)
 
 
-def _multiply_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
+@multiply.defvjp
+def multiply_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
     """Each input's local gradient is the *other* input -- the multiply gate
     is a *switch* (004): ``da = unbroadcast(g * b)``, ``db = unbroadcast(g * a)``."""
-    return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
-
-
-_register("multiply", ("a", "b"), _multiply, _multiply_vjp, _check_broadcast,
-          "a * b | da = sum_broadcast(g * b), db = sum_broadcast(g * a)", ("004", "002"),
-          Domain("broadcast_pair", ("real", "real")))
+    gw, aw, bw = _wide(g, a, b)
+    return _round(unbroadcast(gw * bw, a.shape), a), _round(unbroadcast(gw * aw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- matmul (002, 004)
@@ -226,16 +289,19 @@ def _check_matmul(arrays: Arrays, params: Params) -> None:
         raise ValueError(f"a, b: batch axes {a.shape[:-2]} and {b.shape[:-2]} do not broadcast") from None
 
 
-def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+@op("matmul", inputs=("a", "b"), domain=Domain("matmul", ("real", "real")), sources=("002", "004"),
+    formula="a @ b | da = g @ b^T, db = a^T @ g", check=_check_matmul)
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` with ``np.matmul`` semantics (1-D operands promoted, batch
-    axes broadcast). Document 002 writes each layer as such a product."""
-    return np.asarray(np.matmul(a, b))
+    axes broadcast). Document 002 writes each layer as such a product; the
+    dot products accumulate in the wide format and round once."""
+    aw, bw = _wide(a, b)
+    return _round(np.matmul(aw, bw), a)
 
 
-def _matmul_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
-    """``da = g @ b^T``, ``db = a^T @ g`` (transposes of the last two axes),
-    reduced over broadcast batch axes; 1-D operands are promoted to matrices
-    and the promoted axis removed again."""
+def matmul_vjp_wide(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(g @ b^T, a^T @ g)`` in ``g``'s own dtype, reduced over broadcast
+    batch axes, with 1-D operands promoted and the promoted axis removed."""
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = g
@@ -250,9 +316,12 @@ def _matmul_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) ->
     return da, db
 
 
-_register("matmul", ("a", "b"), _matmul, _matmul_vjp, _check_matmul,
-          "a @ b | da = g @ b^T, db = a^T @ g", ("002", "004"),
-          Domain("matmul", ("real", "real")))
+@matmul.defvjp
+def matmul_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
+    """``da = g @ b^T``, ``db = a^T @ g`` (transposes of the last two axes),
+    reduced over broadcast batch axes; accumulated wide, rounded once."""
+    da, db = matmul_vjp_wide(*_wide(g, a, b))
+    return _round(da, a), _round(db, b)
 
 
 # --------------------------------------------------------------------------- dense (002, 004)
@@ -275,79 +344,85 @@ def _check_dense(arrays: Arrays, params: Params) -> None:
         raise ValueError(f"b: has {b.shape[0]} entries but W has {w.shape[1]} columns (outputs)")
 
 
-def _dense(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+@op("dense", inputs=("x", "W", "b"), domain=Domain("dense", ("real", "real", "real")), sources=("002", "004"),
+    formula="x @ W + b | dx = g @ W^T, dW = x^T @ g, db = sum_rows(g)", check=_check_dense)
+def dense(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``x @ W + b``, ``W`` of shape ``(inputs, outputs)`` as in document 002
-    (``o_input = k_output * wko + bo``)."""
-    return np.asarray(np.matmul(x, w) + b)
+    (``o_input = k_output * wko + bo``); the bias joins the wide sum."""
+    xw, ww, bw = _wide(x, w, b)
+    return _round(np.matmul(xw, ww) + bw, x)
 
 
-def _dense_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Arrays:
+@dense.defvjp
+def dense_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Arrays:
     """``dx = g @ W^T``; ``dW = x^T @ g`` and ``db = sum(g)`` summed over every
     batch row (document 002: ``dJ/dwko = k_output^T . dJ/do_input``)."""
-    xf = x.reshape(-1, x.shape[-1])
-    gf = g.reshape(-1, g.shape[-1])
-    return np.matmul(g, w.T), np.matmul(xf.T, gf), gf.sum(axis=0)
-
-
-_register("dense", ("x", "W", "b"), _dense, _dense_vjp, _check_dense,
-          "x @ W + b | dx = g @ W^T, dW = x^T @ g, db = sum_rows(g)", ("002", "004"),
-          Domain("dense", ("real", "real", "real")))
+    gw, xw, ww = _wide(g, x, w)
+    xf = xw.reshape(-1, x.shape[-1])
+    gf = gw.reshape(-1, g.shape[-1])
+    return _round(np.matmul(gw, ww.T), x), _round(np.matmul(xf.T, gf), w), _round(gf.sum(axis=0), b)
 
 
 # --------------------------------------------------------------------------- relu (002)
 
 
-def _relu(x: np.ndarray) -> np.ndarray:
-    """``relu(x) = max(x, 0)`` (002); ``relu(-0.0)`` is ``+0.0``."""
+@op("relu", inputs=("x",), domain=Domain("elementwise", ("kinked",)), sources=("002",),
+    formula="max(x, 0) | dx = g * [x > 0]")
+def relu(x: np.ndarray) -> np.ndarray:
+    """``relu(x) = max(x, 0)`` (002); ``relu(-0.0)`` is ``+0.0``. Exact."""
     return np.where(x > 0, x, np.zeros((), dtype=x.dtype))
 
 
-def _relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
+@relu.defvjp
+def relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``relu'(x) = 1 if x > 0 else 0`` (002); ``relu'(0) = relu'(-0.0) = 0``."""
     return (np.where(x > 0, g, np.zeros((), dtype=g.dtype)),)
-
-
-_register("relu", ("x",), _relu, _relu_vjp, _no_check,
-          "max(x, 0) | dx = g * [x > 0]", ("002",),
-          Domain("elementwise", ("kinked",)))
 
 
 # --------------------------------------------------------------------------- tanh (002, 004)
 
 
-def _tanh(x: np.ndarray) -> np.ndarray:
+@op("tanh", inputs=("x",), domain=Domain("elementwise", ("real",)), sources=("002", "004"),
+    formula="tanh(x) | dx = g * (1 - tanh(x)^2) = g * 4e / (1 + e)^2, e = exp(-2|x|)")
+def tanh(x: np.ndarray) -> np.ndarray:
     """``tanh(x) = (e^x - e^-x) / (e^x + e^-x)`` (002)."""
-    return np.tanh(x)
+    (xw,) = _wide(x)
+    return _round(np.tanh(xw), x)
 
 
-def _tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
-    """``tanh'(x) = 1 - tanh(x)^2`` (002), from the forward output."""
-    return (g * (1 - ans * ans),)
-
-
-_register("tanh", ("x",), _tanh, _tanh_vjp, _no_check,
-          "tanh(x) | dx = g * (1 - tanh(x)^2)", ("002", "004"),
-          Domain("elementwise", ("real",)))
+@tanh.defvjp
+def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
+    """``tanh'(x) = 1 - tanh(x)^2`` (002). Near saturation ``1 - t^2``
+    cancels to 0 long before the true slope underflows, so beyond
+    ``|x| = 0.55`` it is the equal ``4e / (1 + e)^2`` with ``e = exp(-2|x|)``."""
+    gw, xw = _wide(g, x)
+    e = np.exp(-2 * np.abs(xw))
+    t = np.tanh(xw)
+    slope = np.where(np.abs(xw) < 0.55, 1 - t * t, 4 * e / ((1 + e) * (1 + e)))
+    return (_round(gw * slope, x),)
 
 
 # --------------------------------------------------------------------------- sigmoid (003, 004)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+@op("sigmoid", inputs=("x",), domain=Domain("elementwise", ("real",)), sources=("003", "004"),
+    formula="1 / (1 + exp(-x)) | dx = g * s * (1 - s) = g * e / (1 + e)^2, e = exp(-|x|)")
+def sigmoid(x: np.ndarray) -> np.ndarray:
     """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), evaluated as
     ``e^x / (1 + e^x)`` for ``x < 0`` so that no ``exp`` overflows."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    (xw,) = _wide(x)
+    e = np.exp(-np.abs(xw))
+    return _round(np.where(xw >= 0, 1 / (1 + e), e / (1 + e)), x)
 
 
-def _sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
-    """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), from the output."""
-    return (g * ans * (1 - ans),)
-
-
-_register("sigmoid", ("x",), _sigmoid, _sigmoid_vjp, _no_check,
-          "1 / (1 + exp(-x)) | dx = g * s * (1 - s)", ("003", "004"),
-          Domain("elementwise", ("real",)))
+@sigmoid.defvjp
+def sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
+    """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal
+    ``e / (1 + e)^2`` with ``e = exp(-|x|)``: ``1 - s`` from a rounded ``s``
+    is 0 beyond x ~ 17 (float32) though the slope is representable to ~103."""
+    gw, xw = _wide(g, x)
+    e = np.exp(-np.abs(xw))
+    return (_round(gw * (e / ((1 + e) * (1 + e))), x),)
 
 
 # --------------------------------------------------------------------------- softmax (000, 002)
@@ -357,22 +432,43 @@ def _check_softmax(arrays: Arrays, params: Params) -> None:
     check_class_axis(arrays[0], "x")
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002),
-    shifted by the row maximum so that no ``exp`` overflows."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
+def _softmax_wide(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a wide array, shifted by the row maximum (no exp
+    overflows) with the shift two-summed."""
+    e = _exp_shifted(x, x.max(axis=-1, keepdims=True))
     return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
-def _softmax_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
+def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per row, the value of ``g`` at which the cumulative weight ``w`` (in
+    order of ``g``) first reaches half of the row's weight (keepdims)."""
+    order = np.argsort(g, axis=-1, kind="stable")
+    gs = np.take_along_axis(g, order, axis=-1)
+    cw = np.cumsum(np.take_along_axis(w, order, axis=-1), axis=-1)
+    k = np.argmax(cw >= 0.5 * cw[..., -1:], axis=-1)[..., None]
+    return np.take_along_axis(gs, k, axis=-1)
+
+
+@op("softmax", inputs=("x",), domain=Domain("rows", ("logits",)), sources=("002", "000"),
+    formula="exp(x) / sum(exp(x)) | dx = s * (g - sum(g * s))", check=_check_softmax)
+def softmax(x: np.ndarray) -> np.ndarray:
+    """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002),
+    shifted by the row maximum so that no ``exp`` overflows."""
+    (xw,) = _wide(x)
+    return _round(_softmax_wide(xw), x)
+
+
+@softmax.defvjp
+def softmax_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """Jacobian ``ds_i/dx_j = s_i (delta_ij - s_j)`` (000, 002), applied
-    without forming it: ``dx = s * (g - <g, s>)``."""
-    return (ans * (g - (g * ans).sum(axis=-1, keepdims=True)),)
-
-
-_register("softmax", ("x",), _softmax, _softmax_vjp, _check_softmax,
-          "exp(x) / sum(exp(x)) | dx = s * (g - sum(g * s))", ("002", "000"),
-          Domain("rows", ("logits",)))
+    without forming it: ``dx = s * (g - <g, s>)``, which is unchanged when a
+    constant ``c`` is taken from ``g``. With ``c`` the s-weighted median of
+    ``g``, ``g_k - c = 0`` for a dominant class and ``g_k - <g, s>`` no longer
+    cancels."""
+    gw, xw = _wide(g, x)
+    s = _softmax_wide(xw)
+    gc = gw - _weighted_median(gw, s)
+    return (_round(s * (gc - (gc * s).sum(axis=-1, keepdims=True)), x),)
 
 
 # --------------------------------------------------------------------------- losses (000, 002, 004)
@@ -390,7 +486,7 @@ def _check_pair(arrays: Arrays, first: str, second: str) -> None:
 
 
 def _reduce_rows(rows: np.ndarray, reduction: str) -> np.ndarray:
-    return np.asarray(rows.mean() if reduction == "mean" else rows.sum(), dtype=rows.dtype)
+    return rows.mean() if reduction == "mean" else rows.sum()
 
 
 def _row_scale(g: np.ndarray, x: np.ndarray, reduction: str) -> np.ndarray:
@@ -404,27 +500,28 @@ def _check_cross_entropy(arrays: Arrays, params: Params) -> None:
     check_distribution(arrays[1], "target")
 
 
-def _cross_entropy(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
+@op("cross_entropy", inputs=("probs", "target"), sources=("002", "000"),
+    domain=Domain("row_pairs", ("positive_distribution", "distribution")),
+    formula="-sum(y * log(yhat)) | dyhat = -y / yhat, dy = -log(yhat)",
+    check=_check_cross_entropy, params={"reduction": _REDUCTIONS})
+def cross_entropy(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
     """``J = -sum_i y_i log(yhat_i)`` per row (000, 002), reduced over rows.
 
     ``probs`` (yhat) are predicted probabilities, ``target`` (y) a target
-    distribution; both on the last axis."""
-    return _reduce_rows(-(t * np.log(p)).sum(axis=-1), reduction)
+    distribution; both on the last axis. Every term is >= 0: no cancellation."""
+    pw, tw = _wide(p, t)
+    return _round(_reduce_rows(-(tw * np.log(pw)).sum(axis=-1), reduction), p)
 
 
-def _cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarray,
-                       reduction: str = "mean") -> Arrays:
+@cross_entropy.defvjp
+def cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarray,
+                      reduction: str = "mean") -> Arrays:
     """``dJ/dyhat_i = -y_i / yhat_i`` (002) and ``dJ/dy_i = -log(yhat_i)``,
     scaled by the reduction. This is the unconstrained partial derivative,
     not its projection onto the probability simplex."""
-    s = _row_scale(g, p, reduction)
-    return -(t / p) * s, -np.log(p) * s
-
-
-_register("cross_entropy", ("probs", "target"), _cross_entropy, _cross_entropy_vjp, _check_cross_entropy,
-          "-sum(y * log(yhat)) | dyhat = -y / yhat, dy = -log(yhat)", ("002", "000"),
-          Domain("row_pairs", ("positive_distribution", "distribution")),
-          params={"reduction": _REDUCTIONS})
+    gw, pw, tw = _wide(g, p, t)
+    s = _row_scale(gw, p, reduction)
+    return _round(-(tw / pw) * s, p), _round(-np.log(pw) * s, t)
 
 
 def _check_softmax_cross_entropy(arrays: Arrays, params: Params) -> None:
@@ -432,33 +529,48 @@ def _check_softmax_cross_entropy(arrays: Arrays, params: Params) -> None:
     check_distribution(arrays[1], "target")
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    s = z - z.max(axis=-1, keepdims=True)
-    return np.asarray(s - np.log(np.exp(s).sum(axis=-1, keepdims=True)))
+def _log_softmax_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(-log softmax(z), softmax(z), k)`` of a wide array with ``k`` the row
+    argmax: ``-log s_i = (z_k - z_i) + log1p(S')``, ``S' = sum_{j != k}
+    e^{z_j - z_k}``. ``log1p`` keeps an ``S'`` below ``u`` that ``log(1 + S')``
+    loses; every term is >= 0, and ``s`` comes directly, not as exp(log s)."""
+    k = np.argmax(z, axis=-1)[..., None]
+    zk = np.take_along_axis(z, k, axis=-1)
+    e = _exp_shifted(z, zk)
+    np.put_along_axis(e, k, 0, axis=-1)
+    others = e.sum(axis=-1, keepdims=True)
+    nll = (zk - z) + np.log1p(others)
+    s = e / (1 + others)
+    np.put_along_axis(s, k, 1 / (1 + others), axis=-1)
+    return nll, s, k
 
 
-def _softmax_cross_entropy(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
-    """``J = -sum_i y_i log softmax(z)_i`` per row, fused through a stable
-    log-softmax (``z - max - log sum exp(z - max)``) so that logits of any
-    magnitude give a finite loss (000, 002)."""
-    return _reduce_rows(-(t * _log_softmax(z)).sum(axis=-1), reduction)
+@op("softmax_cross_entropy", inputs=("logits", "target"), sources=("002", "000"),
+    domain=Domain("row_pairs", ("logits", "distribution")),
+    formula="-sum(y * log_softmax(z)) | dz = softmax(z) - y, dy = -log_softmax(z)",
+    check=_check_softmax_cross_entropy, params={"reduction": _REDUCTIONS})
+def softmax_cross_entropy(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
+    """``J = -sum_i y_i log softmax(z)_i`` per row (000, 002), fused through
+    the log-softmax above, finite for logits of any magnitude."""
+    zw, tw = _wide(z, t)
+    nll, _, _ = _log_softmax_parts(zw)
+    return _round(_reduce_rows((tw * nll).sum(axis=-1), reduction), z)
 
 
-def _softmax_cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, z: np.ndarray, t: np.ndarray,
-                               reduction: str = "mean") -> Arrays:
+@softmax_cross_entropy.defvjp
+def softmax_cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, z: np.ndarray, t: np.ndarray,
+                              reduction: str = "mean") -> Arrays:
     """``dJ/dz = softmax(z) * sum(y) - y``, i.e. ``yhat - y`` for a target
     distribution (002: the output-layer error), and ``dJ/dy = -log softmax(z)``;
-    both scaled by the reduction."""
-    s = _row_scale(g, z, reduction)
-    logp = _log_softmax(z)
-    return (np.exp(logp) * t.sum(axis=-1, keepdims=True) - t) * s, -logp * s
-
-
-_register("softmax_cross_entropy", ("logits", "target"), _softmax_cross_entropy, _softmax_cross_entropy_vjp,
-          _check_softmax_cross_entropy,
-          "-sum(y * log_softmax(z)) | dz = softmax(z) - y, dy = -log_softmax(z)", ("002", "000"),
-          Domain("row_pairs", ("logits", "distribution")),
-          params={"reduction": _REDUCTIONS})
+    both scaled by the reduction. The entries of ``dJ/dz`` sum to 0, so the
+    dominant class's is minus the sum of the others: ``s_k - y_k`` cancels."""
+    gw, zw, tw = _wide(g, z, t)
+    nll, s, k = _log_softmax_parts(zw)
+    dz = s * tw.sum(axis=-1, keepdims=True) - tw
+    np.put_along_axis(dz, k, 0, axis=-1)
+    np.put_along_axis(dz, k, -dz.sum(axis=-1, keepdims=True), axis=-1)
+    scale = _row_scale(gw, z, reduction)
+    return _round(dz * scale, z), _round(nll * scale, t)
 
 
 _MSE_REDUCTIONS = ("mean", "sum", "half_sum")
@@ -472,28 +584,26 @@ def _check_mse(arrays: Arrays, params: Params) -> None:
         raise ValueError("prediction: empty, the loss is undefined")
 
 
-def _mse(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
+@op("mse", inputs=("prediction", "target"), domain=Domain("same_pair", ("real", "real")), sources=("004",),
+    formula="reduce((yhat - y)^2) | dyhat = c (yhat - y), dy = -c (yhat - y)",
+    check=_check_mse, params={"reduction": _MSE_REDUCTIONS})
+def mse(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
     """Squared-error cost. ``mean``: ``sum((yhat - y)^2) / N`` over all ``N``
     elements (torch's ``mse_loss``); ``sum``: ``sum((yhat - y)^2)``;
     ``half_sum``: ``1/2 sum((yhat - y)^2)``, the documents' form (004, with
     ``n = 1``), whose gradient is the bare residual ``yhat - y``."""
-    d = p - t
-    sq = d * d
-    if reduction == "mean":
-        return np.asarray(sq.mean(), dtype=p.dtype)
-    total = np.asarray(sq.sum(), dtype=p.dtype)
-    return np.asarray(total * 0.5, dtype=p.dtype) if reduction == "half_sum" else total
+    pw, tw = _wide(p, t)
+    d = pw - tw
+    total = (d * d).sum()
+    return _round({"mean": total / p.size, "sum": total, "half_sum": total / 2}[reduction], p)
 
 
-def _mse_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Arrays:
+@mse.defvjp
+def mse_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Arrays:
     """``dJ/dyhat = c (yhat - y) g`` with ``c = 2/N`` (mean), ``2`` (sum) or
-    ``1`` (half_sum, 004); ``dJ/dy = -dJ/dyhat``."""
-    c = {"mean": 2.0 / p.size, "sum": 2.0, "half_sum": 1.0}[reduction]
-    dp = (p - t) * (g * c)
-    return dp, -dp
-
-
-_register("mse", ("prediction", "target"), _mse, _mse_vjp, _check_mse,
-          "reduce((yhat - y)^2) | dyhat = c (yhat - y), dy = -c (yhat - y)", ("004",),
-          Domain("same_pair", ("real", "real")),
-          params={"reduction": _MSE_REDUCTIONS})
+    ``1`` (half_sum, 004); ``dJ/dy = -dJ/dyhat``. The residual multiplies the
+    cotangent before any scaling, so a zero residual gives 0 for any ``g``."""
+    gw, pw, tw = _wide(g, p, t)
+    r = (pw - tw) * gw
+    dp = {"mean": 2 * r / p.size, "sum": 2 * r, "half_sum": r}[reduction]
+    return _round(dp, p), _round(-dp, t)

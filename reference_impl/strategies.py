@@ -3,12 +3,21 @@
 Imports hypothesis, so ``import reference_impl`` does not import this module.
 
 Shapes are drawn by hypothesis (and shrink); values are drawn as a seed plus
-a scale, and the arrays are filled by NumPy's generator from that seed. Dense
-random arrays of up to a few thousand elements are then cheap to draw, and a
-failure still reproduces exactly from the example hypothesis prints. Values
-stay in a sensible range unless a kind asks for extremes: ``logits`` reach
-magnitudes of 1e3, ``real`` values reach 1e2 so that tanh and sigmoid
-saturate, and ``kinked`` values contain exact ``0.0`` and ``-0.0``.
+a named range, and the arrays are filled by NumPy's generator from that seed.
+Dense random arrays of up to a few thousand elements are then cheap to draw,
+and a failure still reproduces exactly from the example hypothesis prints.
+
+The ranges reach the places where textbook code breaks, each drawn often
+enough that 25 examples find it: ``real`` values are ``normal`` (scales 1e-3
+to 1e2), near the ``exp_thresholds`` (+-88.7 and +-104 where float32's exp
+overflows and sigma underflows, +-709.8 and +-745.1 for float64),
+``saturated`` (|x| from 8 to 100 in float32, to 800 in float64) or ``tiny``
+(down to subnormal); ``kinked`` values add exact ``0.0`` and ``-0.0``;
+``logits`` reach offsets and spreads of 1e4; probabilities reach 1e-30 and,
+in float64, 1e-300 (mode ``extreme``); targets include exact zeros (``one_hot``,
+``sparse``); every side is 1 (one row, one class) with probability 1/4.
+``EXTREME_LOGITS`` (logits near the dtype's limit) are drawn only where asked
+for: the frameworks' own softmax cross-entropy returns NaN there.
 
 ``shapes="palette"`` draws shapes from a short fixed list per op instead of
 freely. A JIT-compiling backend (JAX) compiles once per shape, so a palette
@@ -27,14 +36,23 @@ from hypothesis.extra import numpy as hnp
 
 from .ops import OPS
 
-__all__ = ["Example", "examples", "values", "shapes_for", "PALETTES", "MAX_SIDE"]
+__all__ = ["Example", "examples", "values", "shapes_for", "PALETTES", "MAX_SIDE", "REAL_RANGES", "EXP_THRESHOLDS",
+           "EXTREME_LOGITS"]
 
 MAX_SIDE = 64
 """Largest batch or feature size drawn."""
 
 REAL_SCALES = (1e-3, 0.1, 1.0, 3.0, 10.0, 100.0)
-LOGIT_SCALES = (0.1, 1.0, 10.0, 100.0, 1000.0)
-LOGIT_OFFSETS = (0.0, 0.0, 50.0, -1000.0, 1000.0)
+REAL_RANGES = ("normal", "normal", "exp_thresholds", "exp_thresholds", "saturated", "tiny")
+"""Named ranges of ``real`` values; a repeated name is drawn more often."""
+EXP_THRESHOLDS = (88.72, 103.97, 709.78, 745.13)
+"""Where exp overflows / sigma's value underflows: float32, then float64."""
+LOGIT_SCALES = (0.1, 1.0, 10.0, 100.0, 1000.0, 1e4)
+LOGIT_OFFSETS = (0.0, 0.0, 50.0, -1000.0, 1000.0, -1e4, 1e4)
+EXTREME_LOGITS = "extreme_logits"
+"""A ``values`` kind: logits of magnitude up to a tenth of the dtype's largest value."""
+PROBABILITY_SPREADS = {"smooth": 1.0, "peaked": 3.0, "extreme": 30.0}
+"""Standard deviation of the logits a distribution is drawn from."""
 
 Shapes = tuple[tuple[int, ...], ...]
 
@@ -79,8 +97,11 @@ def _distribution(rng: np.random.Generator, shape: tuple[int, ...], mode: str, p
         logits[rng.random(shape) < 0.5] = -np.inf
         # keep at least one finite entry per row
         logits[..., 0] = np.where(np.all(np.isinf(logits), axis=-1), 0.0, logits[..., 0])
+    elif mode == "near_zero":
+        # probabilities down to ~1e-300: a logit spread of 300 in float64 (float32 clamps at its tiny)
+        logits = rng.standard_normal(shape) * 300.0
     else:
-        logits = rng.standard_normal(shape) * (3.0 if mode == "peaked" else 1.0)
+        logits = rng.standard_normal(shape) * PROBABILITY_SPREADS[mode]
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -93,9 +114,8 @@ def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tu
     rng = np.random.default_rng(seed)
     recipe: dict[str, Any] = {"kind": kind, "seed": seed}
     if kind in ("real", "kinked"):
-        scale = draw(st.sampled_from(REAL_SCALES))
-        x = rng.standard_normal(shape) * scale
-        recipe["scale"] = scale
+        x, r = _real(draw, rng, shape, dtype)
+        recipe.update(r)
         if kind == "kinked":
             # exact zeros of both signs at the kink, in a drawn fraction of places
             frac = draw(st.sampled_from((0.0, 0.25, 0.5)))
@@ -108,8 +128,12 @@ def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tu
         offset = draw(st.sampled_from(LOGIT_OFFSETS))
         x = rng.standard_normal(shape) * scale + offset
         recipe.update(scale=scale, offset=offset)
+    elif kind == EXTREME_LOGITS:
+        big = float(np.finfo(dtype).max) / 10
+        x = rng.choice([-big, -big / 3, 0.0, big / 7, big], size=shape) * rng.uniform(0.5, 1.0, size=shape)
     elif kind in ("distribution", "positive_distribution"):
-        modes = ("smooth", "peaked") if kind == "positive_distribution" else ("smooth", "peaked", "one_hot", "sparse")
+        modes = ("smooth", "peaked", "extreme", "near_zero") if kind == "positive_distribution" else (
+            "smooth", "peaked", "one_hot", "sparse", "extreme")
         mode = draw(st.sampled_from(modes))
         x = _distribution(rng, shape, mode, positive=kind == "positive_distribution")
         recipe["mode"] = mode
@@ -117,14 +141,33 @@ def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tu
         raise ValueError(f"kind: unknown value kind {kind!r}")
     arr = np.asarray(x, dtype=dtype)
     if kind == "positive_distribution":
-        # float32 may round a tiny probability to 0; the op requires > 0
-        arr = np.maximum(arr, np.finfo(dtype).tiny)
+        # The op requires > 0 (float32 may round a tiny probability to 0), and -y / yhat times a cotangent
+        # of up to ~1e3 must stay representable: probabilities stop at 1e4 / (the dtype's largest value),
+        # about 3e-35 in float32 and 6e-305 in float64.
+        arr = np.maximum(arr, np.asarray(1e4 / float(np.finfo(dtype).max), dtype=dtype))
     return arr, recipe
+
+
+def _real(draw: st.DrawFn, rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype
+          ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Real values from one of ``REAL_RANGES``, with the recipe that rebuilds them."""
+    name = draw(st.sampled_from(REAL_RANGES))
+    signs = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+    if name == "normal":
+        scale = draw(st.sampled_from(REAL_SCALES))
+        return rng.standard_normal(shape) * scale, {"range": name, "scale": scale}
+    if name == "exp_thresholds":
+        return signs * (rng.choice(EXP_THRESHOLDS, size=shape) + rng.uniform(-2, 2, size=shape)), {"range": name}
+    if name == "saturated":
+        top = 100.0 if dtype == np.float32 else 800.0
+        return signs * rng.uniform(8.0, top, size=shape), {"range": name}
+    tiny = float(np.finfo(dtype).tiny)
+    return rng.standard_normal(shape) * tiny * 2.0 ** rng.uniform(-20, 20, size=shape), {"range": name}
 
 
 # ------------------------------------------------------------------ shapes
 
-_side = st.integers(1, MAX_SIDE)
+_side = st.one_of(st.just(1), st.integers(1, MAX_SIDE), st.integers(2, MAX_SIDE), st.integers(1, 8))
 
 
 @st.composite
