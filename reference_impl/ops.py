@@ -21,7 +21,7 @@ Conventions (also in the README):
 
 How to add an op: write ``_<name>`` (forward) and ``_<name>_vjp`` (rule) next
 to each other below, describe its inputs with a ``_check_<name>`` and add one
-``_register(...)`` line; then add one row to ``parity_tests/spec.py`` and an
+``_register(...)`` line; then add one row to ``frameworks/recipes.py`` and an
 error model to ``tolerances.py``.
 """
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .spec import SPECS
+from .recipes import SPECS
 
 __all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "get_backend", "available", "versions"]
 
