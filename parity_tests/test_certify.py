@@ -22,7 +22,7 @@ import pytest
 from reference_impl import OPS, certify, ops
 from reference_impl.frameworks import backends
 
-SMALL = ["--backends", "fd", "--sections", "ops", "--max-examples", "3", "--no-progress"]
+SMALL = ["--backends", "fd", "--sections", "ops", "--max-examples", "3", "--no-progress", "--workers", "1"]
 
 
 def _certify(*args: str) -> int:

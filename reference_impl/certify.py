@@ -50,7 +50,7 @@ from .certify_baseline import UsageError, compare_baseline, load_baseline
 from .certify_report import Certificate, Progress, markdown_report, text_report
 from .certify_tasks import CertRow, Settings, Task, plan, run_task
 from .engine import STRICT_ULP_LIMIT
-from .frameworks.backends import INSTALL_HINT, available, get_backend
+from .frameworks import backends as fw_backends
 from .frameworks.recipes import CONVENTIONS
 from .ops import OPS
 from .profiles import PROFILES
@@ -141,9 +141,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _check_backends_installed(backends: Sequence[str]) -> None:
-    missing = [b for b in backends if not available(b)]
+    missing = [b for b in backends if not fw_backends.available(b)]
     if missing:
-        lines = [f"backend {b!r} is not installed; install it with: {INSTALL_HINT[b]}" for b in missing]
+        lines = [f"backend {b!r} is not installed; install it with: {fw_backends.INSTALL_HINT[b]}" for b in missing]
         others = [b for b in BACKEND_CHOICES if b not in missing]
         lines.append(f"or certify without it: --backends {','.join(others)}")
         raise UsageError("\n".join(lines))
@@ -168,7 +168,7 @@ def conventions(backends: Sequence[str]) -> list[dict[str, Any]]:
         probes["torch.maximum(x, 0)"] = tgrad(lambda x: torch.maximum(x, torch.zeros_like(x)))
         probes["torch.clamp(x, min=0)"] = tgrad(lambda x: torch.clamp(x, min=0))
     if "jax" in backends:
-        get_backend("jax")  # sets x64 before the first jax array exists
+        fw_backends.get_backend("jax")  # sets x64 before the first jax array exists
         import jax
         import jax.numpy as jnp
 

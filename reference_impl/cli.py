@@ -18,6 +18,8 @@ from . import certify, golden
 
 __all__ = ["main", "build_parser"]
 
+_COMMANDS = ("certify", "golden")
+
 
 def _golden_interface() -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
     """``golden``'s ``add_arguments`` and ``run``; where golden offers only
@@ -55,8 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse and dispatch; returns the exit code (2 for a usage problem, 0 for ``--help``)."""
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or (words[0] not in _COMMANDS and not words[0].startswith("-")):
+        what = f"unknown command {words[0]!r}" if words else "no command given"
+        print(f"reference_impl: {what}; choose one of {', '.join(_COMMANDS)}", file=sys.stderr)
+        parser.print_usage(sys.stderr)
+        return 2
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(words)
     except SystemExit as e:  # argparse exits 2 on bad usage and 0 for --help
         return int(e.code) if isinstance(e.code, int) else 2
     if getattr(args, "run", None) is None:

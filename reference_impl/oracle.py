@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Counterexample, Finding, disagreement, op_comparisons
-from .frameworks.backends import get_backend
+from .frameworks import backends as fw_backends
 from .ops import OPS
 from .oracle_args import BACKENDS, DTYPES, check_callable, copy_arrays, resolve_common, spec_factor
 from .oracle_networks import check_network, check_sgd_step
@@ -173,7 +173,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
         opinions: dict[str, tuple[Any, Any, float, str]] = {"reference": (None, None, 1.0, "")}
         for b in backends:
             try:
-                out, grads = get_backend(b).vjp(op, ex.cotangent, ex.inputs, ex.params)
+                out, grads = fw_backends.get_backend(b).vjp(op, ex.cotangent, ex.inputs, ex.params)
             except Exception as e:  # a framework failing on a valid input is reported, not raised
                 return failed("forward" if forward else "vjp", f"{b} raised {type(e).__name__}: {e}",
                               f"{b}'s own {op} and autograd", b, "backend error")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import networks
-from .frameworks.backends import BackendUnavailable, get_backend
+from .frameworks import backends as fw_backends
 from .frameworks.recipes import SPECS
 from .profiles import ENV_VAR, PROFILES
 from .runner import type_name, unknown_name
@@ -83,8 +83,8 @@ def resolve_common(dtypes: Any, max_examples: Any, seed: Any, backends: Any, pro
             problems.append(unknown_name("backends", "backend", b, BACKENDS))
             continue
         try:
-            get_backend(b)
-        except BackendUnavailable as e:
+            fw_backends.get_backend(b)
+        except fw_backends.BackendUnavailable as e:
             problems.append(f"backends: {e}")
             continue
         if b not in bks:
