@@ -119,13 +119,14 @@ def resolve_net(net: Any, problems: list[str]) -> Any:
 
 
 def resolve_max_batch(max_batch: Any, problems: list[str]) -> int:
-    """``max_batch`` as an int in ``1..MAX_BATCH_LIMIT``, or a problem naming it."""
+    """``max_batch`` as an int in ``1..MAX_BATCH_LIMIT``, or a problem naming
+    it; a batch above the limit raises ``ValueError`` at once, before any
+    memory is spent on it."""
     if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
         problems.append(f"max_batch: expected an int >= 1, got {max_batch!r}")
         return 1
     if max_batch > MAX_BATCH_LIMIT:
-        problems.append(f"max_batch: {max_batch} is above the limit of {MAX_BATCH_LIMIT} rows per drawn batch")
-        return 1
+        raise ValueError(f"max_batch: {max_batch} is above the limit of {MAX_BATCH_LIMIT} rows per drawn batch")
     return int(max_batch)
 
 

@@ -12,15 +12,21 @@ This module imports hypothesis; ``import reference_impl`` does not import it.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import difflib
+import os
+import shutil
+import tempfile
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from hypothesis.errors import FailedHealthCheck, Flaky, Unsatisfiable, UnsatisfiedAssumption
 
 from .engine import Finding
@@ -136,6 +142,30 @@ def _raise(finding: Finding | None) -> None:
         raise _Found(finding)
 
 
+_PRIVATE_HOME: list[str] = []
+
+
+@contextlib.contextmanager
+def _private_hypothesis_home() -> Iterator[None]:
+    """Hypothesis caches what it learns about source files under its home
+    folder, ``.hypothesis/`` in the working directory by default: the
+    search must leave the caller's folder alone, so it points hypothesis at
+    a private temporary folder (removed at exit) while it runs, unless the
+    caller chose one (``HYPOTHESIS_STORAGE_DIRECTORY``)."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    if not _PRIVATE_HOME:
+        _PRIVATE_HOME.append(tempfile.mkdtemp(prefix="reference_impl-hypothesis-"))
+        atexit.register(shutil.rmtree, _PRIVATE_HOME[0], True)
+    previous = storage_directory(intent_to_write=False).home_directory
+    set_hypothesis_home_dir(_PRIVATE_HOME[0])
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(previous)
+
+
 _SEARCH_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                   HealthCheck.large_base_example]
 
@@ -168,7 +198,8 @@ def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding |
                         phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink))(test)
         if seed is not None:
             test = hypothesis_seed(seed)(test)
-        test()
+        with _private_hypothesis_home():
+            test()
     except _Found as e:
         return e.finding, False, None
     except Flaky:

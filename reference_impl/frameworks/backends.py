@@ -20,6 +20,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from types import SimpleNamespace
 from typing import Any, Protocol
 
@@ -162,8 +163,6 @@ def get_backend(name: str) -> Backend:
 
 def versions() -> dict[str, str | None]:
     """Installed framework versions (None where missing), without importing them."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str | None] = {}
     for dist in ("torch", "jax", "jaxlib", "optax"):
         try:
