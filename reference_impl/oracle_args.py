@@ -125,7 +125,7 @@ def resolve_max_batch(max_batch: Any, problems: list[str]) -> int:
     if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
         problems.append(f"max_batch: expected an int >= 1, got {max_batch!r}")
         return 1
-    if max_batch > MAX_BATCH_LIMIT:
+    if int(max_batch) > MAX_BATCH_LIMIT:
         raise ValueError(f"max_batch: {max_batch} is above the limit of {MAX_BATCH_LIMIT} rows per drawn batch")
     return int(max_batch)
 

@@ -104,7 +104,7 @@ class JaxBackend:
 
         # Without x64, jax silently computes float64 inputs in float32; the
         # comparison then fails on dtype, but enabling it is what we want.
-        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
         import jax.numpy as jnp
         import jax.scipy.special as jss
         import optax
