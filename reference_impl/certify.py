@@ -227,6 +227,12 @@ def _cost(task: Task) -> int:
     return {"network": 3, "sgd": 2, "op": 1}.get(task.section, 0) + (2 if task.backend == "jax" else 0)
 
 
+def _one_thread_per_worker() -> None:
+    """The pool already uses every core: a worker's torch runs its (tiny)
+    ops on one thread instead of competing with the other workers."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def run(s: Settings, progress_stream: TextIO | None = None, progress: bool = True) -> Certificate:
     """Compute every row of :func:`plan`: in this process with one worker,
     else on a process pool (``spawn``: a fresh interpreter per worker, safe
@@ -235,23 +241,27 @@ def run(s: Settings, progress_stream: TextIO | None = None, progress: bool = Tru
     tasks = plan(s)
     bar = Progress(len(tasks), progress_stream, enabled=progress)
     rows: list[CertRow | None] = [None] * len(tasks)
+    conv: list[dict[str, Any]] = []
     if s.workers <= 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
             bar.begin(task.label)
             rows[i] = run_task(task, s, bar.tick)
             bar.finish(rows[i].status.upper())  # type: ignore[union-attr]
+        conv = conventions(s.backends) if "ops" in s.sections else []
     else:
         order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i]))
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(s.workers, len(tasks)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=min(s.workers, len(tasks)), mp_context=ctx,
+                                 initializer=_one_thread_per_worker) as pool:
             futures = {pool.submit(run_task, tasks[i], s): i for i in order}
+            # the conventions' probes load the frameworks here while the workers start
+            conv = conventions(s.backends) if "ops" in s.sections else []
             for future in as_completed(futures):
                 i = futures[future]
                 rows[i] = future.result()
                 bar.label, bar.examples = tasks[i].label, rows[i].examples  # type: ignore[union-attr]
                 bar.finish(rows[i].status.upper())  # type: ignore[union-attr]
     bar.close()
-    conv = conventions(s.backends) if "ops" in s.sections else []
     done = [r for r in rows if r is not None]
     return Certificate(s, done, environment(), conv, time.monotonic() - start,
                        _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
