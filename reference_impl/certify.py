@@ -227,6 +227,22 @@ def _cost(task: Task) -> int:
     return {"network": 3, "sgd": 2, "op": 1}.get(task.section, 0) + (2 if task.backend == "jax" else 0)
 
 
+_PRELOAD = ["reference_impl.certify", "reference_impl.frameworks.networks"]
+"""Imported once by the fork server (torch and jax with them, which take
+seconds to import), then inherited by every worker it forks."""
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where the platform has it: a clean single-threaded
+    process that has imported the frameworks once forks every worker (no
+    fork of this process, whose threads are unknown); ``spawn`` elsewhere."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 def _one_thread_per_worker() -> None:
     """The pool already uses every core: a worker's torch runs its (tiny)
     ops on one thread instead of competing with the other workers."""
@@ -250,17 +266,16 @@ def run(s: Settings, progress_stream: TextIO | None = None, progress: bool = Tru
         conv = conventions(s.backends) if "ops" in s.sections else []
     else:
         order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i]))
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(s.workers, len(tasks)), mp_context=ctx,
+        with ProcessPoolExecutor(max_workers=min(s.workers, len(tasks)), mp_context=_pool_context(),
                                  initializer=_one_thread_per_worker) as pool:
             futures = {pool.submit(run_task, tasks[i], s): i for i in order}
-            # the conventions' probes load the frameworks here while the workers start
-            conv = conventions(s.backends) if "ops" in s.sections else []
+            probes = pool.submit(conventions, s.backends) if "ops" in s.sections else None
             for future in as_completed(futures):
                 i = futures[future]
                 rows[i] = future.result()
                 bar.label, bar.examples = tasks[i].label, rows[i].examples  # type: ignore[union-attr]
                 bar.finish(rows[i].status.upper())  # type: ignore[union-attr]
+            conv = probes.result() if probes is not None else []
     bar.close()
     done = [r for r in rows if r is not None]
     return Certificate(s, done, environment(), conv, time.monotonic() - start,
