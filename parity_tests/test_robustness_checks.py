@@ -318,3 +318,20 @@ def test_baseline_with_other_settings_says_so_first(tmp_path: Path, capsys: pyte
     text = out[out.index("Changes since the baseline"):]
     lines = text.splitlines()
     assert lines[1].startswith("  NOTE: the two runs drew different examples (seed 0 -> 7)"), text
+
+
+# --------------------------------------------------------------------------- certify's process pool
+
+
+@pytest.mark.slow
+def test_certify_rows_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    args = ["--ops", "relu,tanh", "--backends", "fd", "--sections", "ops", "--max-examples", "3", "--no-progress"]
+    rows = {}
+    for workers in ("1", "2"):
+        path = tmp_path / f"w{workers}.json"
+        assert certify.main([*args, "--workers", workers, "--json", str(path)]) == 0
+        data = json.loads(path.read_text(encoding="utf-8"))
+        # verdicts, not error values: hypothesis mixes constants of the modules a process has loaded into its
+        # draws, and this test's process has loaded the test suite, the workers have not
+        rows[workers] = [(r["subject"], r["dtype"], r["status"], r["verdict"], r["examples"]) for r in data["rows"]]
+    assert rows["1"] == rows["2"] and len(rows["1"]) == 4
