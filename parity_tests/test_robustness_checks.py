@@ -335,3 +335,14 @@ def test_certify_rows_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> 
         # draws, and this test's process has loaded the test suite, the workers have not
         rows[workers] = [(r["subject"], r["dtype"], r["status"], r["verdict"], r["examples"]) for r in data["rows"]]
     assert rows["1"] == rows["2"] and len(rows["1"]) == 4
+
+
+@pytest.mark.torch
+def test_strict_fails_a_passing_row_above_the_accuracy_grade(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--ops", "relu", "--backends", "torch", "--sections", "ops", "--max-examples", "2", "--no-progress",
+            "--workers", "1"]
+    monkeypatch.setattr(certify_tasks, "STRICT_ULP_LIMIT", -1.0)  # every measured grade is above it
+    assert certify.main(args) == 0  # without --strict the grade is reported, not gated
+    assert certify.main([*args, "--strict"]) == 1
+    assert "--strict: accuracy grade" in capsys.readouterr().out
