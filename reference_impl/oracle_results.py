@@ -161,10 +161,10 @@ def _fmt(v: float, spec: str = ".2e") -> str:
 def format_rows(rows: Sequence[Row]) -> list[str]:
     """Rows as an aligned plain-text table."""
     head = ("dtype", "check", "shape class", "against", "examples", "worst abs", "worst rel", "worst ulp",
-            "err/tol", "tolerance", "status")
+            "err/tol", "tolerance", "status", "verdict")
     body = [(r.dtype, r.check, r.shape_class, r.against, str(r.examples), _fmt(r.worst_abs_error),
              _fmt(r.worst_rel_error), _fmt(r.worst_ulp_error, ".3g"), _fmt(r.worst_ratio, ".3g"),
-             _fmt(r.tolerance), r.status.upper()) for r in rows]
+             _fmt(r.tolerance), r.status.upper(), r.verdict) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
 
     def fmt(cells: Sequence[str]) -> str:
