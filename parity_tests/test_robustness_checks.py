@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import assume
 
 import reference_impl as ri
 from reference_impl import OPS, certify, certify_tasks, network_checks, oracle
@@ -346,3 +347,12 @@ def test_strict_fails_a_passing_row_above_the_accuracy_grade(monkeypatch: pytest
     assert certify.main(args) == 0  # without --strict the grade is reported, not gated
     assert certify.main([*args, "--strict"]) == 1
     assert "--strict: accuracy grade" in capsys.readouterr().out
+
+
+def test_user_function_calling_assume_skips_the_example() -> None:
+    def vjp_of_wide_rows(g, x):
+        assume(x.shape[-1] > 1)  # the user's code declines single-class rows
+        return softmax_vjp(g, x)
+
+    r = ri.check_op("softmax", vjp=vjp_of_wide_rows, max_examples=10, seed=0)
+    assert r.ok, r.report()
