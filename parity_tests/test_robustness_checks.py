@@ -356,3 +356,15 @@ def test_user_function_calling_assume_skips_the_example() -> None:
 
     r = ri.check_op("softmax", vjp=vjp_of_wide_rows, max_examples=10, seed=0)
     assert r.ok, r.report()
+
+
+def test_a_transposed_weight_gradient_is_the_dense_layout_convention() -> None:
+    def vjp_torch_layout(g, x, w, b):
+        dx, dw, db = ri.dense_vjp(g, x, w, b)
+        return dx, np.ascontiguousarray(dw.T), db  # (outputs, inputs), as torch.nn.Linear stores W
+
+    x, w, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+    ex = Example("dense", (x, w, b), {}, rng.standard_normal((4, 2)))
+    found = oracle.op_evaluator("dense", None, vjp_torch_layout, (), Tally())(ex)
+    assert found is not None and found.verdict == "convention" and "dense layout" in found.message
+    assert "error/tolerance" not in found.message

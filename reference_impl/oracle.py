@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Counterexample, Finding, disagreement, op_comparisons
+from .engine import Counterexample, Finding, disagreement, op_comparisons, op_conventions
 from .frameworks import backends as fw_backends
 from .ops import OPS
 from .oracle_args import BACKENDS, DTYPES, check_callable, copy_arrays, resolve_common, spec_factor
@@ -149,6 +149,13 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
     return OracleResult("op", op, functions, tally.rows(), tuple(found), tuple(problems), dts, bks, n, sd, prof)
 
 
+def _transposed(op: str, g: Any, x: np.ndarray) -> bool:
+    """A 2-d gradient laid out as the transpose of its input, on an op where
+    that is the dense layout convention (``torch.nn.Linear``'s weight)."""
+    return ("dense layout" in op_conventions(op) and isinstance(g, np.ndarray) and g.ndim == 2
+            and g.shape != x.shape and g.shape == x.shape[::-1] and g.dtype == x.dtype)
+
+
 def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[..., Any] | None,
                  backends: Sequence[str], tally: Tally) -> Callable[[Example], Finding | None]:
     """The check of one example: run the user's ``forward`` / ``vjp`` and
@@ -211,6 +218,9 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
             checked: list[np.ndarray] = []
             if not err and returned is not None:
                 for name, x, g in zip(names, ex.inputs, returned):
+                    if _transposed(op, g, x):
+                        checked.append(g)  # the engine reports the dense layout convention
+                        continue
                     grad, err = as_returned_array(g, f"the gradient w.r.t. '{name}'", x.shape, dtype)
                     if grad is None:
                         break
