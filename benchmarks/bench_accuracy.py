@@ -68,9 +68,7 @@ def _fmt(v: float) -> str:
 
 
 def ulp_table(samples: int) -> None:
-    import torch  # noqa: F401  (the adapters load it)
-
-    from parity_tests.backends import get_backend
+    from reference_impl.frameworks.backends import get_backend
 
     backends = {"torch": get_backend("torch"), "jax": get_backend("jax")}
     print(f"max ulp vs the truth ({samples} random inputs per row)")

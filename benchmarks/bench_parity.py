@@ -24,9 +24,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parity_tests.backends import get_backend
-from parity_tests.spec import SPECS
 from reference_impl import OPS
+from reference_impl.frameworks.backends import get_backend
+from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import examples
 
 

@@ -1,5 +1,6 @@
 """Parity suite: the reference against PyTorch, JAX and finite differences.
 
-``spec.py`` is the one table that drives every op test; ``backends.py`` holds
-the framework adapters (the only place torch and jax are imported for ops).
+Tests only. The framework recipes and adapters they use live in the library
+(``reference_impl.frameworks``); ``harness.py`` turns the check engine's
+comparisons into test failures.
 """

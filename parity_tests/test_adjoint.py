@@ -25,10 +25,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import examples
 
 from .harness import check_adjoint
-from .spec import SPECS
 
 DTYPES = [np.float32, np.float64]
 CASES = [pytest.param(op, dt, id=f"{op}-{np.dtype(dt).name}") for op in sorted(SPECS) for dt in DTYPES]

@@ -10,8 +10,7 @@ import pytest
 
 import reference_impl as ri
 from reference_impl import OPS
-
-from .spec import SPECS
+from reference_impl.frameworks.recipes import SPECS
 
 OP_NAMES = sorted(OPS)
 

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 from reference_impl import golden
+from reference_impl.engine import compare
 from reference_impl.sources import SOURCES
 from reference_impl.tolerances import (
     ELEMENTARY_ULPS,
     IMPLEMENTATIONS,
-    compare,
     forward_bound,
     unit_roundoff,
     vjp_bound,

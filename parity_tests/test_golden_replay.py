@@ -1,7 +1,7 @@
 """Replay every golden fixture through the reference, torch and jax.
 
 One parametrized test: each entry's graph runs op by op through the backend's
-own forward and VJP (``parity_tests.backends``) and every expected quantity
+own forward and VJP (``reference_impl.frameworks.backends``) and every expected quantity
 must be met -- a document number within its printed precision plus the error
 model, a derived number and a stated rule within the error model. Entries
 with no graph (a printed vector's sum, numbers recorded without a formula)
@@ -35,7 +35,7 @@ def _cases() -> list[Any]:
 def _backend(name: str) -> Any:
     if name == "reference":
         return golden.REFERENCE
-    from parity_tests.backends import BackendUnavailable, get_backend
+    from reference_impl.frameworks.backends import BackendUnavailable, get_backend
 
     try:
         return get_backend(name)
@@ -46,7 +46,7 @@ def _backend(name: str) -> Any:
 @pytest.mark.parametrize(("entry", "backend_name"), _cases())
 def test_replay(entry: golden.Entry, backend_name: str) -> None:
     if backend_name != "reference":
-        from parity_tests.spec import SPECS
+        from reference_impl.frameworks.recipes import SPECS
 
         missing = [op for op in entry.ops if op not in SPECS]
         if missing:

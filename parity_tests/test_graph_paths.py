@@ -11,9 +11,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from parity_tests import net_adapters as na
+from reference_impl import net_strategies as nst
+from reference_impl import network_checks as nc
 from reference_impl import tolerances
 from reference_impl.examples import composite_p, composite_p_jacobian, composite_p_vjp, g, g_partials
+from reference_impl.frameworks import networks as na
 from reference_impl.graph import Graph, graph_gradients, mlp_graph
 from reference_impl.networks import preset_000, preset_002, preset_004
 from reference_impl.paths import PATH_LIMIT, count_paths, enumerate_paths, path_gradients
@@ -46,15 +48,15 @@ def _path_tolerance(tape, grads, paths):
 
 @pytest.mark.numpy_only
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(case=na.cases(na.architectures()))
-def test_gate_graph_equals_layerwise_backward(case: na.Case, dtype) -> None:
+@given(case=nst.cases(nst.architectures()))
+def test_gate_graph_equals_layerwise_backward(case: nst.Case, dtype) -> None:
     assume(case.in_domain(dtype))
     params = case.params(dtype)
     x, t = case.data(dtype)
     tape = case.net.forward(params, x, t)
     grads = case.net.backward(tape)
     theirs = graph_gradients(case.net, params, x, t)
-    na.assert_agrees(case.net, tape, grads, theirs, na.network_tolerance(tape, grads), "gate graph", str(case))
+    nc.assert_agrees(case.net, tape, grads, theirs, nc.network_tolerance(tape, grads), "gate graph", str(case))
 
 
 @pytest.mark.numpy_only
@@ -78,7 +80,7 @@ def test_gates_distribute_and_switch() -> None:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_graph_of_document_004_in_its_notation(dtype) -> None:
     preset = preset_004()
-    case = na.Case(preset.net, 1, 2024, 1.0, "real")
+    case = nst.Case(preset.net, 1, 2024, 1.0, "real")
     params = case.params(dtype)
     x, t = case.data(dtype)
     mg = mlp_graph(preset.net, params, x, t)
@@ -88,12 +90,12 @@ def test_graph_of_document_004_in_its_notation(dtype) -> None:
     grads = mg.graph.backward(mg.loss)
     theirs = na.torch_value_and_grad(preset.net, params, x, t)
     tape = preset.net.forward(params, x, t)
-    tol = na.network_tolerance(tape, preset.net.backward(tape))
+    tol = nc.network_tolerance(tape, preset.net.backward(tape))
     for name, other, quantity, layer in (("W1", theirs.dW[0], "dW", 0), ("b1", theirs.db[0], "db", 0),
                                          ("W2", theirs.dW[1], "dW", 1), ("b2", theirs.db[1], "db", 1),
                                          ("z2", theirs.dZ[0], "dZ", 0), ("z3", theirs.dZ[1], "dZ", 1),
                                          ("X", theirs.dx, "dx", None)):
-        cmp = na.check(other, grads[name], tol(quantity, layer), dtype)
+        cmp = nc.check(other, grads[name], tol(quantity, layer), dtype)
         assert cmp.ok, f"dJ/d{name}: {cmp.describe()}"
 
 
@@ -102,8 +104,8 @@ def test_graph_of_document_004_in_its_notation(dtype) -> None:
 
 @pytest.mark.numpy_only
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(case=na.cases(na.architectures(max_depth=3, max_width=4), max_batch=4))
-def test_sum_over_paths_equals_layerwise_backward(case: na.Case, dtype) -> None:
+@given(case=nst.cases(nst.architectures(max_depth=3, max_width=4), max_batch=4))
+def test_sum_over_paths_equals_layerwise_backward(case: nst.Case, dtype) -> None:
     assume(case.in_domain(dtype))
     assert count_paths(case.net, case.batch) <= PATH_LIMIT
     params = case.params(dtype)
@@ -112,7 +114,7 @@ def test_sum_over_paths_equals_layerwise_backward(case: na.Case, dtype) -> None:
     grads = case.net.backward(tape)
     paths = path_gradients(case.net, params, x, t)
     assert paths.paths == count_paths(case.net, case.batch)
-    na.assert_agrees(case.net, tape, grads, paths, _path_tolerance(tape, grads, paths), "sum over paths", str(case))
+    nc.assert_agrees(case.net, tape, grads, paths, _path_tolerance(tape, grads, paths), "sum over paths", str(case))
 
 
 @pytest.mark.torch
@@ -133,7 +135,7 @@ def test_paths_from_one_unit_are_every_route_to_the_cost(dtype) -> None:
     grads = preset.net.backward(tape)
     paths = path_gradients(preset.net, params, x, t)
     tol = _path_tolerance(tape, grads, paths)("dZ", 0)[:, 1]
-    cmp = na.check(theirs.dZ[0][:, 1], np.asarray(total, dtype=dtype), tol, dtype)
+    cmp = nc.check(theirs.dZ[0][:, 1], np.asarray(total, dtype=dtype), tol, dtype)
     assert cmp.ok, cmp.describe()
 
 
@@ -150,14 +152,14 @@ DOCUMENTED = {
 @given(key=st.sampled_from(sorted(DOCUMENTED)), seed=seeds)
 def test_five_ways_agree_on_the_documents_networks(key, seed, dtype) -> None:
     preset, batch, target = DOCUMENTED[key]
-    case = na.Case(preset.net, batch, seed, 1.0, target)
+    case = nst.Case(preset.net, batch, seed, 1.0, target)
     params = case.params(dtype)
     x, t = case.data(dtype)
     if key == "002":
         x, t = preset.x.astype(dtype), preset.target.astype(dtype)
     tape = preset.net.forward(params, x, t)
     grads = preset.net.backward(tape)
-    tol = na.network_tolerance(tape, grads)
+    tol = nc.network_tolerance(tape, grads)
     paths = path_gradients(preset.net, params, x, t)
     others = [
         ("gate graph", graph_gradients(preset.net, params, x, t), tol),
@@ -166,7 +168,7 @@ def test_five_ways_agree_on_the_documents_networks(key, seed, dtype) -> None:
         ("jax", na.jax_value_and_grad(preset.net, params, x, t), tol),
     ]
     for backend, theirs, tolerance in others:
-        na.assert_agrees(preset.net, tape, grads, theirs, tolerance, backend, f"preset {key}, {case}")
+        nc.assert_agrees(preset.net, tape, grads, theirs, tolerance, backend, f"preset {key}, {case}")
 
 
 # --------------------------------------------------------------------------- document 002's chain-rule examples
@@ -196,7 +198,7 @@ def _floats(dtype):
 
 def _shapes(min_dims):
     # torch takes any shape; jax compiles per shape, so both see a fixed few.
-    return st.sampled_from([s for s in na.JAX_SHAPES if len(s) >= min_dims])
+    return st.sampled_from([s for s in nst.JAX_SHAPES if len(s) >= min_dims])
 
 
 @pytest.mark.torch
@@ -212,7 +214,7 @@ def test_g_partials_match_torch_and_jax(data, dtype) -> None:
     tol = (np.zeros(shape), np.zeros(shape), tolerances.forward_bound("add", [2 * x, y]).tolerance(dtype))
     for backend, theirs in (("torch", na.torch_g_partials(x, y, z)), ("jax", na.jax_g_partials(x, y, z))):
         for name, mine, other, budget in zip(("dg/dx", "dg/dy", "dg/dz"), ours, theirs, tol, strict=True):
-            cmp = na.check(other, mine, budget, dtype)
+            cmp = nc.check(other, mine, budget, dtype)
             assert cmp.ok, f"{backend} {name}: {cmp.describe()}"
 
 
@@ -227,9 +229,9 @@ def test_composite_p_its_vjp_and_jacobian_match_torch_and_jax(data, dtype) -> No
     p, dx = composite_p(x), composite_p_vjp(ct, x)
     e_p, e_dx = tolerances.activation_chain_bound(x, ct, ("relu", "tanh"), softmax=True)
     for backend, (tp, tdx) in (("torch", na.torch_composite(ct, x)), ("jax", na.jax_composite(ct, x))):
-        cmp = na.check(tp, p, tolerances.IMPLEMENTATIONS * e_p, dtype)
+        cmp = nc.check(tp, p, tolerances.IMPLEMENTATIONS * e_p, dtype)
         assert cmp.ok, f"{backend} p(X): {cmp.describe()}"
-        cmp = na.check(tdx, dx, tolerances.IMPLEMENTATIONS * e_dx, dtype)
+        cmp = nc.check(tdx, dx, tolerances.IMPLEMENTATIONS * e_dx, dtype)
         assert cmp.ok, f"{backend} VJP of p: {cmp.describe()}"
     if x.ndim == 1:
         # dp/dX = h'(g) g'(f) f'(X): row i of the Jacobian is the VJP of the i-th unit vector.
@@ -238,5 +240,5 @@ def test_composite_p_its_vjp_and_jacobian_match_torch_and_jax(data, dtype) -> No
         for i in range(x.shape[0]):
             _, e_row = tolerances.activation_chain_bound(x, np.eye(x.shape[0], dtype=dtype)[i], ("relu", "tanh"),
                                                          softmax=True)
-            cmp = na.check(theirs[i], ours[i], tolerances.IMPLEMENTATIONS * e_row, dtype)
+            cmp = nc.check(theirs[i], ours[i], tolerances.IMPLEMENTATIONS * e_row, dtype)
             assert cmp.ok, f"Jacobian row {i}: {cmp.describe()}"

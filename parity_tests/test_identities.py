@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reference_impl import OPS
+from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import examples
 from reference_impl.tolerances import vjp_bound
 
 from .harness import check_exact
-from .spec import SPECS
 
 DTYPES = [np.float32, np.float64]
 IDENTITY_CASES = [

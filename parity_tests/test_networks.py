@@ -13,8 +13,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from parity_tests import net_adapters as na
+from reference_impl import net_strategies as nst
+from reference_impl import network_checks as nc
 from reference_impl import tolerances
+from reference_impl.frameworks import networks as na
 from reference_impl.networks import (
     ACTIVATIONS,
     MLP,
@@ -33,13 +35,13 @@ seeds = st.integers(0, 2**32 - 1)
 def _reference(net: MLP, params, x, t):
     tape = net.forward(params, x, t)
     grads = net.backward(tape)
-    return tape, grads, na.network_tolerance(tape, grads)
+    return tape, grads, nc.network_tolerance(tape, grads)
 
 
 def _check_against(backend: str, net: MLP, params, x, t, context: str) -> None:
     tape, grads, tol = _reference(net, params, x, t)
     run = na.torch_value_and_grad if backend == "torch" else na.jax_value_and_grad
-    na.assert_agrees(net, tape, grads, run(net, params, x, t), tol, backend, context)
+    nc.assert_agrees(net, tape, grads, run(net, params, x, t), tol, backend, context)
 
 
 # --------------------------------------------------------------------------- random architectures
@@ -47,8 +49,8 @@ def _check_against(backend: str, net: MLP, params, x, t, context: str) -> None:
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(case=na.cases(na.architectures()))
-def test_gradients_match_torch_on_random_architectures(case: na.Case, dtype) -> None:
+@given(case=nst.cases(nst.architectures()))
+def test_gradients_match_torch_on_random_architectures(case: nst.Case, dtype) -> None:
     assume(case.in_domain(dtype))
     params = case.params(dtype)
     x, t = case.data(dtype)
@@ -57,8 +59,8 @@ def test_gradients_match_torch_on_random_architectures(case: na.Case, dtype) -> 
 
 @pytest.mark.jax
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(case=na.palette_cases())
-def test_gradients_match_jax_on_palette_architectures(case: na.Case, dtype) -> None:
+@given(case=nst.palette_cases())
+def test_gradients_match_jax_on_palette_architectures(case: nst.Case, dtype) -> None:
     assume(case.in_domain(dtype))
     params = case.params(dtype)
     x, t = case.data(dtype)
@@ -78,7 +80,7 @@ def test_torch_adapter_transposes_linear_weights() -> None:
     x = np.random.default_rng(0).normal(size=(4, 3))
     tape = net.forward(params, x, np.zeros((4, 2)))
     bound = tolerances.network_bound(tape)
-    cmp = na.check(na.torch_predict(net, params, x), tape.output, bound.tolerance("output"), np.float64)
+    cmp = nc.check(na.torch_predict(net, params, x), tape.output, bound.tolerance("output"), np.float64)
     assert cmp.ok, cmp.describe()
     grads = na.torch_value_and_grad(net, params, x, np.zeros((4, 2)))
     assert [g.shape for g in grads.dW] == [(3, 5), (5, 2)], "gradients come back in the (inputs, outputs) layout"
@@ -89,7 +91,7 @@ def test_torch_adapter_transposes_linear_weights() -> None:
 
 def _fixed_case(dtype):
     net = MLP((4, 6, 5, 3), ("tanh", "sigmoid", "identity"), cost="softmax_cross_entropy")
-    case = na.Case(net, 5, 3, 1.0, "soft")
+    case = nst.Case(net, 5, 3, 1.0, "soft")
     params = case.params(dtype)
     x, t = case.data(dtype)
     return net, params, x, t
@@ -106,13 +108,13 @@ def test_a_divergence_is_reported_where_it_first_occurs(quantity, layer, where) 
     net, params, x, t = _fixed_case(np.float64)
     tape, grads, tol = _reference(net, params, x, t)
     theirs = na.torch_value_and_grad(net, params, x, t)
-    assert na.first_divergence(net, tape, grads, theirs, tol, "torch") is None
+    assert nc.first_divergence(net, tape, grads, theirs, tol, "torch") is None
     tampered = getattr(theirs, quantity)
     values = list(tampered) if layer is not None else [tampered]
     idx = layer if layer is not None else 0
     values[idx] = values[idx] * (1 + 1e-6)
     broken = na.FrameworkResult(**{**theirs.__dict__, quantity: tuple(values) if layer is not None else values[0]})
-    message = na.first_divergence(net, tape, grads, broken, tol, "torch", context="test")
+    message = nc.first_divergence(net, tape, grads, broken, tol, "torch", context="test")
     assert message is not None
     assert where in message
     for part in ("op:", "backend torch", "dtype float64", "worst element", "ulp error", "tolerance"):
@@ -134,8 +136,8 @@ def test_network_bound_catches_a_small_relative_error(dtype, relative) -> None:
         for quantity in ("dZ", "dW", "db"):
             mine = getattr(grads, quantity)[l]
             off = (mine * (1 + relative)).astype(dtype)
-            assert na.check(getattr(theirs, quantity)[l], mine, tol(quantity, l), dtype).ok
-            assert not na.check(off, mine, tol(quantity, l), dtype).ok, (quantity, l)
+            assert nc.check(getattr(theirs, quantity)[l], mine, tol(quantity, l), dtype).ok
+            assert not nc.check(off, mine, tol(quantity, l), dtype).ok, (quantity, l)
 
 
 # --------------------------------------------------------------------------- document 000
@@ -147,7 +149,7 @@ def test_network_bound_catches_a_small_relative_error(dtype, relative) -> None:
 def test_preset_000_four_gradients_match_torch(activation, outputs, batch, seed, dtype) -> None:
     preset = preset_000(activation, outputs)
     assert preset.net.sizes == (1, 1, outputs), "one input, one hidden unit"
-    case = na.Case(preset.net, batch, seed, 1.0, "soft")
+    case = nst.Case(preset.net, batch, seed, 1.0, "soft")
     params = case.params(dtype)
     x, t = case.data(dtype)
     grads = preset.gradients(params, x, t)
@@ -155,10 +157,10 @@ def test_preset_000_four_gradients_match_torch(activation, outputs, batch, seed,
     assert shapes == {"L": (), "dL/dw": (1, 1), "dL/db": (1,), "dL/dv": (1, outputs), "dL/dc": (outputs,)}
     tape, full, tol = _reference(preset.net, params, x, t)
     theirs = na.torch_value_and_grad(preset.net, params, x, t)
-    na.assert_agrees(preset.net, tape, full, theirs, tol, "torch", str(case))
+    nc.assert_agrees(preset.net, tape, full, theirs, tol, "torch", str(case))
     for key, other, layer, quantity in (("dL/dw", theirs.dW[0], 0, "dW"), ("dL/db", theirs.db[0], 0, "db"),
                                         ("dL/dv", theirs.dW[1], 1, "dW"), ("dL/dc", theirs.db[1], 1, "db")):
-        cmp = na.check(other, grads[key], tol(quantity, layer), dtype)
+        cmp = nc.check(other, grads[key], tol(quantity, layer), dtype)
         assert cmp.ok, f"{key}: {cmp.describe()}"
     if outputs == 1:
         # softmax of a single unit is exactly 1: the cost is 0 whatever the weights.
@@ -174,7 +176,7 @@ def test_preset_000_four_gradients_match_torch(activation, outputs, batch, seed,
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(seed=seeds, scale=st.sampled_from(na.SCALES))
+@given(seed=seeds, scale=st.sampled_from(nst.SCALES))
 def test_preset_002_documented_form_and_update_match_torch(seed, scale, dtype) -> None:
     # JAX sees the same network and inputs in test_graph_paths' five-way test.
     preset = preset_002()
@@ -188,10 +190,10 @@ def test_preset_002_documented_form_and_update_match_torch(seed, scale, dtype) -
     tape, full, tol = _reference(preset.net, params, x, t)
     context = f"preset_002().init_params({seed}, {np.dtype(dtype).name}, {scale})"
     theirs = na.torch_value_and_grad(preset.net, params, x, t)
-    na.assert_agrees(preset.net, tape, full, theirs, tol, "torch", context)
+    nc.assert_agrees(preset.net, tape, full, theirs, tol, "torch", context)
     for l, (w, b) in enumerate(preset.names):
-        assert na.check(theirs.dW[l], grads[f"dJ/d{w}"], tol("dW", l), dtype).ok
-        assert na.check(theirs.db[l], grads[f"dJ/d{b}"], tol("db", l), dtype).ok
+        assert nc.check(theirs.dW[l], grads[f"dJ/d{w}"], tol("dW", l), dtype).ok
+        assert nc.check(theirs.db[l], grads[f"dJ/d{b}"], tol("db", l), dtype).ok
     # The document's update with lr = 0.01, against torch.optim.SGD.
     updated = preset.update(params)
     assert set(updated) == {"wij", "bj", "wjk", "bk", "wko", "bo"}
@@ -199,7 +201,7 @@ def test_preset_002_documented_form_and_update_match_torch(seed, scale, dtype) -
     bound = tolerances.trajectory_bound(train(preset.net, params, x, t, lr=preset.lr, steps=1))
     for l, (w, b) in enumerate(preset.names):
         for name, part, theirs_p in ((w, "W", path[1][l][0]), (b, "b", path[1][l][1])):
-            cmp = na.check(theirs_p, updated[name], bound.tolerance(1, l, part), dtype)
+            cmp = nc.check(theirs_p, updated[name], bound.tolerance(1, l, part), dtype)
             assert cmp.ok, f"updated {name}: {cmp.describe()}; {context}"
 
 
@@ -211,25 +213,25 @@ def test_preset_002_documented_form_and_update_match_torch(seed, scale, dtype) -
 @given(case_name=st.sampled_from(("neuron", "output", "hidden")), seed=seeds, batch=st.integers(1, 6))
 def test_preset_003_neuron_and_recursion_match_torch(case_name, seed, batch, dtype) -> None:
     preset = preset_003(case_name)
-    case = na.Case(preset.net, batch, seed, 1.0, "real")
+    case = nst.Case(preset.net, batch, seed, 1.0, "real")
     params = case.params(dtype)
     x, t = case.data(dtype)
     tape, grads, tol = _reference(preset.net, params, x, t)
     theirs = na.torch_value_and_grad(preset.net, params, x, t)
-    na.assert_agrees(preset.net, tape, grads, theirs, tol, "torch", str(case))
+    nc.assert_agrees(preset.net, tape, grads, theirs, tol, "torch", str(case))
     if case_name == "neuron":
         named = preset.gradients(params, x, t)
         dw1, dw2, db = na.torch_logistic_neuron(params[0][0], params[0][1], x, t)
         for mine, other, quantity, idx in ((named["dl/dw"][0, 0], dw1, "dW", (0, 0)),
                                            (named["dl/dw"][1, 0], dw2, "dW", (1, 0)),
                                            (named["dl/db"][0], db, "db", (0,))):
-            cmp = na.check(np.asarray(other), np.asarray(mine), tol(quantity, 0)[idx], dtype)
+            cmp = nc.check(np.asarray(other), np.asarray(mine), tol(quantity, 0)[idx], dtype)
             assert cmp.ok, f"{case}: {cmp.describe()}"
     else:
         # dl/dz = sigma'(z) (w3 dl/dz' + w4 dl/dz''), from the output back.
         dz = recursion_003(preset.net, params, x, t)
         for l in range(preset.net.depth):
-            cmp = na.check(theirs.dZ[l], dz[l], tol("dZ", l), dtype)
+            cmp = nc.check(theirs.dZ[l], dz[l], tol("dZ", l), dtype)
             assert cmp.ok, f"recursion, layer {l + 1}: {cmp.describe()}; {case}"
 
 
@@ -238,19 +240,19 @@ def test_preset_003_neuron_and_recursion_match_torch(case_name, seed, batch, dty
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(seed=seeds, scale=st.sampled_from(na.SCALES))
+@given(seed=seeds, scale=st.sampled_from(nst.SCALES))
 def test_preset_004_matches_torch(seed, scale, dtype) -> None:
     # JAX sees the same network in test_graph_paths' five-way test.
     preset = preset_004()
     assert preset.net.sizes == (2, 3, 1) and preset.net.activations == ("sigmoid", "sigmoid")
     assert preset.net.cost == "mse" and preset.net.reduction == "half_sum"
-    case = na.Case(preset.net, 1, seed, scale, "real")
+    case = nst.Case(preset.net, 1, seed, scale, "real")
     params = case.params(dtype)
     x, t = case.data(dtype)
     tape, grads, tol = _reference(preset.net, params, x, t)
     # J = 1/2 (y - yhat)^2 for one example: its gradient at yhat is the bare residual.
     residual = np.asarray(tape.output, np.float64) - t
-    cmp = na.check(grads.d_output, residual.astype(dtype), tol("d_output", None), dtype)
+    cmp = nc.check(grads.d_output, residual.astype(dtype), tol("d_output", None), dtype)
     assert cmp.ok, cmp.describe()
-    na.assert_agrees(preset.net, tape, grads, na.torch_value_and_grad(preset.net, params, x, t), tol, "torch",
+    nc.assert_agrees(preset.net, tape, grads, na.torch_value_and_grad(preset.net, params, x, t), tol, "torch",
                      str(case))

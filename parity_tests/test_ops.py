@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reference_impl.frameworks.backends import get_backend
+from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import examples
 
-from .backends import get_backend
 from .harness import check_forward, check_vjp
-from .spec import SPECS
 
 DTYPES = [np.float32, np.float64]
 OP_NAMES = sorted(SPECS)

@@ -40,7 +40,7 @@ def test_docstrings_state_formula_and_cite(op: str) -> None:
 @pytest.mark.parametrize("op", sorted(EXPECTED_OPS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gradients_have_input_shapes_and_dtypes(op: str, dtype) -> None:
-    from parity_tests.spec import SPECS
+    from reference_impl.frameworks.recipes import SPECS
 
     inputs = SPECS[op].special[0].inputs(np.dtype(dtype))
     params = dict(SPECS[op].special[0].params)

@@ -6,11 +6,8 @@ environment after a plain ``pip install`` of the project.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -83,7 +80,7 @@ def test_my_softmax_vjp(gradient_oracle):
                                 "--gradient-oracle-seed=3")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert "counterexample (float32, disagreement, shrunk by hypothesis): vjp[x] vs reference" in out
+    assert "counterexample (float32, disagreement, wrong, shrunk by hypothesis): vjp[x] vs reference" in out
     summary = _summary(out)
     assert summary[0].startswith("FAIL vjp of op 'softmax'"), summary
     assert summary[-1] == "1 check(s), 1 failed (reference_impl)"
@@ -120,21 +117,14 @@ def test_it(gradient_oracle):
     _run(pytester).assert_outcomes(passed=1)
 
 
-def test_unknown_backend_fails_the_test_not_the_session(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=USER_CODE + '''
-def test_it(gradient_oracle):
-    gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
-''')
-    result = _run(pytester, "--gradient-oracle-backends=tensorflow")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*backends: unknown backend 'tensorflow'; valid: torch, jax*"])
-
-
 @pytest.mark.parametrize(("option", "message"), [
     pytest.param("--gradient-oracle-profile=weekly", "--gradient-oracle-profile: 'weekly' is not one of",
                  id="profile"),
     pytest.param("--gradient-oracle-examples=many", "--gradient-oracle-examples: expected an integer, got 'many'",
                  id="examples"),
+    pytest.param("--gradient-oracle-examples=0", "--gradient-oracle-examples: must be >= 1, got 0", id="examples-0"),
+    pytest.param("--gradient-oracle-backends=tensorflow",
+                 "--gradient-oracle-backends: 'tensorflow' is not one of torch, jax", id="backend"),
 ])
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, option: str, message: str) -> None:
     pytester.makepyfile(test_user="def test_nothing():\n    pass\n")
@@ -163,65 +153,3 @@ def test_plugin_import_loads_no_framework_or_hypothesis() -> None:
             " or m == 'reference_impl.oracle'); print(','.join(bad)); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0, f"importing the plugin pulled in: {r.stdout.strip()} {r.stderr[-500:]}"
-
-
-# --------------------------------------------------------------------------- installed, in a fresh environment
-
-DOWNSTREAM_TEST = '''
-import numpy as np
-
-
-def softmax_vjp(g, x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    s = e / e.sum(axis=-1, keepdims=True)
-    return (s * (g - (g * s).sum(axis=-1, keepdims=True)),)
-
-
-def test_softmax_vjp(gradient_oracle):
-    gradient_oracle.check_op("softmax", vjp=softmax_vjp).raise_if_failed()
-'''
-
-
-def _project_copy(dest: Path) -> Path:
-    """The project's files, without build products: pip builds in the
-    source folder (setuptools' build/ and *.egg-info), which must not be
-    the checkout that other tests are reading."""
-    ignore = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis",
-                                    ".pytest_cache", ".venv*", "venv", "reports", "*.pyc")
-    shutil.copytree(REPO, dest, ignore=ignore)
-    return dest
-
-
-@pytest.mark.slow
-def test_plugin_is_active_in_a_fresh_venv_after_pip_install(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    # --system-site-packages lends numpy, hypothesis, pytest and setuptools;
-    # --without-pip keeps the venv from shadowing them with its own bundled
-    # (older) setuptools, so the system's pip builds the wheel.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    source = _project_copy(tmp_path / "project")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
-                              str(source)], capture_output=True, text=True, env=env, check=False)
-    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
-
-    user = tmp_path / "downstream"
-    user.mkdir()
-    where = subprocess.run([str(python), "-c", "import reference_impl; print(reference_impl.__file__)"],
-                           capture_output=True, text=True, cwd=user, env=env, check=True).stdout.strip()
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, cwd=user, env=env, check=True).stdout.strip()
-    assert Path(where).resolve().is_relative_to(Path(site).resolve()), (
-        f"reference_impl imported from {where}, not from the venv's site-packages {site}")
-    assert not Path(where).resolve().is_relative_to(REPO), f"reference_impl imported from the checkout: {where}"
-
-    (user / "test_downstream.py").write_text(textwrap.dedent(DOWNSTREAM_TEST))
-    run = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "--gradient-oracle-examples=5",
-                          "test_downstream.py"], capture_output=True, text=True, cwd=user, env=env, check=False)
-    out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-3000:]
-    assert "1 passed" in out, out[-3000:]
-    summary = _summary(run.stdout)
-    assert summary and summary[0].startswith("PASS vjp of op 'softmax': 10 examples"), out[-3000:]

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import reference_impl as ri
-from reference_impl import examples, graph, optim, paths, tolerances
+from reference_impl import engine, examples, graph, optim, paths, tolerances
 from reference_impl.networks import MLP, PRESETS, preset_000, preset_002, preset_003, preset_004
 
 from .test_robustness import FLOATS, SUBCLASSES, _LooksLikeTorch, assert_names_a_passed_argument, extreme_arrays
@@ -223,7 +223,7 @@ def test_one_layer_network_at_extreme_magnitudes_matches_exact_arithmetic(data: 
         # overflow near the dtype's largest value; such an example cannot be judged by it
         assume(bool(np.all(np.isfinite(tol))) and bool(np.all(np.isfinite(truth))))
         with np.errstate(over="ignore"):
-            c = tolerances.compare(got, truth, tol, dtype, model="network error model against exact arithmetic")
+            c = engine.compare(got, truth, tol, dtype, model="network error model against exact arithmetic")
         assert c.ok, f"{name}: {c.describe()}"
 
 

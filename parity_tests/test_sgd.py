@@ -15,8 +15,10 @@ import pytest
 from hypothesis import assume, given, reject
 from hypothesis import strategies as st
 
-from parity_tests import net_adapters as na
+from reference_impl import net_strategies as nst
+from reference_impl import network_checks as nc
 from reference_impl import tolerances
+from reference_impl.frameworks import networks as na
 from reference_impl.networks import MLP, preset_002
 from reference_impl.optim import sgd_step, train
 
@@ -24,7 +26,7 @@ DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="f
 BASE_LR = (0.01, 0.05, 0.1)
 
 
-def _lr(case: na.Case, base: float) -> float:
+def _lr(case: nst.Case, base: float) -> float:
     # A summed cost's curvature grows with what it sums (rows; for the squared
     # error also outputs): scale the step as a mean would.
     if case.net.reduction == "mean":
@@ -32,7 +34,7 @@ def _lr(case: na.Case, base: float) -> float:
     return base / (case.batch * (case.net.sizes[-1] if case.net.cost == "mse" else 1))
 
 
-def _train_or_reject(case: na.Case, params, x, t, lr: float, steps: int):
+def _train_or_reject(case: nst.Case, params, x, t, lr: float, steps: int):
     """The reference trajectory, or the example rejected where gradient
     descent leaves the problem's domain: a learning rate beyond the
     curvature's stability limit overflows, and a softmax driven to underflow
@@ -50,7 +52,7 @@ def _train_or_reject(case: na.Case, params, x, t, lr: float, steps: int):
     raise AssertionError("unreachable")  # reject() raises
 
 
-def _assert_trajectories_agree(backends: tuple[str, ...], case: na.Case, dtype, base_lr: float, steps: int) -> None:
+def _assert_trajectories_agree(backends: tuple[str, ...], case: nst.Case, dtype, base_lr: float, steps: int) -> None:
     params = case.params(dtype)
     x, t = case.data(dtype)
     lr = _lr(case, base_lr)
@@ -64,28 +66,28 @@ def _assert_trajectories_agree(backends: tuple[str, ...], case: na.Case, dtype, 
         path, losses = run(case.net, params, x, t, lr, steps)
         assert len(path) == len(ours.params) == steps + 1
         for n in range(steps + 1):
-            cmp = na.check(losses[n], ours.losses[n], tolerances.IMPLEMENTATIONS * bound.losses[n], dtype)
+            cmp = nc.check(losses[n], ours.losses[n], tolerances.IMPLEMENTATIONS * bound.losses[n], dtype)
             assert cmp.ok, f"{backend}, loss at step {n}: {cmp.describe()}; {case}, lr={lr}"
             for l in range(case.net.depth):
                 for i, part in enumerate(("W", "b")):
                     tol = bound.tolerance(n, l, part)
-                    cmp = na.check(path[n][l][i], ours.params[n][l][i], tol, dtype)
+                    cmp = nc.check(path[n][l][i], ours.params[n][l][i], tol, dtype)
                     assert cmp.ok, (f"{backend} and the reference part after step {n}, layer {l + 1} of "
                                     f"{case.net.depth}, {part}: {cmp.describe()}; {case}, lr={lr}")
 
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(case=na.cases(na.architectures(max_width=16), max_batch=16), base_lr=st.sampled_from(BASE_LR))
-def test_sgd_trajectory_matches_torch_on_random_architectures(case: na.Case, base_lr, dtype) -> None:
+@given(case=nst.cases(nst.architectures(max_width=16), max_batch=16), base_lr=st.sampled_from(BASE_LR))
+def test_sgd_trajectory_matches_torch_on_random_architectures(case: nst.Case, base_lr, dtype) -> None:
     assume(case.in_domain(dtype))
     _assert_trajectories_agree(("torch",), case, dtype, base_lr, steps=10)
 
 
 @pytest.mark.jax
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(case=na.palette_cases(), base_lr=st.sampled_from(BASE_LR))
-def test_sgd_trajectory_matches_optax_on_palette_architectures(case: na.Case, base_lr, dtype) -> None:
+@given(case=nst.palette_cases(), base_lr=st.sampled_from(BASE_LR))
+def test_sgd_trajectory_matches_optax_on_palette_architectures(case: nst.Case, base_lr, dtype) -> None:
     assume(case.in_domain(dtype))
     _assert_trajectories_agree(("jax",), case, dtype, base_lr, steps=10)
 
@@ -96,7 +98,7 @@ def _regression_problem(dtype):
     ``A^T A = 4 I``: every direction of every output's parameters has
     curvature ``lambda = 2 * 4 / 20``, and the 4 x 4 system is solved exactly
     (minimum loss 0)."""
-    net, rows = na.PALETTE[0]
+    net, rows = nst.PALETTE[0]
     assert net.sizes == (3, 5) and net.cost == "mse" and net.reduction == "mean" and rows == 4
     rng = np.random.default_rng(11)
     g = rng.normal(size=(rows, 3))

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from reference_impl import OPS
+from reference_impl.frameworks.backends import get_backend
+from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import Example
 from reference_impl.tolerances import forward_bound, vjp_bound
 
-from .backends import get_backend
 from .harness import check_exact, check_forward, check_vjp
-from .spec import SPECS
 
 DTYPES = [np.float32, np.float64]
 CASES = [

@@ -32,7 +32,8 @@ Conventions (also in the README):
 How to add an op: decorate its forward with ``@op(...)`` (name, inputs,
 domain, formula, sources, an optional input check) and its VJP rule with
 ``@<forward>.defvjp`` right below; then add its error model to
-``tolerances.py`` and its framework recipes row.
+``tolerances.py`` and its framework recipes row in
+``frameworks/recipes.py``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ load when a test first asks for the fixture) and registers options under the
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +47,9 @@ _OPTIONS = (
      "(1000, random), ...; default: $REFERENCE_IMPL_PROFILE, else dev"),
     ("seed", "gradient_oracle_seed", "N", "hypothesis seed of every check (default: the profile's)"),
 )
+
+
+_BACKENDS = ("torch", "jax")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,12 +117,20 @@ def oracle_settings(config: pytest.Config, marker: pytest.Mark | None = None) ->
 
         if profile not in PROFILES:
             raise pytest.UsageError(f"--gradient-oracle-profile: {profile!r} is not one of {', '.join(PROFILES)}")
-    out: dict[str, Any] = {
-        "backends": tuple(b.strip() for b in backends.split(",") if b.strip()) if backends else (),
-        "max_examples": _int(_option(config, "gradient_oracle_examples"), "examples"),
-        "seed": _int(_option(config, "gradient_oracle_seed"), "seed"),
-        "profile": profile,
-    }
+    names = tuple(b.strip() for b in backends.split(",") if b.strip()) if backends else ()
+    for name in names:
+        if name not in _BACKENDS:
+            raise pytest.UsageError(f"--gradient-oracle-backends: {name!r} is not one of {', '.join(_BACKENDS)}")
+        if importlib.util.find_spec(name) is None:
+            raise pytest.UsageError(f"--gradient-oracle-backends: {name!r} is not installed "
+                                    "(pip install \"reference-impl[frameworks]\")")
+    examples = _int(_option(config, "gradient_oracle_examples"), "examples")
+    if examples is not None and examples < 1:
+        raise pytest.UsageError(f"--gradient-oracle-examples: must be >= 1, got {examples}")
+    seed = _int(_option(config, "gradient_oracle_seed"), "seed")
+    if seed is not None and seed < 0:
+        raise pytest.UsageError(f"--gradient-oracle-seed: must be >= 0, got {seed}")
+    out: dict[str, Any] = {"backends": names, "max_examples": examples, "seed": seed, "profile": profile}
     if marker is not None:
         if marker.args:
             raise pytest.UsageError("@pytest.mark.gradient_oracle takes keyword arguments only "

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import tolerances
+from .. import engine, tolerances
 from .files import (
     MANIFEST_FILE,
     Directory,
@@ -172,7 +172,7 @@ def derived_drift(directory: Directory = None, *, all_changes: bool = False) -> 
                 tol = model[quantity_key(e, passes)]
                 pairs.append((f"entries[{i}].expected[{k}].value", np.asarray(e.value), v, tol))
             for where, stored, new, tol in pairs:
-                c = tolerances.compare(new, stored, tol, DTYPE, model="error model of the recomputation")
+                c = engine.compare(new, stored, tol, DTYPE, model="error model of the recomputation")
                 changed = stored.shape != new.shape or not np.array_equal(stored, new)
                 if (not c.ok) or (all_changes and changed):
                     drifts.append(Drift(ff.name, entry.id, where, stored, new, c.ok, c.describe()))

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .. import tolerances
+from .. import engine, tolerances
 from ..ops import OPS
 from .files import ReplayError
 from .loader import DERIVATIONS, DTYPE, Entry, Expectation, Input
@@ -322,7 +322,7 @@ def _check(entry: Entry, e: Expectation, trace: _Trace, passes: Sequence[Any],
         total = np.asarray(math.fsum(x.ravel().tolist()), dtype=DTYPE)
         # fsum rounds once: its own error is at most u |sum|
         tol = np.asarray(float(e.tolerance or 0.0) + tolerances.unit_roundoff(DTYPE) * abs(float(total)))
-        c = tolerances.compare(total, e.value, tol, DTYPE, model="printed precision of the summed terms")
+        c = engine.compare(total, e.value, tol, DTYPE, model="printed precision of the summed terms")
         return c.ok, c.describe()
     key = quantity_key(e, passes)
     actual = read_quantity(trace, key, entry)
@@ -335,7 +335,7 @@ def _check(entry: Entry, e: Expectation, trace: _Trace, passes: Sequence[Any],
         tol_arr = tol_arr + (e.tolerance or 0.0)
     if actual.shape != tuple(e.shape or ()):
         return False, f"computed shape {actual.shape} differs from the fixture's shape {e.shape}"
-    c = tolerances.compare(actual, np.broadcast_to(expected, actual.shape), tol_arr, DTYPE,
+    c = engine.compare(actual, np.broadcast_to(expected, actual.shape), tol_arr, DTYPE,
                            model=_tolerance_text(e))
     return c.ok, c.describe()
 

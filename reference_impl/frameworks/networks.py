@@ -15,19 +15,21 @@
 * The pre-activation gradients ``dZ`` come from the frameworks too: torch
   differentiates with respect to its intermediate tensors, JAX with respect
   to a zero added to each ``z``.
-* Shared by the tests: hypothesis strategies for architectures and cases,
-  the fixed palette the JAX tests draw from, and :func:`first_divergence`,
-  which says where two networks' values part first.
-
-Only this module imports torch and jax.
+Part of the optional ``frameworks`` subpackage: it imports torch and jax,
+and is loaded only when a network is compared with them. The strategies
+that draw networks are in :mod:`reference_impl.net_strategies`; locating
+where two networks part is :mod:`reference_impl.network_checks`.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax
 import jax.numpy as jnp
@@ -35,10 +37,11 @@ import numpy as np
 import optax
 import torch
 import torch.nn.functional as F
-from hypothesis import strategies as st
 
-from reference_impl import tolerances
-from reference_impl.networks import ACTIVATIONS, MLP, NetworkGradients, Tape
+from ..networks import MLP
+
+# Without x64, jax silently computes float64 inputs in float32.
+jax.config.update("jax_enable_x64", True)
 
 Params = tuple[tuple[np.ndarray, np.ndarray], ...]
 
@@ -341,229 +344,3 @@ def jax_composite(cotangent: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
     """(``p(X)``, its VJP) with ``jax.nn`` and ``jax.vjp``."""
     p, dx = _jax_composite(x, cotangent)
     return np.asarray(p), np.asarray(dx)
-
-
-JAX_SHAPES = ((), (1,), (5,), (3, 4))
-"""Shapes the JAX side of the element-wise examples draws from (each new
-shape is a compilation); the torch side draws any shape."""
-
-
-# --------------------------------------------------------------------------- strategies
-
-OUTPUTS = (
-    (True, "cross_entropy", "mean"),
-    (True, "cross_entropy", "sum"),
-    (False, "softmax_cross_entropy", "mean"),
-    (False, "softmax_cross_entropy", "sum"),
-    (False, "mse", "mean"),
-    (False, "mse", "sum"),
-    (False, "mse", "half_sum"),
-    (True, "mse", "mean"),
-)
-"""(softmax output, cost, reduction): every combination the networks accept."""
-
-SCALES = (0.5, 1.0, 1.5)
-"""Weight scales: z of order 0.5 to 1.5 per layer -- saturating sigmoid and
-tanh now and then, never absurdly."""
-
-SMALLEST_PROBABILITY = 1e-30
-"""The cross-entropy on probabilities (``-t / p`` in its gradient) is used
-only where every probability is at least this: near float32's underflow
-threshold (1e-38) ``1 / p`` overflows, and a softmax that underflows to 0
-leaves the cost undefined (the reference refuses it)."""
-
-
-@dataclass(frozen=True)
-class Case:
-    """A network with everything needed to run it: parameters from
-    ``net.init_params(seed, dtype, scale)``, data from ``seed``."""
-
-    net: MLP
-    batch: int
-    seed: int
-    scale: float
-    target: str
-    """``one_hot`` or ``soft`` (a distribution per row) or ``real``."""
-
-    def params(self, dtype: Any) -> Params:
-        return self.net.init_params(self.seed, dtype, self.scale)
-
-    def data(self, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([self.seed, 1])
-        x = rng.normal(size=(self.batch, self.net.sizes[0]))
-        k = self.net.sizes[-1]
-        if self.target == "one_hot":
-            t = np.eye(k)[rng.integers(0, k, size=self.batch)]
-        elif self.target == "soft":
-            t = rng.dirichlet(np.ones(k), size=self.batch)
-        else:
-            t = rng.normal(size=(self.batch, k))
-        return x.astype(dtype), t.astype(dtype)
-
-    def in_domain(self, dtype: Any) -> bool:
-        """False where the cost is undefined or overflows for this case
-        (:data:`SMALLEST_PROBABILITY`); tests ``assume`` it."""
-        if self.net.cost != "cross_entropy":
-            return True
-        x, _ = self.data(dtype)
-        return bool(np.min(self.net.predict(self.params(dtype), x)) >= SMALLEST_PROBABILITY)
-
-    def __str__(self) -> str:
-        return (f"Case(net={self.net!r}, batch={self.batch}, seed={self.seed}, scale={self.scale}, "
-                f"target={self.target!r})")
-
-
-@st.composite
-def architectures(draw: Any, max_depth: int = 4, max_width: int = 32) -> MLP:
-    """Depth 1..max_depth, every width 1..max_width, any activations, any
-    output and cost."""
-    depth = draw(st.integers(1, max_depth))
-    sizes = draw(st.lists(st.integers(1, max_width), min_size=depth + 1, max_size=depth + 1))
-    acts = draw(st.lists(st.sampled_from(ACTIVATIONS), min_size=depth, max_size=depth))
-    softmax, cost, reduction = draw(st.sampled_from(OUTPUTS))
-    return MLP(tuple(sizes), tuple(acts), softmax=softmax, cost=cost, reduction=reduction)
-
-
-def _target_kinds(net: MLP) -> st.SearchStrategy[str]:
-    if net.cost == "mse":
-        return st.just("real")
-    return st.sampled_from(("one_hot", "soft"))
-
-
-@st.composite
-def cases(draw: Any, nets: st.SearchStrategy[MLP], max_batch: int = 32) -> Case:
-    net = draw(nets)
-    return Case(net, draw(st.integers(1, max_batch)), draw(st.integers(0, 2**32 - 1)),
-                draw(st.sampled_from(SCALES)), draw(_target_kinds(net)))
-
-
-PALETTE: tuple[tuple[MLP, int], ...] = (
-    (MLP((3, 5), ("identity",), cost="mse"), 4),
-    (MLP((1, 1, 2), ("sigmoid", "identity"), softmax=True, cost="cross_entropy"), 3),  # document 000
-    (MLP((2, 4, 4, 3), ("relu", "tanh", "identity"), softmax=True, cost="cross_entropy"), 1),  # document 002
-    (MLP((2, 3, 1), ("sigmoid", "sigmoid"), cost="mse", reduction="half_sum"), 1),  # document 004
-    (MLP((8, 32, 16, 4), ("tanh", "relu", "sigmoid"), softmax=True, cost="mse", reduction="sum"), 32),
-    (MLP((32, 7, 1, 9, 5), ("sigmoid", "relu", "tanh", "identity"), cost="softmax_cross_entropy"), 17),
-)
-"""(network, batch) pairs the JAX tests draw from: depths 1-4, widths 1-32,
-batches 1-32, every activation, each cost (with and without a softmax
-output), each reduction. A fixed list, because each new shape costs JAX a
-fresh compilation; the torch tests draw architectures freely."""
-
-
-@st.composite
-def palette_cases(draw: Any) -> Case:
-    net, batch = draw(st.sampled_from(PALETTE))
-    return Case(net, batch, draw(st.integers(0, 2**32 - 1)), draw(st.sampled_from(SCALES)), draw(_target_kinds(net)))
-
-
-# --------------------------------------------------------------------------- locating a divergence
-
-Tolerance = Callable[[str, "int | None"], np.ndarray]
-
-_MEANING = {
-    "z": "forward pre-activation z = a_prev @ W + b",
-    "loss": "the cost",
-    "dZ": "dL/dz, the pre-activation gradient",
-    "dW": "dL/dW",
-    "db": "dL/db",
-    "dx": "dL/dx, the input gradient",
-}
-
-
-def _op_of(net: MLP, quantity: str, layer: int | None) -> str:
-    if quantity == "z":
-        return "dense"
-    if quantity == "loss":
-        return net.cost + (" after softmax" if net.softmax else "")
-    if quantity == "dZ":
-        assert layer is not None
-        act = net.activations[layer]
-        rule = f"{act} VJP" if act != "identity" else "identity"
-        if layer == net.depth - 1:
-            rule += f" after the {net.cost} VJP" + (" and the softmax VJP" if net.softmax else "")
-        else:
-            rule += f" after layer {layer + 2}'s dense VJP"
-        return rule
-    return "dense VJP"
-
-
-def checks(net: MLP) -> list[tuple[str, int | None]]:
-    """What is compared, in the order values are computed: each layer's
-    forward ``z``, the loss, then from the last layer back ``dZ``, ``dW``,
-    ``db``, and finally ``dx``."""
-    out: list[tuple[str, int | None]] = [("z", l) for l in range(net.depth)]
-    out.append(("loss", None))
-    for l in range(net.depth - 1, -1, -1):
-        out += [("dZ", l), ("dW", l), ("db", l)]
-    out.append(("dx", None))
-    return out
-
-
-def _value(obj: Any, quantity: str, layer: int | None) -> np.ndarray | None:
-    if isinstance(obj, Tape):
-        return obj.layers[layer].z if quantity == "z" and layer is not None else None
-    value = getattr(obj, quantity, None)
-    if value is None:
-        return None
-    return np.asarray(value[layer] if layer is not None else value)
-
-
-def check(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str = "") -> tolerances.Comparison:
-    """:func:`reference_impl.tolerances.compare`, with a quick pass for the
-    common case (same shape and dtype, every error within its tolerance)."""
-    a = np.asarray(actual)
-    e = np.asarray(expected)
-    if a.shape == e.shape and a.dtype == np.dtype(dtype):
-        with np.errstate(invalid="ignore"):
-            if np.all(np.abs(a.astype(np.float64) - e) <= tolerance):
-                return _PASSED
-    return tolerances.compare(actual, expected, tolerance, dtype, model)
-
-
-_PASSED = tolerances.compare(np.zeros(0), np.zeros(0), 0.0, np.float64, "quick pass: every error within tolerance")
-
-
-def first_divergence(net: MLP, tape: Tape, ours: NetworkGradients | Any, theirs: Any, tolerance: Tolerance,
-                     backend: str, context: str = "") -> str | None:
-    """``None`` if ``theirs`` agrees with the reference (``tape``, ``ours``)
-    on every check of :func:`checks` within ``tolerance(quantity, layer)``;
-    otherwise a message naming the first check that failed: layer, quantity
-    (z, loss, dZ, dW, db, dx), op, backend, dtype, shapes and the comparison
-    (worst element, abs / rel / ulp error, tolerance)."""
-    dtype = np.dtype(tape.loss.dtype)
-    for quantity, layer in checks(net):
-        mine = _value(tape, quantity, layer) if quantity == "z" else _value(ours, quantity, layer)
-        if quantity == "loss":
-            mine = np.asarray(tape.loss)
-        other = _value(theirs, quantity, layer)
-        if mine is None or other is None:
-            continue
-        cmp = check(other, mine, tolerance(quantity, layer), dtype, model=f"{quantity}: network error model")
-        if cmp.ok:
-            continue
-        where = f"layer {layer + 1} of {net.depth}" if layer is not None else ("the cost" if quantity == "loss"
-                                                                                else "the input")
-        shapes = f"x {tape.x.shape}"
-        if layer is not None:
-            shapes += f", W {tape.layers[layer].W.shape}, z {tape.layers[layer].z.shape}"
-        return (
-            f"{backend} and the reference part first at {where}, {quantity} ({_MEANING[quantity]}); "
-            f"op: {_op_of(net, quantity, layer)}; backend {backend}; dtype {dtype}; network {net}; shapes {shapes}; "
-            f"{cmp.describe()}" + (f"; reproduce with {context}" if context else "")
-        )
-    return None
-
-
-def assert_agrees(net: MLP, tape: Tape, ours: Any, theirs: Any, tolerance: Tolerance, backend: str,
-                  context: str = "") -> None:
-    message = first_divergence(net, tape, ours, theirs, tolerance, backend, context)
-    if message is not None:
-        raise AssertionError(message)
-
-
-def network_tolerance(tape: Tape, grads: NetworkGradients) -> Tolerance:
-    """Budget for comparing two implementations of the whole network:
-    ``IMPLEMENTATIONS`` times :func:`reference_impl.tolerances.network_bound`."""
-    bound = tolerances.network_bound(tape, grads)
-    return bound.tolerance

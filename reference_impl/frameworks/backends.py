@@ -20,12 +20,13 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from types import SimpleNamespace
 from typing import Any, Protocol
 
 import numpy as np
 
-from .spec import SPECS
+from .recipes import SPECS
 
 __all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "get_backend", "available", "versions"]
 
@@ -103,7 +104,7 @@ class JaxBackend:
 
         # Without x64, jax silently computes float64 inputs in float32; the
         # comparison then fails on dtype, but enabling it is what we want.
-        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
         import jax.numpy as jnp
         import jax.scipy.special as jss
         import optax
@@ -162,8 +163,6 @@ def get_backend(name: str) -> Backend:
 
 def versions() -> dict[str, str | None]:
     """Installed framework versions (None where missing), without importing them."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str | None] = {}
     for dist in ("torch", "jax", "jaxlib", "optax"):
         try:

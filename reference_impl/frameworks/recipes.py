@@ -1,4 +1,4 @@
-"""The spec table: one row per op drives every parity test.
+"""The framework recipes: one row per op, how torch and jax compute it.
 
 Note [How to add an op]
 -----------------------
@@ -7,15 +7,15 @@ Note [How to add an op]
    declares its ``Domain`` (how valid inputs look).
 2. In ``reference_impl/tolerances.py`` add its error model (``k`` and ``M``
    of the forward and of each gradient).
-3. Add one ``OpSpec`` row below: the framework recipes, any identities,
-   named special cases and (rarely) a tolerance override with its reason.
+3. Add one ``OpSpec`` row below: the framework recipes, the conventions
+   that may explain a difference, any identities, named special cases and
+   (rarely) a tolerance override with its reason.
 
-Every test in ``test_ops.py``, ``test_adjoint.py``, ``test_identities.py`` and
-``test_special_cases.py`` then covers the op in both dtypes; nothing else has
-to change.
+The parity suite, the oracle and ``certify`` then cover the op in both
+dtypes; no test file changes.
 
 Framework recipes receive a namespace instead of importing frameworks here,
-so this table (and ``certify``'s listing of it) imports neither torch nor jax:
+so this table (and the engine, which reads its conventions) imports neither torch nor jax:
 ``torch`` recipes get ``ns.torch`` and ``ns.F`` (``torch.nn.functional``);
 ``jax`` recipes get ``ns.jax``, ``ns.jnp``, ``ns.nn`` (``jax.nn``),
 ``ns.special`` (``jax.scipy.special``) and ``ns.optax``. A recipe must use
@@ -32,9 +32,23 @@ from typing import Any
 
 import numpy as np
 
-from reference_impl import OPS
+from ..ops import OPS
 
 __all__ = ["Override", "SpecialCase", "OpSpec", "SPECS", "CONVENTIONS"]
+
+
+CONVENTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "relu'(0)": "relu'(0) = relu'(-0.0) = 0, as torch.relu and jax.nn.relu; torch.maximum(x, 0) and "
+        "jnp.maximum(x, 0) give 1/2 there and torch.clamp(x, min=0) gives 1",
+        "dense layout": "W is (inputs, outputs); torch.nn.Linear stores (outputs, inputs)",
+        "reduction": "'mean' as torch: cross-entropy losses average over rows, mse over every element; "
+        "mse also offers the documents' 'half_sum' = 1/2 sum (yhat - y)^2",
+        "cross_entropy gradient": "d/dp = -t/p, the unconstrained partial, not projected onto the simplex "
+        "(F.cross_entropy(log p, t) would project it)",
+        "dtypes": "float32 and float64, never mixed, never promoted; outputs and gradients keep the dtype",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -87,10 +101,16 @@ class OpSpec:
     direction would leave the op's domain or cross a kink."""
     override: Mapping[str, Override] = field(default_factory=dict)
     """Per-backend tolerance overrides, each with its reason."""
+    conventions: tuple[str, ...] = ()
+    """Keys of :data:`CONVENTIONS` that may explain a disagreement on this op
+    (the engine then reports a convention, not an error)."""
 
     def __post_init__(self) -> None:
         if self.name not in OPS:
             raise ValueError(f"OpSpec.name: {self.name!r} is not an op in reference_impl.OPS")
+        unknown = set(self.conventions) - set(CONVENTIONS)
+        if unknown:
+            raise ValueError(f"OpSpec.conventions: {sorted(unknown)} are not keys of CONVENTIONS")
 
 
 # ---------------------------------------------------------------- recipes
@@ -307,13 +327,14 @@ _ROWS = (
     OpSpec("matmul", torch=lambda ns, a, b: ns.torch.matmul(a, b), jax=lambda ns, a, b: ns.jnp.matmul(a, b)),
     OpSpec(
         "dense",
+        conventions=("dense layout",),
         # nn.functional.linear stores W as (outputs, inputs): the reference's
         # (inputs, outputs) layout is passed transposed, pinning the convention.
         torch=lambda ns, x, w, b: ns.F.linear(x, w.T, b),
         jax=lambda ns, x, w, b: ns.jnp.matmul(x, w) + b,
     ),
     OpSpec("relu", torch=lambda ns, x: ns.torch.relu(x), jax=lambda ns, x: ns.nn.relu(x),
-           identities=("relu_derivative_is_step",), fd_direction=_fd_away_from_kink),
+           identities=("relu_derivative_is_step",), fd_direction=_fd_away_from_kink, conventions=("relu'(0)",)),
     OpSpec("tanh", torch=lambda ns, x: ns.torch.tanh(x), jax=lambda ns, x: ns.jnp.tanh(x),
            identities=("tanh_derivative",)),
     OpSpec("sigmoid", torch=lambda ns, x: ns.torch.sigmoid(x), jax=lambda ns, x: ns.nn.sigmoid(x),
@@ -321,29 +342,17 @@ _ROWS = (
     OpSpec("softmax", torch=lambda ns, x: ns.torch.softmax(x, dim=-1), jax=lambda ns, x: ns.nn.softmax(x, axis=-1),
            identities=("softmax_jacobian_rows_sum_to_zero",)),
     OpSpec("cross_entropy", torch=_torch_cross_entropy, jax=_jax_cross_entropy,
-           fd_direction=_fd_multiplicative_first),
+           fd_direction=_fd_multiplicative_first, conventions=("reduction", "cross_entropy gradient")),
     OpSpec("softmax_cross_entropy", torch=_torch_sce, jax=_jax_sce,
-           identities=("softmax_cross_entropy_gradient_is_softmax_minus_target",)),
-    OpSpec("mse", torch=_torch_mse, jax=_jax_mse),
+           identities=("softmax_cross_entropy_gradient_is_softmax_minus_target",), conventions=("reduction",)),
+    OpSpec("mse", torch=_torch_mse, jax=_jax_mse, conventions=("reduction",)),
 )
 
 SPECS: Mapping[str, OpSpec] = MappingProxyType(
     {row.name: OpSpec(**{**row.__dict__, "special": SPECIALS.get(row.name, ())}) for row in _ROWS}
 )
 
-CONVENTIONS: Mapping[str, str] = MappingProxyType(
-    {
-        "relu'(0)": "relu'(0) = relu'(-0.0) = 0, as torch.relu and jax.nn.relu; torch.maximum(x, 0) and "
-        "jnp.maximum(x, 0) give 1/2 there and torch.clamp(x, min=0) gives 1",
-        "dense layout": "W is (inputs, outputs); torch.nn.Linear stores (outputs, inputs)",
-        "reduction": "'mean' as torch: cross-entropy losses average over rows, mse over every element; "
-        "mse also offers the documents' 'half_sum' = 1/2 sum (yhat - y)^2",
-        "cross_entropy gradient": "d/dp = -t/p, the unconstrained partial, not projected onto the simplex "
-        "(F.cross_entropy(log p, t) would project it)",
-        "dtypes": "float32 and float64, never mixed, never promoted; outputs and gradients keep the dtype",
-    }
-)
 
 missing = set(OPS) - set(SPECS)
 if missing:  # adding an op without its row is a mistake the suite must report at once
-    raise RuntimeError(f"ops without a spec row in parity_tests/spec.py: {sorted(missing)}")
+    raise RuntimeError(f"ops without a spec row in reference_impl/frameworks/recipes.py: {sorted(missing)}")
