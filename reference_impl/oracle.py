@@ -57,14 +57,25 @@ import numpy as np
 
 from .engine import Counterexample, Finding, disagreement, op_comparisons, op_conventions
 from .frameworks import backends as fw_backends
-from .ops import OPS
 from .gradcheck.calls import Snapshot
+from .ops import OPS
 from .oracle_args import BACKENDS, DTYPES, check_callable, resolve_common, spec_factor
-from .oracle_controls import (Budget, apply_conventions, op_inputs_strategy, reference_inputs, resolve_conventions,
-                              resolve_inputs, resolve_limits, resolve_wrt, size_capped, user_gradient, wanted)
+from .oracle_controls import (
+    Budget,
+    apply_conventions,
+    op_inputs_strategy,
+    reference_inputs,
+    resolve_conventions,
+    resolve_inputs,
+    resolve_limits,
+    resolve_wrt,
+    size_capped,
+    user_gradient,
+    wanted,
+)
 from .oracle_networks import check_network, check_sgd_step
 from .oracle_results import OracleResult, Row, Tally, format_rows
-from .runner import as_returned_array, call_opinion, search, type_name, unknown_name, unpack_tuple, user_message
+from .runner import as_returned_array, call_opinion, type_name, unknown_name, unpack_tuple, user_message
 from .strategies import Example, examples
 
 __all__ = [
@@ -185,7 +196,7 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
             raise ValueError(f"inputs: a drawn input is outside the domain of {op}: {outside[0]}")
         if problem:
             problems.append(f"{dt}: {problem}")
-        if search_budget.cut:
+        if search_budget.cut and budget is not None:
             cuts.append(f"{dt}: time_budget {budget:g} s ({budget / len(dts):g} s per dtype) spent; "
                         f"{search_budget.cut}")
         if hit is not None:

@@ -143,7 +143,7 @@ def reference_inputs(op: str, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray,
     for x in inputs:
         if x.dtype.kind in "iu":
             classes = inputs[0].shape[-1] if np.ndim(inputs[0]) else 0
-            if x.shape != inputs[0].shape[:-1] or x.size and (x.min() < 0 or x.max() >= classes):
+            if x.shape != inputs[0].shape[:-1] or (x.size and (x.min() < 0 or x.max() >= classes)):
                 raise ValueError(f"integer labels of shape {x.shape} with values in [{x.min(initial=0)}, "
                                  f"{x.max(initial=0)}] do not index the {classes} classes of an input of shape "
                                  f"{inputs[0].shape}")
