@@ -35,7 +35,7 @@ __all__ = ["DECLARABLE", "resolve_wrt", "resolve_conventions", "resolve_limits",
 DECLARABLE: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "relu'(0)": ("a number: the derivative your relu takes at exactly +-0 (e.g. 0, 0.5 or 1)", ("relu",)),
     "dense layout": ("'(inputs, outputs)' (the reference's) or '(outputs, inputs)' (torch.nn.Linear's): "
-                     "how your gradient of W is laid out", ("dense",)),
+                     "how your W and its gradient are laid out", ("dense", "network")),
 }
 """Conventions of :data:`reference_impl.frameworks.recipes.CONVENTIONS` a
 caller may declare, what value each takes, and the ops each applies to."""
@@ -73,7 +73,7 @@ def resolve_conventions(conventions: Any, op: str | None) -> dict[str, Any]:
             raise ValueError(f"conventions: unknown convention {key!r}{known}; valid: {', '.join(DECLARABLE)}")
         meaning, ops = DECLARABLE[key]
         if op is None or op not in ops:
-            where = f"op {op!r}" if op is not None else "a network"
+            where = "a network" if op == "network" else f"op {op!r}"
             raise ValueError(f"conventions: {key!r} does not apply to {where}; it applies to {', '.join(ops)}")
         if key == "relu'(0)":
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
