@@ -57,6 +57,7 @@ import numpy as np
 
 from .engine import Counterexample, Finding, disagreement, op_comparisons, op_conventions
 from .frameworks import backends as fw_backends
+from .gradcheck import GradcheckResult, check_grad, check_vjp
 from .gradcheck.calls import Snapshot
 from .ops import OPS
 from .oracle_args import BACKENDS, DTYPES, check_callable, resolve_common, spec_factor
@@ -355,8 +356,12 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
 
 
 class Oracle:
-    """The three checks with shared defaults (what the pytest fixture
-    ``gradient_oracle`` hands a test); every result is kept in :attr:`results`."""
+    """The checks with shared defaults (what the pytest fixture
+    ``gradient_oracle`` hands a test): :func:`check_op`, :func:`check_network`,
+    :func:`check_sgd_step` and the generic
+    :func:`~reference_impl.gradcheck.check_vjp` /
+    :func:`~reference_impl.gradcheck.check_grad`; every result is kept in
+    :attr:`results`."""
 
     def __init__(self, *, backends: Sequence[str] = (), max_examples: int | None = None, seed: int | None = None,
                  profile: str | None = None, dtypes: Sequence[str] | None = None) -> None:
@@ -364,21 +369,34 @@ class Oracle:
                                          "profile": profile}
         if dtypes is not None:
             self.defaults["dtypes"] = tuple(dtypes)
-        self.results: list[OracleResult] = []
+        self.results: list[OracleResult | GradcheckResult] = []
 
-    def _run(self, fn: Callable[..., OracleResult], *args: Any, **kwargs: Any) -> OracleResult:
+    def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         result = fn(*args, **{**self.defaults, **kwargs})
         self.results.append(result)
         return result
 
     def check_op(self, op: str, **kwargs: Any) -> OracleResult:
         """:func:`check_op` with this oracle's defaults."""
-        return self._run(check_op, op, **kwargs)
+        result: OracleResult = self._run(check_op, op, **kwargs)
+        return result
 
     def check_network(self, net: Any, **kwargs: Any) -> OracleResult:
         """:func:`check_network` with this oracle's defaults."""
-        return self._run(check_network, net, **kwargs)
+        result: OracleResult = self._run(check_network, net, **kwargs)
+        return result
 
     def check_sgd_step(self, net: Any, **kwargs: Any) -> OracleResult:
         """:func:`check_sgd_step` with this oracle's defaults."""
-        return self._run(check_sgd_step, net, **kwargs)
+        result: OracleResult = self._run(check_sgd_step, net, **kwargs)
+        return result
+
+    def check_vjp(self, f: Callable[..., Any], vjp: Callable[..., Any], **kwargs: Any) -> GradcheckResult:
+        """:func:`reference_impl.gradcheck.check_vjp` with this oracle's defaults."""
+        result: GradcheckResult = self._run(check_vjp, f, vjp, **kwargs)
+        return result
+
+    def check_grad(self, loss: Callable[..., Any], grad: Callable[..., Any], **kwargs: Any) -> GradcheckResult:
+        """:func:`reference_impl.gradcheck.check_grad` with this oracle's defaults."""
+        result: GradcheckResult = self._run(check_grad, loss, grad, **kwargs)
+        return result
