@@ -9,7 +9,9 @@ it must still catch must fail.
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -384,3 +386,10 @@ def test_network_misuse_of_a_control_names_it() -> None:
         ri.check_sgd_step(NET, step=net_step, wrt=("x",))
     with pytest.raises(ValueError, match="does not apply to a network"):
         ri.check_network(NET, value_and_grad=net_value_and_grad, conventions={"relu'(0)": 0.5})
+
+
+def test_the_readme_example_of_the_controls_runs() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- oracle-controls-example -->\s*```python\n(.*?)```", readme, re.DOTALL)
+    assert len(blocks) == 1 and "wrt=(\"logits\",)" in blocks[0]
+    exec(compile(blocks[0], "README.md oracle controls example", "exec"), {"__name__": "__readme__"})
