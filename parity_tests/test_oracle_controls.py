@@ -360,6 +360,8 @@ def test_assume_skips_an_sgd_input() -> None:
 @pytest.mark.parametrize(("kwargs", "error", "fragment"), [
     pytest.param({"wrt": ("labels",)}, ValueError, "wrt: unknown input 'labels'", id="wrt-unknown"),
     pytest.param({"wrt": 3}, TypeError, "wrt:", id="wrt-type"),
+    pytest.param({"wrt": ("target",), "inputs": LOGITS_AND_LABELS}, ValueError,
+                 "wrt: 'target' is drawn as integer labels", id="wrt-labels"),
     pytest.param({"conventions": {"relu'(0)": 1}}, ValueError, "does not apply to op 'softmax_cross_entropy'",
                  id="conventions-other-op"),
     pytest.param({"conventions": {"reduction": "sum"}}, ValueError, "conventions: unknown convention 'reduction'",

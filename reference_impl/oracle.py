@@ -57,7 +57,7 @@ import numpy as np
 
 from .engine import Counterexample, Finding, disagreement, op_comparisons, op_conventions
 from .frameworks import backends as fw_backends
-from .gradcheck import GradcheckResult, check_grad, check_vjp
+from .gradcheck import GradcheckResult, Inputs, check_grad, check_vjp
 from .gradcheck.calls import Snapshot
 from .ops import OPS
 from .oracle_args import BACKENDS, DTYPES, check_callable, resolve_common, spec_factor
@@ -157,6 +157,11 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
         wrt_idx = resolve_wrt(wrt, OPS[op].arg_names, f"op {op!r}")
         declared = resolve_conventions(conventions, op)
         narrowed = resolve_inputs(inputs, op)
+        if isinstance(narrowed, Inputs):
+            labels = [name for i, (name, arg) in enumerate(narrowed.args) if arg.kind == "labels"
+                      and (wrt_idx is None or i in wrt_idx)]
+            if labels and wrt_idx is not None:
+                raise ValueError(f"wrt: {labels[0]!r} is drawn as integer labels, which have no gradient")
     fixed: dict[str, Any] = {}
     if params is not None and not isinstance(params, Mapping):
         problems.append(f"params: expected a mapping such as {{'reduction': 'sum'}}, got {type_name(params)}")
