@@ -261,6 +261,28 @@ def test_network_wrt_and_labels() -> None:
     assert labelled.ok, labelled.report()
 
 
+def test_network_data_from_a_strategy_within_max_elements() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def recording(params, x, t):
+        seen.append((x.shape[0], x.size + t.size))
+        return net_value_and_grad(params, x, t)
+
+    def pair(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return rng.normal(size=(rows, 3)), rng.normal(size=(rows, 2))
+
+    pairs = st.builds(pair, st.integers(1, 20), st.integers(0, 99))
+    params = sum(w.size + b.size for w, b in NET.init_params(0, np.float64))
+    result = ri.check_network(NET, value_and_grad=recording, inputs=pairs, max_elements=params + 25,
+                              max_examples=20, seed=SEED)
+    assert result.ok, result.report()
+    assert seen and max(size for _, size in seen) <= 25 and max(rows for rows, _ in seen) >= 2
+    wrong_width = st.just((np.ones((2, 4)), np.ones((2, 2))))
+    with pytest.raises(ValueError, match=r"inputs: a drawn \(x, target\) is outside what the network accepts"):
+        ri.check_network(NET, value_and_grad=net_value_and_grad, inputs=wrong_width, max_examples=3, seed=SEED)
+
+
 def test_sgd_wrt_freezes_the_others() -> None:
     def weights_only(params, x, t, lr):
         _, grads = net_value_and_grad(params, x, t)

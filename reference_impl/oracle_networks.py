@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from hypothesis import reject
 from hypothesis import strategies as st
 
 from . import tolerances
@@ -81,13 +82,14 @@ def _net_controls(mlp: Any, wrt: Any, inputs: Any, conventions: Any, max_element
     """The controls both network checks share, checked: the parts named by
     ``wrt``, the narrowed data, whether ``W`` is laid out ``(outputs,
     inputs)``, the time budget, the batch cap that ``max_elements`` implies,
-    and ``max_elements`` itself."""
+    and what ``max_elements`` leaves for ``x`` and ``target``."""
     cap, budget = resolve_limits(max_elements, time_budget)
     idx = resolve_wrt(wrt, _PARTS, "the network's parameters")
     parts = _PARTS if idx is None else tuple(_PARTS[i] for i in idx)
     declared = resolve_conventions(conventions, "network")
     transposed = declared.get("dense layout") == "(outputs, inputs)"
     narrowed = _resolve_data(inputs)
+    fixed = 0
     if cap is not None and mlp is not None:
         fixed = sum(w.size + b.size for w, b in mlp.init_params(0, np.float64))
         per_row = mlp.sizes[0] + mlp.sizes[-1]
@@ -96,7 +98,8 @@ def _net_controls(mlp: Any, wrt: Any, inputs: Any, conventions: Any, max_element
             raise ValueError(f"max_elements: {cap} is below the {fixed + per_row} elements of one input of "
                              f"{mlp} (parameters and one row of x and target)")
         max_batch = min(max_batch, rows)
-    return parts, narrowed, transposed, budget, max_batch, cap
+    data_cap = None if cap is None or mlp is None else cap - fixed
+    return parts, narrowed, transposed, budget, max_batch, data_cap
 
 
 def _resolve_data(inputs: Any) -> Any:
@@ -116,7 +119,7 @@ def _resolve_data(inputs: Any) -> Any:
 
 
 @st.composite
-def _cases(draw: st.DrawFn, mlp: Any, dt: str, max_batch: int, narrowed: Any) -> NetCase:
+def _cases(draw: st.DrawFn, mlp: Any, dt: str, max_batch: int, narrowed: Any, data_cap: int | None) -> NetCase:
     """A network case; with ``narrowed``, ``x`` and ``target`` come from the
     caller, and a pair the network does not accept carries the reason in
     ``recipe['outside the domain']``."""
@@ -125,7 +128,7 @@ def _cases(draw: st.DrawFn, mlp: Any, dt: str, max_batch: int, narrowed: Any) ->
         return case
     dtype = np.dtype(dt)
     if isinstance(narrowed, Inputs):
-        drawn = draw(spec_strategy(narrowed, dtype, 1 << 30))
+        drawn = draw(spec_strategy(narrowed, dtype, data_cap if data_cap is not None else 1 << 30))
         pair, recipe = tuple(drawn.args), {**case.recipe, **drawn.recipe}
     else:
         pair, recipe = draw(narrowed), {**case.recipe, "data": "your strategy"}
@@ -133,6 +136,8 @@ def _cases(draw: st.DrawFn, mlp: Any, dt: str, max_batch: int, narrowed: Any) ->
             isinstance(a, np.ndarray) and a.dtype.kind in "fiu" for a in pair)):
         raise ValueError(f"inputs: the strategy drew {type_name(pair)} ({pair!r:.80}); expected a pair of NumPy "
                          "arrays (x, target)")
+    if data_cap is not None and pair[0].size + pair[1].size > data_cap:
+        reject()  # above max_elements: not checked
     x, target = (a.astype(dtype) if a.dtype.kind == "f" else a.copy() for a in pair)
     out = NetCase(case.params, x, target, recipe)
     try:
@@ -210,8 +215,8 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
     check_callable(value_and_grad, "value_and_grad", "value_and_grad(params, x, target)", problems)
     dts, n, sd, bks, prof, adapters, subject, max_batch = _resolve_net_settings(
         net, mlp, max_batch, dtypes, max_examples, seed, backends, profile, problems)
-    parts, narrowed, transposed, budget, max_batch, _ = _net_controls(mlp, wrt, inputs, conventions, max_elements,
-                                                                      time_budget, max_batch)
+    parts, narrowed, transposed, budget, max_batch, data_cap = _net_controls(
+        mlp, wrt, inputs, conventions, max_elements, time_budget, max_batch)
     if problems:
         return OracleResult("network", subject, ("value_and_grad",), (), (), tuple(problems), dts, bks, n, sd, prof)
     user_fn: Callable[..., Any] = value_and_grad  # type: ignore[assignment]  # not None: a problem otherwise
@@ -305,7 +310,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
 
         return evaluate
 
-    found, cuts = _search_all(dts, budget, lambda dt: _cases(mlp, dt, max_batch, narrowed), evaluator, n, sd,
+    found, cuts = _search_all(dts, budget, lambda dt: _cases(mlp, dt, max_batch, narrowed, data_cap), evaluator, n, sd,
                               problems, outside)
     return OracleResult("network", subject, ("value_and_grad",), tally.rows(), tuple(found), tuple(problems),
                         dts, bks, n, sd, prof, tuple(cuts))
@@ -348,15 +353,15 @@ def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any 
             problems.append(str(e))
     dts, n, sd, bks, prof, adapters, subject, max_batch = _resolve_net_settings(
         net, mlp, max_batch, dtypes, max_examples, seed, backends, profile, problems)
-    parts, narrowed, transposed, budget, max_batch, _ = _net_controls(mlp, wrt, inputs, conventions, max_elements,
-                                                                      time_budget, max_batch)
+    parts, narrowed, transposed, budget, max_batch, data_cap = _net_controls(
+        mlp, wrt, inputs, conventions, max_elements, time_budget, max_batch)
     if problems:
         return OracleResult("sgd_step", subject, ("step",), (), (), tuple(problems), dts, bks, n, sd, prof)
     user_fn: Callable[..., Any] = step  # type: ignore[assignment]  # not None: a problem otherwise
 
     @st.composite
     def cases(draw: st.DrawFn, dt: str) -> tuple[NetCase, float]:
-        case = draw(_cases(mlp, dt, max_batch, narrowed))
+        case = draw(_cases(mlp, dt, max_batch, narrowed, data_cap))
         rate = lr if lr is not None else draw(st.sampled_from(_LEARNING_RATES), label="lr")
         return case, float(rate)
 
