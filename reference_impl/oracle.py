@@ -35,6 +35,12 @@ wrong shape or dtype, NaN -- is reported as its failure on a concrete input,
 never as a crash of the oracle; so is misuse of the oracle itself (an unknown
 op name lists the valid ones).
 
+Your functions receive the drawn arrays themselves, not copies: one that
+writes into an input fails the check ``inputs unchanged``. ``assume()``
+inside them skips the input. The controls ``wrt``, ``inputs``,
+``conventions``, ``max_elements`` and ``time_budget``
+(:mod:`reference_impl.oracle_controls`) narrow what is checked.
+
 torch and jax, where installed, can be added as second and third opinions
 (``backends=("torch", "jax")``): your results are then compared with theirs
 too, under the same error model (and the per-backend overrides of
