@@ -194,6 +194,12 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
     cuts: list[str] = []
     outside: list[str] = []
     too_big = [0]
+    reduced = [0]
+
+    def reduced_to_fit(ex: Example) -> Example:
+        reduced[0] += int(bool(ex.recipe.get("cut by max_elements")))
+        return ex
+
     for dt in dts:
         search_budget = Budget(None if budget is None else budget / len(dts))
         evaluate = op_evaluator(op, forward, vjp, bks, tally, wrt=wrt_idx, conventions=declared, outside=outside)
@@ -201,7 +207,7 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
             strategy = size_capped(examples(op, dt, shapes=shapes, params=fixed or None), cap,
                                    lambda ex: sum(x.size for x in ex.inputs), too_big)
         else:
-            strategy = size_capped(op_inputs_strategy(op, narrowed, dt, fixed or None, cap), cap,
+            strategy = size_capped(op_inputs_strategy(op, narrowed, dt, fixed or None, cap).map(reduced_to_fit), cap,
                                    lambda ex: sum(x.size for x in ex.inputs), too_big)
         hit, flaky, problem = search_budget.search(strategy, evaluate, max_examples=n, seed=sd)
         if outside:
@@ -213,8 +219,9 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
                         f"{search_budget.cut}")
         if hit is not None:
             found.append(hit.counterexample(dt, flaky))
-    if too_big[0]:
-        cuts.append(f"max_elements {cap}: {too_big[0]} drawn input(s) above it were not checked")
+    if too_big[0] or reduced[0]:
+        cuts.append(f"max_elements {cap}: {too_big[0]} drawn input(s) above it were not checked, "
+                    f"{reduced[0]} were drawn with smaller sides to fit")
     return OracleResult("op", op, functions, tally.rows(), tuple(found), tuple(problems), dts, bks, n, sd, prof,
                         tuple(cuts))
 
