@@ -319,7 +319,7 @@ def test_max_elements_bounds_every_drawn_input() -> None:
         rows.append(x.size + t.size + sum(w.size + b.size for w, b in params))
         return net_value_and_grad(params, x, t)
 
-    ri.check_network(NET, value_and_grad=net_recording, max_elements=40, max_examples=20, seed=SEED)
+    assert ri.check_network(NET, value_and_grad=net_recording, max_elements=40, max_examples=20, seed=SEED).ok
     assert rows and max(rows) <= 40
 
 
