@@ -172,14 +172,21 @@ def test_same_seed_same_counterexample() -> None:
 
 
 @pytest.mark.numpy_only
-def test_a_function_that_modifies_its_inputs_does_not_corrupt_the_check() -> None:
+def test_a_function_that_modifies_its_inputs_is_reported_with_what_it_was_given() -> None:
     def vjp_then_scribble(g, x):
         out = tanh_vjp(g, x)
         x[...] = 0.0
         g[...] = 0.0
         return out
 
-    assert ri.check_op("tanh", vjp=vjp_then_scribble, max_examples=10, seed=SEED).ok
+    result = ri.check_op("tanh", vjp=vjp_then_scribble, max_examples=10, seed=SEED)
+    assert not result.ok
+    for c in result.counterexamples:
+        assert c.check == "inputs unchanged" and c.kind == "modified input", c.describe()
+        assert "your vjp modified its input" in c.message
+        # the counterexample holds the arrays as they were handed over, not as the function left them
+        x = c.arrays["x"]
+        assert np.any(x != 0) or np.any(np.signbit(x)), c.describe()
 
 
 # --------------------------------------------------------------------------- misuse by the user's function

@@ -86,6 +86,66 @@ def test_my_softmax_vjp(gradient_oracle):
     assert summary[-1] == "1 check(s), 1 failed (reference_impl)"
 
 
+GENERIC_CODE = '''
+import numpy as np
+from reference_impl.gradcheck import Arg, Inputs
+
+
+def logsumexp(x):
+    m = x.max(axis=-1, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))[..., 0]
+
+
+def logsumexp_vjp(g, x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return g[..., None] * e / e.sum(axis=-1, keepdims=True)
+
+
+def loss(params, data):
+    return np.sum((data["x"] @ params["w"]) ** 2)
+
+
+def grad(params, data):
+    return {"w": 2 * data["x"].T @ (data["x"] @ params["w"])}
+
+
+def wrong_grad(params, data):
+    return {"w": data["x"].T @ (data["x"] @ params["w"])}  # forgets the factor 2
+
+
+X = Inputs(x=Arg("logits", shape=(None, None)))
+PARAMS = {"w": Arg("real", shape=("n", 2), scale=1.0)}
+DATA = {"x": Arg("real", shape=(3, "n"), scale=1.0)}
+
+
+def test_vjp(gradient_oracle):
+    r = gradient_oracle.check_vjp(logsumexp, logsumexp_vjp, inputs=X).raise_if_failed()
+    assert (r.max_examples, r.seed) == (4, 7)
+
+
+def test_grad(gradient_oracle):
+    gradient_oracle.check_grad(loss, grad, params=PARAMS, data=DATA).raise_if_failed()
+
+
+def test_wrong_grad(gradient_oracle):
+    gradient_oracle.check_grad(loss, wrong_grad, params=PARAMS, data=DATA).raise_if_failed()
+'''
+
+
+def test_check_vjp_and_check_grad_on_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_generic=GENERIC_CODE)
+    result = _run(pytester, "--gradient-oracle-examples=4", "--gradient-oracle-seed=7")
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    assert "gradient check: loss/grad of loss -- FAILED" in out
+    summary = _summary(out)
+    assert any(line.startswith("PASS f/vjp of logsumexp: 8 examples in float32, float64") and
+               line.endswith("[test_generic.py::test_vjp]") for line in summary), summary
+    assert any(line.startswith("PASS loss/grad of loss") and "test_grad]" in line for line in summary), summary
+    assert any(line.startswith("FAIL loss/grad of loss") and "test_wrong_grad]" in line for line in summary), summary
+    assert summary[-1] == "3 check(s), 1 failed (reference_impl)"
+
+
 def test_marker_overrides_the_options(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_CODE + '''
 @pytest.mark.gradient_oracle(max_examples=3, dtypes=("float64",), seed=11)

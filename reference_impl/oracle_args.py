@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from .profiles import ENV_VAR, PROFILES
 from .runner import type_name, unknown_name
 
 __all__ = ["DTYPES", "BACKENDS", "MAX_BATCH_LIMIT", "resolve_profile", "resolve_common", "check_callable",
-           "copy_arrays", "resolve_net", "resolve_max_batch", "spec_factor"]
+           "resolve_net", "resolve_max_batch", "spec_factor"]
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("torch", "jax")
@@ -95,12 +94,6 @@ def resolve_common(dtypes: Any, max_examples: Any, seed: Any, backends: Any, pro
 def check_callable(fn: Any, name: str, signature: str, problems: list[str]) -> None:
     if fn is not None and not callable(fn):
         problems.append(f"{name}: expected a callable {signature}, got {type_name(fn)}")
-
-
-def copy_arrays(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
-    # A function that modifies its inputs in place must not corrupt the
-    # reference's inputs or the counterexample.
-    return tuple(np.array(a, copy=True) for a in arrays)
 
 
 def resolve_net(net: Any, problems: list[str]) -> Any:

@@ -72,6 +72,8 @@ class OracleResult:
     max_examples: int
     seed: int | None
     profile: str
+    cuts: tuple[str, ...] = ()
+    """What ``max_elements`` and ``time_budget`` cut: inputs not checked, a search or shrink stopped early."""
 
     @property
     def ok(self) -> bool:
@@ -103,8 +105,9 @@ class OracleResult:
             return f"ERROR {self.title()}: {self.problems[0]}"
         status = "PASS" if self.ok else "FAIL"
         against = ", ".join(["reference", *self.backends])
+        cut = f" (cut: {len(self.cuts)} limit(s) reached)" if self.cuts else ""
         return (f"{status} {self.title()}: {self.examples} examples in {', '.join(self.dtypes)} against {against}; "
-                f"worst error/tolerance {self.worst_ratio:.3g}")
+                f"worst error/tolerance {self.worst_ratio:.3g}{cut}")
 
     def report(self) -> str:
         """The readable report: every row, the counterexamples and the problems."""
@@ -113,6 +116,8 @@ class OracleResult:
                      f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}")
         for p in self.problems:
             lines.append(f"  problem: {p}")
+        for cut in self.cuts:
+            lines.append(f"  cut: {cut}")
         if self.rows:
             lines.append("")
             lines.extend("  " + line for line in format_rows(self.rows))
@@ -139,7 +144,7 @@ class OracleResult:
         return {
             "kind": self.kind, "subject": self.subject, "functions": list(self.functions), "ok": self.ok,
             "dtypes": list(self.dtypes), "backends": list(self.backends), "max_examples": self.max_examples,
-            "seed": self.seed, "profile": self.profile, "problems": list(self.problems),
+            "seed": self.seed, "profile": self.profile, "problems": list(self.problems), "cuts": list(self.cuts),
             "rows": [r.to_dict() for r in self.rows],
             "counterexamples": [c.to_dict() for c in self.counterexamples],
         }
@@ -199,7 +204,7 @@ class Tally:
         c.error(message)
 
     def rows(self) -> tuple[Row, ...]:
-        order = {"reference": 0, "torch": 1, "jax": 2}
+        order = {"reference": 0, "torch": 1, "jax": 2, "contract": 3}
         keys = sorted(self.cells, key=lambda k: (k[1], k[2], k[0], order.get(k[3], 9), k[3]))
         out = []
         for k in keys:

@@ -4,12 +4,16 @@ Installed with the package (entry point ``pytest11``: ``reference_impl``), so
 every pytest run in the environment has:
 
 * the fixture ``gradient_oracle``: a :class:`reference_impl.oracle.Oracle`
-  whose ``check_op`` / ``check_network`` / ``check_sgd_step`` use the options
+  whose ``check_op`` / ``check_network`` / ``check_sgd_step`` and
+  ``check_vjp`` / ``check_grad`` (any function of arrays) use the options
   below; each returns a result whose ``raise_if_failed()`` fails the test
   with the report and the shrunk counterexample::
 
       def test_my_softmax_vjp(gradient_oracle):
           gradient_oracle.check_op("softmax", vjp=my_softmax_vjp).raise_if_failed()
+
+      def test_my_logsumexp_vjp(gradient_oracle):
+          gradient_oracle.check_vjp(logsumexp, logsumexp_vjp, inputs=Inputs(x=Arg("logits"))).raise_if_failed()
 
 * options (also settable in the ini file, e.g. ``[tool.pytest.ini_options]``):
   ``--gradient-oracle-backends=torch,jax`` (further opinions; default none),
