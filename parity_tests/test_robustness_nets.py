@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import reference_impl as ri
-from reference_impl import engine, examples, graph, optim, paths, tolerances
+from reference_impl import engine, examples, graph, network_tolerances, optim, paths, tolerances
 from reference_impl.networks import MLP, PRESETS, preset_000, preset_002, preset_003, preset_004
 
 from .test_robustness import FLOATS, SUBCLASSES, _LooksLikeTorch, assert_names_a_passed_argument, extreme_arrays
@@ -215,7 +215,7 @@ def test_one_layer_network_at_extreme_magnitudes_matches_exact_arithmetic(data: 
     # it (z = 1.9e36 + 88.5 rounds to 1.9e36 in float32, and the residual that scales dW
     # vanishes), and the model's tolerance says so.
     with np.errstate(over="ignore", invalid="ignore"):
-        bound = tolerances.network_bound(tape, grads)
+        bound = network_tolerances.network_bound(tape, grads)
     for name, got in (("loss", grads.loss), ("dW", grads.dW[0]), ("db", grads.db[0]), ("dx", grads.dx)):
         truth = np.array([_float64(v) for v in exact[name]]).reshape(np.shape(got))
         tol = bound.tolerance(name, 0) if name in ("dW", "db") else bound.tolerance(name)
