@@ -149,11 +149,28 @@ class NetworkBound:
             if layer is None:
                 raise ValueError(f"layer: {quantity!r} is per layer; pass a layer index")
             value = value[layer]
-        return np.asarray(value, dtype=np.float64)
+        return _saturated(value)
 
     def tolerance(self, quantity: str, layer: int | None = None) -> np.ndarray:
-        """Budget for ``|ours - theirs|``: ``IMPLEMENTATIONS`` times the bound."""
-        return IMPLEMENTATIONS * self.error(quantity, layer)
+        """Budget for ``|ours - theirs|``: ``IMPLEMENTATIONS`` times the bound
+        (capped as in :meth:`error`)."""
+        with np.errstate(over="ignore"):
+            return _saturated(IMPLEMENTATIONS * self.error(quantity, layer))
+
+
+def _saturated(value: Any) -> np.ndarray:
+    """A bound beyond float64's range -- the squared error ``e^2`` of a
+    cost whose input is near the dtype's largest value, a product of such
+    errors -- capped at float64's largest value. Such a bound says the
+    computed value is not determined by the inputs to within any
+    representable margin; the cap keeps the tolerance finite so that a
+    comparison (a NaN, an inf where the truth is finite) can still fail."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.asarray(value, dtype=np.float64)
+    return np.nan_to_num(v, nan=_F64_MAX, posinf=_F64_MAX)
+
+
+_F64_MAX = float(np.finfo(np.float64).max)
 
 
 def network_bound(tape: Any, grads: Any = None, *,
@@ -181,8 +198,15 @@ def network_bound(tape: Any, grads: Any = None, *,
     :class:`~reference_impl.networks.NetworkGradients` of that tape (or
     ``None`` to bound the forward pass only). ``param_errors``: per-layer
     ``(e_W, e_b)`` already in the parameters (used for gradient-descent
-    trajectories), zero by default; the input ``x`` is exact.
+    trajectories), zero by default; the input ``x`` is exact. A bound beyond
+    float64's range is capped when read (:meth:`NetworkBound.error`).
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # capped when read
+        return _network_bound(tape, grads, param_errors)
+
+
+def _network_bound(tape: Any, grads: Any, param_errors: Sequence[tuple[np.ndarray, np.ndarray]] | None
+                   ) -> NetworkBound:
     net = tape.net
     dtype = np.dtype(tape.loss.dtype)
     layers = tape.layers

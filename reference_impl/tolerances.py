@@ -122,9 +122,10 @@ class Bound:
         u = unit_roundoff(dtype)
         k = np.asarray(self.k, dtype=np.float64)
         m = np.asarray(self.magnitude, dtype=np.float64)
-        with np.errstate(over="ignore"):  # a magnitude beyond float64 allows anything: inf is right
+        with np.errstate(over="ignore"):  # capped below: a finite tolerance can still fail (see _SATURATION)
             floor = _tiny(dtype) * (1.0 + np.asarray(self.floor_scale, dtype=np.float64))
-            return np.asarray(factor * (k * u * m + floor + np.asarray(self.absolute, dtype=np.float64)))
+            tol = factor * (k * u * m + floor + np.asarray(self.absolute, dtype=np.float64))
+        return np.minimum(np.asarray(tol), _F64_MAX)
 
 
 E = FUNCTION_ULPS
@@ -134,6 +135,49 @@ R = REFERENCE_ULPS
 
 def _f64(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(x, dtype=np.float64) for x in xs)
+
+
+_WIDE = np.longdouble if np.finfo(np.longdouble).maxexp > np.finfo(np.float64).maxexp else None
+"""A format with float64's precision or more and a wider exponent range (the
+x87 80-bit ``longdouble``), where the platform has one."""
+
+_F64_MAX = float(np.finfo(np.float64).max)
+
+_SATURATION = 8.0
+"""A rule's magnitude is stored as ``magnitude / _SATURATION`` with
+``k = _SATURATION``, so that the sum ``P C + F + R |y|`` of terms that each fit
+in float64 (inputs near the dtype's largest value: ``C = |x|`` for relu at
+``x = 1.8e308``) never overflows. A magnitude beyond ``_SATURATION`` times
+float64's largest value is capped there: the tolerance is then at least
+``8 u max``, more than the rule's reference term ``R u |y|`` of any
+representable result, and stays finite so that the comparison can still fail
+(an inf or NaN tolerance would accept anything)."""
+
+
+def _evaluate(rule: Callable[..., Any], xs: Sequence[np.ndarray], params: Mapping[str, Any]) -> Any:
+    """``rule(*xs, **params)`` in float64, or -- where a product of large
+    magnitudes overflows there, or ``0 * inf`` makes a NaN, for finite
+    inputs -- again in the wide format, where ``|x|^3`` of any float64 fits."""
+    out = rule(*xs, **params)
+    if _WIDE is None or _all_finite(out):
+        return out
+    return rule(*(np.asarray(x, dtype=_WIDE) for x in xs), **params)
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, str):
+        return True
+    return bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64 if _WIDE is None else _WIDE))))
+
+
+def _saturated(value: Any) -> np.ndarray:
+    """``value`` in float64, a magnitude beyond its range (or one the model
+    could not evaluate, NaN) capped at float64's largest value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.asarray(value, dtype=np.float64)
+    return np.nan_to_num(v, nan=_F64_MAX, posinf=_F64_MAX)
 
 
 def _sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -450,19 +494,21 @@ _VJP: Mapping[str, Callable[..., list[Rule]]] = {
 
 
 def _bound(rule: Rule, exact: Any) -> Bound:
+    """The rule's terms weighted and summed, in the wide format where the rule
+    was evaluated there, then stored scaled by ``1 / _SATURATION``."""
     cond, formula, model = rule[0], rule[1], rule[2]
     floor = rule[3] if len(rule) > 3 else 0.0
-    magnitude = P * np.asarray(cond, np.float64) + np.asarray(formula, np.float64) + R * np.abs(exact)
-    return Bound(np.ones(np.shape(magnitude)), magnitude, model, floor)
+    magnitude = (P / _SATURATION) * np.asarray(cond) + np.asarray(formula) / _SATURATION \
+        + (R / _SATURATION) * np.abs(exact)
+    return Bound(np.full(np.shape(magnitude), _SATURATION), _saturated(magnitude), model, _saturated(floor))
 
 
 def forward_bound(op: str, inputs: Sequence[np.ndarray], params: Mapping[str, Any] | None = None) -> Bound:
     """What an implementation of ``op``'s forward may differ from the
     reference by: the acceptance rule above."""
-    xs = _f64(*inputs)
-    with np.errstate(all="ignore"):  # magnitudes beyond float64 mean "anything goes": inf is right
-        rule = _FORWARD[op](*xs, **dict(params or {}))
-        exact = _exact_forward(op, xs, dict(params or {}))
+    xs, kw = _f64(*inputs), dict(params or {})
+    with np.errstate(all="ignore"):  # an overflow is retried wide, then saturated (see _SATURATION)
+        rule, exact = _evaluate(lambda *a, **p: (_FORWARD[op](*a, **p), _exact_forward(op, a, p)), xs, kw)
         return _bound(rule, exact)
 
 
@@ -471,9 +517,9 @@ def vjp_bound(op: str, cotangent: np.ndarray, inputs: Sequence[np.ndarray],
     """What each gradient of an implementation of ``op``'s VJP may differ
     from the reference by: the acceptance rule above."""
     g, *xs = _f64(cotangent, *inputs)
-    with np.errstate(all="ignore"):
-        rules = _VJP[op](g, *xs, **dict(params or {}))
-        exact = _exact_vjp(op, g, xs, dict(params or {}))
+    kw = dict(params or {})
+    with np.errstate(all="ignore"):  # an overflow is retried wide, then saturated (see _SATURATION)
+        rules, exact = _evaluate(lambda g, *a, **p: (_VJP[op](g, *a, **p), _exact_vjp(op, g, a, p)), (g, *xs), kw)
         bounds = tuple(_bound(r, y) for r, y in zip(rules, exact))
     if op == "relu":
         # A subnormal x may be read as 0 (flush to zero), where relu'(0) = 0: either slope is right there.
