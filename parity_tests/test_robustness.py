@@ -289,6 +289,34 @@ def test_huge_broadcast_view_is_a_size_error_naming_x() -> None:
         OPS["tanh"].vjp(huge, huge)
 
 
+@pytest.mark.parametrize(("op", "inputs", "names", "size"), [
+    ("add", (np.ones((10**5, 1)), np.ones((1, 10**5))), "a, b", 10**10),
+    ("multiply", (np.ones((10**5, 1, 1)), np.ones((1, 10**5))), "a, b", 10**10),
+    ("matmul", (np.ones((10**5, 1)), np.ones((1, 10**5))), "a, b", 10**10),
+    ("matmul", (np.ones((10**4, 1, 2, 1)), np.ones((10**4, 1, 10))), "a, b", 2 * 10**9),
+    ("dense", (np.ones((10**5, 1)), np.ones((1, 10**5)), np.zeros(10**5)), "x, W, b", 10**10),
+])
+def test_a_result_over_the_size_limit_from_small_inputs_is_a_size_error(op: str, inputs: tuple[np.ndarray, ...],
+                                                                        names: str, size: int) -> None:
+    # each input is far under the limit (2**26); the result (10**10 elements, 80 GB) is refused before it is built
+    for entry in (getattr(ri, op), OPS[op].forward, lambda *xs: OPS[op].vjp(np.ones(1), *xs)):
+        with pytest.raises(ValueError, match=rf"^{names}: the result of {op}: shape \(.*\) has {size} elements, "
+                                              r"more than the limit of"):
+            entry(*inputs)
+    assert_names_a_passed_argument(pytest.raises(ValueError, getattr(ri, op), *inputs).value, set(names.split(", ")))
+
+
+def test_a_result_just_at_the_size_limit_is_computed() -> None:
+    previous = ri.set_max_elements(12)
+    try:
+        assert ri.add(np.ones((3, 1)), np.ones((1, 4))).shape == (3, 4)
+        assert ri.matmul(np.ones((3, 1)), np.ones((1, 4))).shape == (3, 4)
+        with pytest.raises(ValueError, match=r"^a, b: the result of add: shape \(3, 5\) has 15 elements"):
+            ri.add(np.ones((3, 1)), np.ones((1, 5)))
+    finally:
+        ri.set_max_elements(previous)
+
+
 def test_size_limit_is_configurable() -> None:
     previous = ri.set_max_elements(10)
     try:
