@@ -169,7 +169,7 @@ def _all_finite(value: Any) -> bool:
         return all(_all_finite(v) for v in value)
     if isinstance(value, str):
         return True
-    return bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64 if _WIDE is None else _WIDE))))
+    return bool(np.isfinite(value).all())
 
 
 def _saturated(value: Any) -> np.ndarray:
@@ -177,7 +177,7 @@ def _saturated(value: Any) -> np.ndarray:
     could not evaluate, NaN) capped at float64's largest value."""
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.asarray(value, dtype=np.float64)
-    return np.nan_to_num(v, nan=_F64_MAX, posinf=_F64_MAX)
+    return v if np.isfinite(v).all() else np.nan_to_num(v, nan=_F64_MAX, posinf=_F64_MAX)
 
 
 def _sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
