@@ -23,6 +23,11 @@ implementation's result ``y`` passes where, element by element::
 * ``floor = tiny (1 + |factors|)``: a subnormal result, or a subnormal
   intermediate times later factors, may be flushed to zero (XLA on CPU).
 
+A tolerance is finite for every finite input, up to the dtype's largest
+value: a rule whose products overflow float64 there is evaluated again in the
+wider ``longdouble`` format, and its weighted sum is stored scaled and capped
+(``_SATURATION``), so the check it feeds can always fail.
+
 Each op's ``C`` and ``F`` are written down once below, next to each other.
 The model is worst-case, not fitted: a correct implementation passes by a
 wide margin, a wrong formula (a clamped log, a diagonal-only Jacobian, a NaN
