@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from reference_impl import net_strategies as nst
 from reference_impl import network_checks as nc
-from reference_impl import tolerances
+from reference_impl import network_tolerances, tolerances
 from reference_impl.examples import composite_p, composite_p_jacobian, composite_p_vjp, g, g_partials
 from reference_impl.frameworks import networks as na
 from reference_impl.graph import Graph, graph_gradients, mlp_graph
@@ -28,7 +28,7 @@ def _path_tolerance(tape, grads, paths):
     """The path sum is a second implementation of the network (its forward
     values and local derivatives obey :func:`network_bound`) that adds its
     products in its own order (:func:`path_sum_bound`)."""
-    bound = tolerances.network_bound(tape, grads)
+    bound = network_tolerances.network_bound(tape, grads)
     dtype = tape.loss.dtype
 
     def tolerance(quantity, layer):
@@ -36,7 +36,7 @@ def _path_tolerance(tape, grads, paths):
         if quantity in ("dZ", "dW", "db", "dx"):
             terms = paths.terms[quantity] if layer is None else paths.terms[quantity][layer]
             mag = paths.magnitude[quantity] if layer is None else paths.magnitude[quantity][layer]
-            own = tolerances.path_sum_bound(terms, paths.factors, mag).tolerance(dtype)
+            own = network_tolerances.path_sum_bound(terms, paths.factors, mag).tolerance(dtype)
             return base + own / tolerances.IMPLEMENTATIONS
         return base
 
@@ -227,7 +227,7 @@ def test_composite_p_its_vjp_and_jacobian_match_torch_and_jax(data, dtype) -> No
     x = data.draw(hnp.arrays(dtype, shape, elements=_floats(dtype)))
     ct = data.draw(hnp.arrays(dtype, shape, elements=_floats(dtype)))
     p, dx = composite_p(x), composite_p_vjp(ct, x)
-    e_p, e_dx = tolerances.activation_chain_bound(x, ct, ("relu", "tanh"), softmax=True)
+    e_p, e_dx = network_tolerances.activation_chain_bound(x, ct, ("relu", "tanh"), softmax=True)
     for backend, (tp, tdx) in (("torch", na.torch_composite(ct, x)), ("jax", na.jax_composite(ct, x))):
         cmp = nc.check(tp, p, tolerances.IMPLEMENTATIONS * e_p, dtype)
         assert cmp.ok, f"{backend} p(X): {cmp.describe()}"
@@ -238,7 +238,7 @@ def test_composite_p_its_vjp_and_jacobian_match_torch_and_jax(data, dtype) -> No
         ours = composite_p_jacobian(x)
         theirs = na.torch_composite_jacobian(x)
         for i in range(x.shape[0]):
-            _, e_row = tolerances.activation_chain_bound(x, np.eye(x.shape[0], dtype=dtype)[i], ("relu", "tanh"),
-                                                         softmax=True)
+            unit = np.eye(x.shape[0], dtype=dtype)[i]
+            _, e_row = network_tolerances.activation_chain_bound(x, unit, ("relu", "tanh"), softmax=True)
             cmp = nc.check(theirs[i], ours[i], tolerances.IMPLEMENTATIONS * e_row, dtype)
             assert cmp.ok, f"Jacobian row {i}: {cmp.describe()}"

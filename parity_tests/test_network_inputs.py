@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from reference_impl import tolerances
+from reference_impl import network_tolerances
 from reference_impl.examples import composite_p_jacobian, composite_p_vjp, g, g_partials
 from reference_impl.graph import Graph, mlp_graph
 from reference_impl.networks import MLP, preset_000, preset_002, preset_003, recursion_003
@@ -232,13 +232,13 @@ def test_train_needs_a_network() -> None:
 def test_trajectory_bound_for_other_data() -> None:
     traj = train(NET, PARAMS, X, T, lr=0.1, steps=1)
     with raises(ValueError, "x"):
-        tolerances.trajectory_bound(traj, X + 1, T)
+        network_tolerances.trajectory_bound(traj, X + 1, T)
 
 
 def test_network_bound_with_misshapen_parameter_errors() -> None:
     tape = NET.forward(PARAMS, X, T)
     with raises(ValueError, "param_errors"):
-        tolerances.network_bound(tape, NET.backward(tape), param_errors=[(0.0, 0.0)])
+        network_tolerances.network_bound(tape, NET.backward(tape), param_errors=[(0.0, 0.0)])
 
 
 # --------------------------------------------------------------------------- gate graph and paths

@@ -1,7 +1,7 @@
 """Whole networks against PyTorch and JAX: random architectures, the four
 documents' networks, and the error model's own checks.
 
-Every comparison allows what :func:`reference_impl.tolerances.network_bound`
+Every comparison allows what :func:`reference_impl.network_tolerances.network_bound`
 derives for the case at hand; a failure names the first layer and quantity
 (z, loss, dZ, dW, db, dx) where the two sides part.
 """
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from reference_impl import net_strategies as nst
 from reference_impl import network_checks as nc
-from reference_impl import tolerances
+from reference_impl import network_tolerances
 from reference_impl.frameworks import networks as na
 from reference_impl.networks import (
     ACTIVATIONS,
@@ -79,7 +79,7 @@ def test_torch_adapter_transposes_linear_weights() -> None:
         np.testing.assert_array_equal(stored, w.T)
     x = np.random.default_rng(0).normal(size=(4, 3))
     tape = net.forward(params, x, np.zeros((4, 2)))
-    bound = tolerances.network_bound(tape)
+    bound = network_tolerances.network_bound(tape)
     cmp = nc.check(na.torch_predict(net, params, x), tape.output, bound.tolerance("output"), np.float64)
     assert cmp.ok, cmp.describe()
     grads = na.torch_value_and_grad(net, params, x, np.zeros((4, 2)))
@@ -198,7 +198,7 @@ def test_preset_002_documented_form_and_update_match_torch(seed, scale, dtype) -
     updated = preset.update(params)
     assert set(updated) == {"wij", "bj", "wjk", "bk", "wko", "bo"}
     path, _ = na.torch_sgd(preset.net, params, x, t, preset.lr, steps=1)
-    bound = tolerances.trajectory_bound(train(preset.net, params, x, t, lr=preset.lr, steps=1))
+    bound = network_tolerances.trajectory_bound(train(preset.net, params, x, t, lr=preset.lr, steps=1))
     for l, (w, b) in enumerate(preset.names):
         for name, part, theirs_p in ((w, "W", path[1][l][0]), (b, "b", path[1][l][1])):
             cmp = nc.check(theirs_p, updated[name], bound.tolerance(1, l, part), dtype)

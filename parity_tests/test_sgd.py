@@ -1,7 +1,7 @@
 """Gradient descent against ``torch.optim.SGD`` and ``optax.sgd``.
 
 Same initial weights and data; after every step the parameters and the loss
-agree within :func:`reference_impl.tolerances.trajectory_bound`, which
+agree within :func:`reference_impl.network_tolerances.trajectory_bound`, which
 carries each step's gradient error and the parameters' accumulated deviation
 into the next step. The loss decreases on a problem whose curvature is known.
 """
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from reference_impl import net_strategies as nst
 from reference_impl import network_checks as nc
-from reference_impl import tolerances
+from reference_impl import network_tolerances, tolerances
 from reference_impl.frameworks import networks as na
 from reference_impl.networks import MLP, preset_002
 from reference_impl.optim import sgd_step, train
@@ -57,7 +57,7 @@ def _assert_trajectories_agree(backends: tuple[str, ...], case: nst.Case, dtype,
     x, t = case.data(dtype)
     lr = _lr(case, base_lr)
     ours = _train_or_reject(case, params, x, t, lr, steps)
-    bound = tolerances.trajectory_bound(ours)
+    bound = network_tolerances.trajectory_bound(ours)
     # An unstable run (the bound outgrows the first-order model before the
     # last step) has no bound to compare under: see TRAJECTORY_MODEL_LIMIT.
     assume(bound.valid_steps == steps)
@@ -125,7 +125,7 @@ def test_loss_decreases_on_a_well_conditioned_problem(dtype) -> None:
     if dtype is np.float64:
         # Each step multiplies the parameter error by (1 - lr lambda) = 0.9, so
         # the loss (minimum 0) by 0.81.
-        bound = tolerances.trajectory_bound(ours)
+        bound = network_tolerances.trajectory_bound(ours)
         for n, loss in enumerate(ours.losses):
             expected = float(ours.losses[0]) * 0.81**n
             allowed = tolerances.IMPLEMENTATIONS * (float(bound.losses[n]) + float(bound.losses[0]) * 0.81**n)

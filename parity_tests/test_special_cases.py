@@ -120,8 +120,36 @@ def test_softmax_vjp_is_zero_where_every_term_underflows() -> None:
 def test_softmax_cross_entropy_at_logits_near_float64_limit() -> None:
     import reference_impl as ri
 
-    z = np.array([[1e308, -1e308]])
-    # the target's class dominates by 2e308: log softmax is -e^{-2e308} ~ -0 there
-    assert ri.softmax_cross_entropy(z, np.array([[1.0, 0.0]])) == 0.0
-    dz, _ = ri.softmax_cross_entropy_vjp(np.array(1.0), z, np.array([[1.0, 0.0]]))
-    assert np.all(dz == 0.0)
+    # Logits 1e308 and 0, the target on the first class: every true value is
+    # representable. log softmax = (-log1p(e^-1e308), -1e308 - log1p(e^-1e308)),
+    # so the loss is log1p(e^-1e308) ~ e^-1e308 -> 0; dlogits = s - t =
+    # (-e^-1e308, e^-1e308) (times 1 / (1 + e^-1e308)) -> 0; dtarget = -log softmax
+    # = (~0, 1e308 + ~0) -> (0, 1e308).
+    z, t = np.array([[1e308, 0.0]]), np.array([[1.0, 0.0]])
+    assert ri.softmax_cross_entropy(z, t) == 0.0
+    dz, dt = ri.softmax_cross_entropy_vjp(np.array(1.0), z, t)
+    assert dz.tolist() == [[0.0, 0.0]]
+    assert dt.tolist() == [[0.0, 1e308]]
+
+
+@pytest.mark.numpy_only
+def test_softmax_cross_entropy_target_gradient_beyond_float64_is_the_documented_error() -> None:
+    import reference_impl as ri
+
+    # Logits +-1e308: the loss (log1p(e^-2e308) -> 0) and dlogits (+-e^-2e308 -> 0)
+    # are representable, but d loss / d target_1 = -log softmax_1 = 2e308 is not: the
+    # README's overflow policy makes that a ValueError naming the inputs, and float64
+    # being the widest dtype, the message suggests smaller inputs only.
+    z, t = np.array([[1e308, -1e308]]), np.array([[1.0, 0.0]])
+    assert ri.softmax_cross_entropy(z, t) == 0.0
+    with pytest.raises(ValueError, match=r"^cotangent, logits, target: the gradient w\.r\.t\. target ") as info:
+        ri.softmax_cross_entropy_vjp(np.array(1.0), z, t)
+    assert "not representable in float64" in str(info.value)
+    assert "use float64" not in str(info.value)
+    # the same overflow in float32 suggests float64, where it is representable
+    z32, t32 = np.array([[3e38, -3e38]], np.float32), np.array([[1.0, 0.0]], np.float32)
+    with pytest.raises(ValueError, match=r"^cotangent, logits, target: .*use float64") as info:
+        ri.softmax_cross_entropy_vjp(np.array(1.0, np.float32), z32, t32)
+    dz64, dt64 = ri.softmax_cross_entropy_vjp(np.array(1.0), z32.astype(np.float64), t32.astype(np.float64))
+    # -log softmax_1 = 2 z_0 + log1p(e^(-2 z_0)), z_0 = float32(3e38): 2 z_0 exactly, once rounded
+    assert dz64.tolist() == [[0.0, 0.0]] and dt64.tolist() == [[0.0, 2 * float(z32[0, 0])]]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import max_elements, set_max_elements
+from ._validate import max_elements, overflow_remedy, set_max_elements
 from .ops import OPS, Op, unbroadcast
 from .sources import SOURCES, cite
 
@@ -41,9 +41,10 @@ def _checked_result(result: Any, inputs: tuple[Any, ...], name: str, arg_names: 
         if isinstance(part, np.ndarray):
             if not np.all(np.isfinite(part)):
                 what = "the result" if len(parts) == 1 else f"the gradient w.r.t. {arg_names[k + 1]}"
+                remedy = overflow_remedy(part.dtype, "pass inputs of smaller magnitude")
                 raise ValueError(
                     f"{', '.join(arg_names)}: {what} of {name} is not representable in {part.dtype} "
-                    "(its true value is beyond the dtype's range); use float64 or inputs of smaller magnitude"
+                    f"(its true value is beyond the dtype's range); {remedy}"
                 )
             if any(np.may_share_memory(part, other) for other in seen) or not part.flags.writeable:
                 part = part.copy()

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .tolerances import distribution_sum_tolerance
+
 __all__ = [
     "SUPPORTED_DTYPES",
     "DEFAULT_MAX_ELEMENTS",
@@ -41,6 +43,7 @@ __all__ = [
     "set_max_elements",
     "as_array",
     "check_size",
+    "overflow_remedy",
     "check_same_dtype",
     "check_finite",
     "check_distribution",
@@ -233,8 +236,6 @@ def check_distribution(arr: np.ndarray, name: str, *, strictly_positive: bool = 
     row must sum to 1 within the rounding a correct normalisation leaves
     (``tolerances.distribution_sum_tolerance``).
     """
-    from .tolerances import distribution_sum_tolerance
-
     check_class_axis(arr, name)
     if strictly_positive:
         if np.any(arr <= 0):
@@ -287,6 +288,13 @@ def quiet_overflow() -> Any:
     """NumPy's overflow warnings off: the network checks its values itself and
     raises an error that names the caller's arguments."""
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def overflow_remedy(dtype: Any, smaller: str) -> str:
+    """What to do about a true value beyond ``dtype``'s range: ``smaller``
+    (inputs of smaller magnitude), and a wider dtype only where one exists --
+    float64 is the widest the reference computes in."""
+    return f"{smaller}, or use float64" if np.dtype(dtype) == np.float32 else smaller
 
 
 def where_not_finite(arr: np.ndarray) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import tolerances
+from . import network_tolerances, tolerances
 from .engine import Comparison, compare
 from .frameworks.recipes import SPECS
 from .ops import OPS
@@ -123,7 +123,7 @@ def network_adjoint(net: Any, params: Sequence[tuple[np.ndarray, np.ndarray]], x
 
     tape = net.forward(params, x, target)
     grads = net.backward(tape)
-    bound = tolerances.network_bound(tape, grads)
+    bound = network_tolerances.network_bound(tape, grads)
     grad_flat = tuple(g for pair in grads.params for g in pair)
     grad_error = [bound.error(part, l) for l in range(len(params)) for part in ("dW", "db")]
     tapes: dict[int, Any] = {}  # the loss and its bound share one forward pass per point
@@ -135,5 +135,5 @@ def network_adjoint(net: Any, params: Sequence[tuple[np.ndarray, np.ndarray]], x
 
     return adjoint_numbers(
         lambda xs: tape_at(xs).loss, grad_flat, flat64, 1.0, dirs,
-        f_error=lambda xs: tolerances.network_bound(tape_at(xs)).error("loss"),
+        f_error=lambda xs: network_tolerances.network_bound(tape_at(xs)).error("loss"),
         grad_error=grad_error)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from . import golden, tolerances
+from . import golden, network_tolerances
 from .adjoint import NETWORK_MODEL, OP_MODEL, network_adjoint, op_adjoint
 from .engine import STRICT_ULP_LIMIT, Comparison, Finding, Worst, compare, disagreement, op_comparisons
 from .frameworks.backends import get_backend
@@ -299,7 +299,7 @@ def _network_row(task: Task, s: Settings, tick: Tick) -> CertRow:
         mlp, case = drawn
         tape = mlp.forward(case.params, case.x, case.target)
         grads = mlp.backward(tape)
-        bound = tolerances.network_bound(tape, grads)
+        bound = network_tolerances.network_bound(tape, grads)
         try:
             res = run_fw(mlp, case.params, case.x, case.target)
         except Exception as e:  # a framework failing on a valid input is a finding about it
@@ -355,7 +355,7 @@ def _sgd_row(task: Task, s: Settings, tick: Tick) -> CertRow:
     def evaluate(drawn: Any) -> Finding | None:
         (mlp, case), lr = drawn
         traj = train(mlp, case.params, case.x, case.target, lr=lr, steps=SGD_STEPS)
-        bound = tolerances.trajectory_bound(traj, case.x, case.target)
+        bound = network_tolerances.trajectory_bound(traj, case.x, case.target)
         try:
             path, _ = sgd(mlp, case.params, case.x, case.target, lr, SGD_STEPS)
         except Exception as e:  # a framework failing on a valid input is a finding about it

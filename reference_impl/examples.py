@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, check_cotangent, check_same_dtype
+from ._validate import as_array, check_cotangent, check_same_dtype, overflow_remedy
 from .ops import OPS
 from .sources import fill_citations
 
@@ -51,8 +51,9 @@ def _finite(value: np.ndarray, names: str, what: str) -> np.ndarray:
     that produce them, never an inf."""
     if not np.all(np.isfinite(value)):
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(np.atleast_1d(value)))[0])
+        remedy = overflow_remedy(value.dtype, "pass smaller inputs")
         raise ValueError(f"{names}: {what} overflows {value.dtype} at index {where if value.ndim else ()}; "
-                         "the true value is beyond the dtype's range (use float64 or smaller inputs)")
+                         f"the true value is beyond the dtype's range ({remedy})")
     return value
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, check_choice, check_cotangent
+from ._validate import as_array, check_choice, check_cotangent, overflow_remedy
 from ._validate import frozen as _frozen
 from .networks import MLP, LayerGradients, NetworkGradients
 from .ops import OPS
@@ -216,7 +216,7 @@ class Graph:
             g = np.array(grads[node], copy=True) if node in grads else np.zeros_like(node.value)
             if not np.all(np.isfinite(g)):
                 raise ValueError(f"output: the gradient of {output.name!r} w.r.t. node {node.name!r} overflows "
-                                 f"{g.dtype}; scale the graph's values down or use float64")
+                                 f"{g.dtype}; {overflow_remedy(g.dtype, 'scale the values down')}")
             out[node] = g
         return Gradients(out)
 

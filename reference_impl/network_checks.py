@@ -3,7 +3,7 @@
 A network is compared value by value in the order the values are computed
 (:func:`checks`): each layer's forward ``z``, the loss, then from the last
 layer back ``dZ``, ``dW``, ``db`` and finally ``dx``. The first value beyond
-its tolerance (:func:`reference_impl.tolerances.network_bound`) names the
+its tolerance (:func:`reference_impl.network_tolerances.network_bound`) names the
 layer where the two sides part: an error that starts in layer 2's backward
 rule makes every earlier layer's gradient wrong too, and is reported at
 layer 2, not at layer 1.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import tolerances
+from . import network_tolerances
 from .engine import Comparison, compare
 from .networks import MLP, NetworkGradients, Tape
 
@@ -127,8 +127,8 @@ def assert_agrees(net: MLP, tape: Tape, ours: Any, theirs: Any, tolerance: Toler
 
 def network_tolerance(tape: Tape, grads: NetworkGradients) -> Tolerance:
     """Budget for comparing two implementations of the whole network:
-    ``IMPLEMENTATIONS`` times :func:`reference_impl.tolerances.network_bound`."""
-    bound = tolerances.network_bound(tape, grads)
+    ``IMPLEMENTATIONS`` times :func:`reference_impl.network_tolerances.network_bound`."""
+    bound = network_tolerances.network_bound(tape, grads)
     return bound.tolerance
 
 

@@ -29,29 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from . import _validate
 from ._sgd import Params, step_pairs
-from ._validate import (
-    as_array,
-    check_choice,
-)
-from ._validate import (
-    check_dtype as _check_dtype,
-)
-from ._validate import (
-    check_int as _check_int,
-)
-from ._validate import (
-    check_positive_scale as _check_scale,
-)
-from ._validate import (
-    frozen as _frozen,
-)
-from ._validate import (
-    quiet_overflow as _quiet_overflow,
-)
-from ._validate import (
-    where_not_finite as _where_not_finite,
-)
+from ._validate import as_array, check_choice
 from .ops import OPS
 from .sources import fill_citations
 
@@ -71,6 +51,10 @@ __all__ = [
     "PRESETS",
     "recursion_003",
 ]
+
+def _remedy(dtype: np.dtype) -> str:
+    return _validate.overflow_remedy(dtype, "scale x or the weights down")
+
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 """Per-layer activations; every name but ``identity`` is an op in ``OPS``."""
@@ -188,7 +172,7 @@ class MLP:
         sizes: Any = self.sizes  # validated here: the annotation is what it will be
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
             raise TypeError(f"sizes: expected a sequence of widths (inputs, ..., outputs), got {sizes!r}")
-        sizes = tuple(_check_int(n, f"sizes[{i}]", minimum=1) for i, n in enumerate(sizes))
+        sizes = tuple(_validate.check_int(n, f"sizes[{i}]", minimum=1) for i, n in enumerate(sizes))
         if len(sizes) < 2:
             raise ValueError(f"sizes: expected at least 2 widths (inputs, outputs), got {sizes}")
         acts: Any = self.activations
@@ -239,9 +223,9 @@ class MLP:
         ``z`` stays of order ``scale`` whatever the width) and
         ``b_l ~ N(0, (scale / 4)^2)``, drawn in float64 from
         ``np.random.default_rng(seed)`` and rounded to ``dtype``."""
-        seed = _check_int(seed, "seed", minimum=0)
-        dt = _check_dtype(dtype)
-        s = _check_scale(scale, "scale")
+        seed = _validate.check_int(seed, "seed", minimum=0)
+        dt = _validate.check_dtype(dtype)
+        s = _validate.check_positive_scale(scale, "scale")
         rng = np.random.default_rng(seed)
         params = []
         for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
@@ -315,12 +299,12 @@ class MLP:
         records = []
         a = x
         for l, ((w, b), op) in enumerate(zip(params, self._ops, strict=True)):
-            z = _frozen(OPS["dense"].forward(a, w, b))
+            z = _validate.frozen(OPS["dense"].forward(a, w, b))
             self._check_finite_value(z, f"z of layer {l} (a @ params[{l}].W + params[{l}].b)")
-            out = z if op is None else _frozen(OPS[op].forward(z))
+            out = z if op is None else _validate.frozen(OPS[op].forward(z))
             records.append(LayerRecord(a, w, b, z, out))
             a = out
-        output = _frozen(OPS["softmax"].forward(a)) if self.softmax else a
+        output = _validate.frozen(OPS["softmax"].forward(a)) if self.softmax else a
         return records, output
 
     @staticmethod
@@ -330,7 +314,7 @@ class MLP:
         if not np.all(np.isfinite(value)):
             raise ValueError(
                 f"params, x: the forward pass overflows {value.dtype}: {what} is not finite at "
-                f"{_where_not_finite(value)}; scale x or the weights down, or use float64"
+                f"{_validate.where_not_finite(value)}; {_remedy(value.dtype)}"
             )
 
     def predict(self, params: Any, x: Any) -> np.ndarray:
@@ -345,10 +329,10 @@ class MLP:
         ``x``: ``(batch, inputs)`` or ``(inputs,)``; ``target``: the same
         leading shape with ``outputs`` columns (a distribution per row for the
         classification costs). All arrays share one dtype."""
-        ps = tuple((_frozen(w), _frozen(b)) for w, b in self.check_params(params))
-        xa = _frozen(self._check_x(x, ps[0][0].dtype))
-        t = _frozen(self._check_target(target, xa))
-        with _quiet_overflow():  # an overflow is reported below, naming what the caller passed
+        ps = tuple((_validate.frozen(w), _validate.frozen(b)) for w, b in self.check_params(params))
+        xa = _validate.frozen(self._check_x(x, ps[0][0].dtype))
+        t = _validate.frozen(self._check_target(target, xa))
+        with _validate.quiet_overflow():  # an overflow is reported below, naming what the caller passed
             records, output = self._activate(ps, xa)
         if self.cost == "cross_entropy" and np.any(output <= 0):
             where = tuple(int(i) for i in np.argwhere(output <= 0)[0])
@@ -357,8 +341,8 @@ class MLP:
                 "of these probabilities is not representable; use cost='softmax_cross_entropy' on the logits "
                 "(stable for any magnitude) or smaller weights"
             )
-        with _quiet_overflow():
-            loss = _frozen(OPS[self.cost].forward(output, t, reduction=self.reduction))
+        with _validate.quiet_overflow():
+            loss = _validate.frozen(OPS[self.cost].forward(output, t, reduction=self.reduction))
         self._check_finite_value(loss, f"the loss ({self.cost})")
         return Tape(self, tuple(records), output, t, loss)
 
@@ -378,21 +362,21 @@ class MLP:
             raise ValueError(f"tape: recorded by {tape.net}, not by this network {self}")
         one = np.ones((), dtype=tape.loss.dtype)
         last = tape.layers[-1]
-        with _quiet_overflow():
+        with _validate.quiet_overflow():
             d_output = OPS[self.cost].vjp_from_output(one, tape.loss, tape.output, tape.target,
                                                       reduction=self.reduction)[0]
             g = OPS["softmax"].vjp_from_output(d_output, tape.output, last.a)[0] if self.softmax else d_output.copy()
         grads: list[LayerGradients] = []
         for l in reversed(range(self.depth)):
             rec, op = tape.layers[l], self._ops[l]
-            with _quiet_overflow():
+            with _validate.quiet_overflow():
                 dz = g.copy() if op is None else OPS[op].vjp_from_output(g, rec.a, rec.z)[0]
                 dx, dw, db = OPS["dense"].vjp_from_output(dz, rec.z, rec.x, rec.W, rec.b)
             for name, value in (("dZ", dz), ("dW", dw), ("db", db), ("dx" if l == 0 else "dA", dx)):
                 if not np.all(np.isfinite(value)):
                     raise ValueError(
                         f"params, x: the gradient {name} of layer {l} overflows {value.dtype} at "
-                        f"{_where_not_finite(value)}; scale x or the weights down, or use float64"
+                        f"{_validate.where_not_finite(value)}; {_remedy(value.dtype)}"
                     )
             grads.append(LayerGradients(g, dz, dw, db))
             g = dx
@@ -497,7 +481,7 @@ def preset_000(activation: str = "sigmoid", outputs: int = 2) -> Preset:
     classifier needs at least two outputs. Source: {000}.
     """
     check_choice(activation, "activation", ACTIVATIONS)
-    outputs = _check_int(outputs, "outputs", minimum=1)
+    outputs = _validate.check_int(outputs, "outputs", minimum=1)
     net = MLP((1, 1, outputs), (activation, "identity"), softmax=True, cost="cross_entropy")
     return Preset("000", net, (("w", "b"), ("v", "c")), "L",
                   note="one hidden unit; softmax output; cross-entropy")

@@ -38,139 +38,14 @@ domain, formula, sources, an optional input check) and its VJP rule with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from ._validate import (
-    as_array,
-    check_choice,
-    check_class_axis,
-    check_cotangent,
-    check_distribution,
-    check_same_dtype,
-)
+from ._validate import check_class_axis, check_distribution
+from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
 
-__all__ = ["Domain", "Op", "OPS", "op", "unbroadcast"]
-
-Arrays = tuple[np.ndarray, ...]
-Params = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Domain:
-    """Which inputs an op accepts, declared for input generators
-    (``reference_impl.strategies``); the ``check`` functions enforce it.
-
-    ``shapes`` is one of ``elementwise`` (any shape), ``broadcast_pair``,
-    ``matmul``, ``dense``, ``rows`` (last axis = classes), ``row_pairs`` (two
-    arrays of one shape, classes last) or ``same_pair``. ``values`` gives one
-    kind per input: ``real``, ``kinked`` (real with exact zeros, for relu),
-    ``logits``, ``distribution`` or ``positive_distribution``.
-    """
-
-    shapes: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Op:
-    """A registered primitive.
-
-    ``forward`` and ``vjp`` validate their arguments; ``vjp_from_output`` is
-    the bare rule for callers (the networks) that already hold validated
-    inputs and the forward output.
-    """
-
-    name: str
-    arg_names: tuple[str, ...]
-    """Positional inputs, in order; the VJP returns one gradient per name."""
-    params: Mapping[str, tuple[str, ...]]
-    """Keyword parameters and their allowed values; the first is the default."""
-    impl: Callable[..., np.ndarray] = field(repr=False)
-    rule: Callable[..., Arrays] = field(repr=False)
-    check: Callable[[Arrays, Params], None] = field(repr=False)
-    formula: str
-    """Forward and VJP formulas, one line each."""
-    sources: tuple[str, ...]
-    """Keys into ``reference_impl.sources.SOURCES``."""
-    domain: Domain
-
-    def _prepare(self, inputs: tuple[Any, ...], params: Params) -> tuple[Arrays, Params]:
-        if len(inputs) != len(self.arg_names):
-            raise TypeError(
-                f"{self.name}: expected {len(self.arg_names)} input(s) {list(self.arg_names)}, got {len(inputs)}"
-            )
-        unknown = set(params) - set(self.params)
-        if unknown:
-            raise TypeError(
-                f"{self.name}: unexpected parameter(s) {sorted(unknown)}; accepted: {sorted(self.params)}"
-            )
-        full = {k: v[0] for k, v in self.params.items()}
-        for k, v in params.items():
-            full[k] = check_choice(v, k, self.params[k])
-        arrays = tuple(as_array(x, n) for x, n in zip(inputs, self.arg_names))
-        if len(arrays) > 1:
-            check_same_dtype(**dict(zip(self.arg_names, arrays)))
-        self.check(arrays, full)
-        return arrays, full
-
-    def forward(self, *inputs: Any, **params: Any) -> np.ndarray:
-        arrays, full = self._prepare(inputs, params)
-        return self.impl(*arrays, **full)
-
-    def vjp(self, cotangent: Any, *inputs: Any, **params: Any) -> Arrays:
-        arrays, full = self._prepare(inputs, params)
-        ans = self.impl(*arrays, **full)
-        g = check_cotangent(cotangent, ans.shape, ans.dtype)
-        return self.rule(g, ans, *arrays, **full)
-
-    def vjp_from_output(self, cotangent: np.ndarray, ans: np.ndarray, *inputs: np.ndarray, **params: Any) -> Arrays:
-        full = {k: v[0] for k, v in self.params.items()}
-        full.update(params)
-        return self.rule(cotangent, ans, *inputs, **full)
-
-
-_REGISTRY: dict[str, Op] = {}
-OPS: Mapping[str, Op] = MappingProxyType(_REGISTRY)
-"""Read-only mapping from op name to :class:`Op`."""
-
-
-def _no_check(arrays: Arrays, params: Params) -> None:
-    return None
-
-
-class _Forward:
-    """A decorated forward waiting for its VJP rule (``@forward.defvjp``)."""
-
-    def __init__(self, impl: Callable[..., np.ndarray], settings: dict[str, Any]) -> None:
-        self.impl = impl
-        self.settings = settings
-        self.__doc__ = impl.__doc__
-
-    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        return self.impl(*args, **kwargs)
-
-    def defvjp(self, rule: Callable[..., Arrays]) -> Callable[..., Arrays]:
-        s = self.settings
-        _REGISTRY[s["name"]] = Op(s["name"], s["inputs"], MappingProxyType(dict(s["params"] or {})), self.impl, rule,
-                                  s["check"], s["formula"], s["sources"], s["domain"])
-        return rule
-
-
-def op(name: str, *, inputs: tuple[str, ...], domain: Domain, formula: str, sources: tuple[str, ...],
-       check: Callable[[Arrays, Params], None] = _no_check,
-       params: Mapping[str, tuple[str, ...]] | None = None) -> Callable[[Callable[..., np.ndarray]], _Forward]:
-    """Declare the forward of op ``name``; ``@<forward>.defvjp`` below it
-    attaches the VJP rule and registers the op in :data:`OPS`."""
-    if name in _REGISTRY:
-        raise ValueError(f"name: op {name!r} is already registered")
-    settings = {"name": name, "inputs": inputs, "domain": domain, "formula": formula, "sources": sources,
-                "check": check, "params": params}
-    return lambda impl: _Forward(impl, settings)
+__all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "_REGISTRY"]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import reject
 from hypothesis import strategies as st
 
-from . import tolerances
+from . import network_tolerances
 from .engine import Counterexample, Finding, compare, disagreement
 from .gradcheck import Inputs
 from .gradcheck.calls import Snapshot
@@ -192,7 +192,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
     for the network ``net`` (a :class:`reference_impl.networks.MLP`, a
     :class:`~reference_impl.networks.Preset` or a preset key such as
     ``"002"``) against :meth:`MLP.value_and_grad`, under
-    :func:`reference_impl.tolerances.network_bound`.
+    :func:`reference_impl.network_tolerances.network_bound`.
 
     ``params`` is ``((W_1, b_1), ...)`` with ``W`` laid out ``(inputs,
     outputs)``; ``x`` is ``(batch, inputs)``, batches of 1 to ``max_batch``
@@ -244,7 +244,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
             target = _reference_target(mlp, case.x, case.target)
             tape = mlp.forward(case.params, case.x, target)
             grads = mlp.backward(tape)
-            bound = tolerances.network_bound(tape, grads)
+            bound = network_tolerances.network_bound(tape, grads)
             opinions: dict[str, tuple[Any, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]] = {
                 "reference": (tape.loss, grads.dW, grads.db)}
             for b in bks:
@@ -332,7 +332,7 @@ def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any 
     """Check your ``step(params, x, target, lr) -> ((W_1, b_1), ...)`` -- one
     full-batch gradient-descent step ``w <- w - lr dL/dw`` on the network
     ``net`` -- against :func:`reference_impl.optim.train` with one step, under
-    :func:`reference_impl.tolerances.trajectory_bound`.
+    :func:`reference_impl.network_tolerances.trajectory_bound`.
 
     ``lr``: a fixed learning rate, or ``None`` to draw one of 1e-3, 1e-2,
     0.1 and 1. ``wrt``: the parameters your step trains, ``("W",)`` or
@@ -387,7 +387,7 @@ def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any 
 
             target = _reference_target(mlp, case.x, case.target)
             traj = train(mlp, case.params, case.x, target, lr=rate, steps=1)
-            bound = tolerances.trajectory_bound(traj, case.x, target)
+            bound = network_tolerances.trajectory_bound(traj, case.x, target)
             opinions: dict[str, Any] = {"reference": traj.params[1]}
             for b in bks:
                 run = adapters.torch_sgd if b == "torch" else adapters.jax_sgd
