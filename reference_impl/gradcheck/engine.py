@@ -228,12 +228,12 @@ def _direction(rng: np.random.Generator, arg: Any, kinds: Sequence[str | None] |
     for j, x in enumerate(leaves):
         kind = kinds[j] if kinds is not None and j < len(kinds) else None
         z = rng.standard_normal(x.shape)
-        if kind in ("distribution", "positive_distribution", "one_hot"):
-            u = z * np.abs(x.astype(np.float64))  # relative: stays positive, leaves exact zeros alone
+        if kind in ("distribution", "positive_distribution", "one_hot", "kinked"):
+            # relative to each element: a probability stays positive and an exact zero stays put; a kinked
+            # value keeps its sign (the gradient at the kink is a convention: steps must not cross it)
+            u = z * np.abs(x.astype(np.float64))
         else:
             u = z * numerics.direction_scale(x)
-        if kind == "kinked":
-            u = np.where(x == 0, 0.0, u)  # the gradient at a kink is a convention: do not step across it
         out.append(u)
     return out
 
@@ -325,6 +325,28 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     kinds = drawn.kinds if drawn.kinds else tuple(None for _ in args)
 
     # ---- Taylor remainder and adjoint test, per wrt input
+    work_jiggled: list[list[list[np.ndarray]]] = []
+
+    def jiggled_work_grads() -> list[list[list[np.ndarray]]]:
+        # the working VJP at inputs and cotangent moved by a few roundings: how much <VJP(v), u> moves
+        # by rounding alone (its condition at x), for the adjoint test's error model
+        if not work_jiggled:
+            rho = numerics.ADJOINT_JITTER * work_u
+            for _ in range(numerics.ADJOINT_JITTER_TRIALS):
+                def jiggle(x: np.ndarray) -> np.ndarray:
+                    if x.dtype.kind != "f":
+                        return x.copy()
+                    return (x + rho * rng.standard_normal(x.shape) * numerics.direction_scale(x)).astype(x.dtype)
+                a_p = tuple(pytree.tree_map(jiggle, a) for a in work_args)
+                v_p = work_v if pb.gradient_only else [jiggle(v) for v in work_v]
+                try:
+                    g_p, _e, _ = _run_vjp(pb, pytree.unflatten(out_s, v_p), a_p, wrt, names, "")
+                except UnsatisfiedAssumption:
+                    continue
+                if g_p is not None:
+                    work_jiggled.append(g_p)
+        return work_jiggled
+
     for k, i in enumerate(wrt):
         x_leaves, x_s = pytree.flatten(work_args[i])
         u = _direction(rng, work_args[i], kinds[i] if i < len(kinds) else None)
@@ -347,13 +369,14 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         def phi(t: float, step: Callable[[float], tuple[float, float]] = step) -> float:
             return step(t)[0]
 
-        floor = numerics.rounding_floor(step, phi0, magnitude, work_u)
-        hs = numerics.taylor_steps()
-        rs = []
-        for h in hs:
+        conditioning = _abs_inner(g, [x.astype(np.float64) for x in x_leaves])
+        floor = numerics.rounding_floor(step, phi0, magnitude + conditioning, work_u)
+
+        def remainder(h: float, step: Callable[[float], tuple[float, float]] = step) -> float:
             value, first = step(h)
-            rs.append(abs(value - phi0 - first))
-        fit = numerics.fit_taylor_order(hs, rs, floor)
+            return abs(value - phi0 - first)
+
+        fit = numerics.taylor_test(remainder, floor)
         where = f" (evaluated in {work_dtype.name})" if work_dtype != dtype else ""
         tally.order(f"taylor[{names[i]}]", dt, sc, fit.order, fit.failed, fit.status + where)
         extra = {f"direction[{p}]": d for p, d in zip(pytree.leaf_paths(x_s, names[i]), u)}
@@ -361,7 +384,9 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
             return ctx.finding(f"taylor[{names[i]}]", "differences", "disagreement",
                                f"the VJP with respect to {names[i]} is wrong: {fit.describe()}{where}", extra)
         ours = _inner(g, u)
-        adj = numerics.adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u)
+        noise = max((abs(_inner(jg[k], u) - ours) for jg in jiggled_work_grads()), default=0.0)
+        starts = numerics.ridders_starts(fit)
+        adj = numerics.adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u, noise, starts)
         tally.ratio(f"adjoint[{names[i]}]", dt, sc, "differences", adj.error, adj.ratio, adj.tolerance,
                     "Richardson central differences" + where)
         if not adj.ok:

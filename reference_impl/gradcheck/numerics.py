@@ -96,17 +96,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "TAYLOR_STEPS", "TAYLOR_MARGIN", "TAYLOR_WINDOW", "PASS_ORDER",
-    "TaylorFit", "taylor_steps", "fit_taylor_order", "rounding_floor", "direction_scale",
-    "RiddersEstimate", "ridders_derivative", "AdjointOutcome", "adjoint_test",
+    "TAYLOR_STEPS", "TAYLOR_MARGIN", "PASS_ORDER",
+    "TaylorFit", "taylor_steps", "taylor_test", "fit_taylor_order", "rounding_floor", "direction_scale",
+    "RiddersEstimate", "ridders_derivative", "ridders_starts", "AdjointOutcome", "adjoint_test",
     "spread_tolerance", "unit_roundoff",
 ]
 
 TAYLOR_STEPS = 14
+TAYLOR_MAX_STEPS = 20
 TAYLOR_FIRST_STEP = 0.25
 TAYLOR_RATIO = 4.0
 TAYLOR_MARGIN = 30.0
-TAYLOR_WINDOW = 3
+SLOPE_AGREEMENT = 0.4
+"""Local orders within one window differ by at most this much."""
+SETTLED_POINTS = 4
+SETTLED_ORDER = 1.8
+SETTLED_AGREEMENT = 0.25
 PASS_ORDER = 1.5
 FLOOR_ROUNDINGS = 2
 """The modelled part of the rounding floor, a lower bound under the measured
@@ -117,12 +122,20 @@ rounded once each). It matters where the measurement sees no rounding at all
 RIDDERS_SHRINK = 1.4
 RIDDERS_LEVELS = 8
 RIDDERS_STARTS = (2.0**-4, 2.0**-12)
+"""First steps where the Taylor test fitted no window (``phi`` linear to rounding, or not smooth at the
+scale of the steps)."""
+RIDDERS_WINDOW_STARTS = (-3, -2, 0)
+"""Where it fitted one: steps of the window counted from its small end, in turn."""
 RIDDERS_NOISE_GAIN = 4.0
 """Rounding of ``phi`` enters a difference quotient as ``floor / h``; each
 Richardson column multiplies it by at most ``(c + 1) / (c - 1) < 3`` for
 ``c = RIDDERS_SHRINK^2``, and the kept entry sits in an early column."""
 ADJOINT_SAFETY = 4.0
 ADJOINT_ROUNDINGS = 16
+ADJOINT_JITTER = 4
+"""Roundings by which the inputs and cotangent are moved to measure how much
+``<VJP(v), u>`` moves by rounding alone (its condition at ``x``)."""
+ADJOINT_JITTER_TRIALS = 2
 
 SPREAD_TRIALS = 3
 SPREAD_ROUNDINGS = 32
@@ -157,8 +170,10 @@ def rounding_floor(step: Callable[[float], tuple[float, float]], phi0: float, ma
     taken)``. Measured: ``|phi(t) - phi(0) - first-order term|`` at six tiny
     steps ``t = +-probe * (1, 2, 3)``, where the Taylor terms beyond the first
     are below ``1e-26`` of ``phi`` and what remains is rounding. Modelled:
-    ``FLOOR_ROUNDINGS * u * magnitude`` with ``magnitude = sum |v| |f(x)|``.
-    The larger of the two is the floor."""
+    ``FLOOR_ROUNDINGS * u * magnitude``, with ``magnitude = sum |v| |f(x)| +
+    sum |x| |VJP(v)|``: the output rounded, and the inputs' own rounding
+    carried through ``f`` (its condition at ``x``). The larger of the two is
+    the floor."""
     measured = 0.0
     for t in (probe, -probe, 2 * probe, -2 * probe, 3 * probe, -3 * probe):
         value, first = step(t)
@@ -189,38 +204,100 @@ class TaylorFit:
         if self.status == "exact":
             return "Taylor remainder at rounding level for every step (linear along the direction)"
         if self.status == "unresolved":
-            return "Taylor remainder above the rounding floor at fewer than 3 steps: no order fitted"
+            return ("Taylor remainder not in its asymptotic regime above the rounding floor (fewer than 3 steps "
+                    "with one order): no order fitted")
         pairs = ", ".join(f"r({h:.1e})={r:.2e}" for h, r in zip(self.steps, self.remainders))
         return (f"Taylor remainder order {self.order:.2f} (2 when the VJP is right, 1 when it is not), "
                 f"fitted over {pairs}; rounding floor {self.floor:.1e}")
 
 
-def taylor_steps() -> tuple[float, ...]:
-    return tuple(TAYLOR_FIRST_STEP * TAYLOR_RATIO**-k for k in range(TAYLOR_STEPS))
+def taylor_steps(count: int = TAYLOR_STEPS) -> tuple[float, ...]:
+    """``h_k = TAYLOR_FIRST_STEP * TAYLOR_RATIO^-k`` for ``k < count``."""
+    return tuple(TAYLOR_FIRST_STEP * TAYLOR_RATIO**-k for k in range(count))
+
+
+def _slopes(hs: np.ndarray, rs: np.ndarray) -> np.ndarray:
+    """Local orders ``log(r_k / r_k+1) / log(h_k / h_k+1)`` between neighbouring steps."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(rs[:-1] / rs[1:]) / np.log(hs[:-1] / hs[1:])
+
+
+def _settled(hs: Sequence[float], rs: Sequence[float], floor: float) -> bool:
+    """The last ``SETTLED_POINTS`` remainders stand above the floor and shrink
+    at one second-or-higher order: the asymptotic regime is reached and the
+    smaller steps would only repeat it."""
+    if len(rs) < SETTLED_POINTS:
+        return False
+    h = np.asarray(hs[-SETTLED_POINTS:], np.float64)
+    r = np.asarray(rs[-SETTLED_POINTS:], np.float64)
+    if not (np.all(np.isfinite(r)) and np.all(r > TAYLOR_MARGIN * floor)):
+        return False
+    s = _slopes(h, r)
+    return bool(np.all(s >= SETTLED_ORDER) and float(s.max() - s.min()) <= SETTLED_AGREEMENT)
+
+
+def taylor_test(remainder: Callable[[float], float], floor: float) -> TaylorFit:
+    """Evaluate ``remainder(h)`` down the step sequence only as far as the
+    verdict needs (see the module notes), and fit the order."""
+    hs: list[float] = []
+    rs: list[float] = []
+    below = 0
+    for h in taylor_steps(TAYLOR_MAX_STEPS):
+        r = remainder(h)
+        hs.append(h)
+        rs.append(r)
+        if not math.isfinite(r):
+            continue  # f failed at this step (overflow at a large step): no information, go on
+        if r > TAYLOR_MARGIN * floor:
+            below = 0
+        else:
+            below += 1
+            if below >= 2:
+                break
+    return fit_taylor_order(hs, rs, floor)
 
 
 def fit_taylor_order(steps: Sequence[float], remainders: Sequence[float], floor: float) -> TaylorFit:
     """Fit the order from remainders at decreasing ``steps`` (see the module notes)."""
     hs = np.asarray(steps, np.float64)
     rs = np.asarray(remainders, np.float64)
-    above = np.isfinite(rs) & (rs > TAYLOR_MARGIN * floor)
+    finite = np.isfinite(rs)
+    if not finite.any():
+        return TaylorFit("unresolved", float("nan"), False, floor=floor)
+    above = finite & (rs > TAYLOR_MARGIN * floor)
     idx = np.flatnonzero(above)
     if idx.size == 0:
         return TaylorFit("exact", float("nan"), False, floor=floor)
-    # the smallest steps above the floor, contiguous towards the small end
+    # the run of steps above the floor that ends at the smallest such step
     last = int(idx[-1])
-    window = [k for k in idx if k > last - TAYLOR_WINDOW]
+    first = last
+    while first > 0 and above[first - 1]:
+        first -= 1
+    # within it, the asymptotic window: the steps towards the small end whose local orders agree
+    slopes = _slopes(hs[first:last + 1], rs[first:last + 1])
+    start, lo, hi = last, math.inf, -math.inf
+    for k in range(last - 1, first - 1, -1):
+        s = float(slopes[k - first])
+        if max(hi, s) - min(lo, s) > SLOPE_AGREEMENT:
+            break
+        lo, hi, start = min(lo, s), max(hi, s), k
+    window = list(range(start, last + 1))
+    w_steps, w_rems = tuple(float(h) for h in hs[window]), tuple(float(r) for r in rs[window])
     if len(window) < 3:
-        return TaylorFit("unresolved", float("nan"), False, floor=floor)
-    lh, lr = np.log(hs[window]), np.log(rs[window])
-    order = float(np.polyfit(lh, lr, 1)[0])
+        return TaylorFit("unresolved", float("nan"), False, w_steps, w_rems, floor)
+    order = float(np.polyfit(np.log(hs[window]), np.log(rs[window]), 1)[0])
     failed = order < PASS_ORDER
-    if failed and last + 1 < hs.size:
-        nxt = rs[last + 1]
-        # an abrupt drop below the window: a kink crossed, not a first-order error
-        if not (math.isfinite(nxt) and nxt >= rs[last] / TAYLOR_RATIO**2):
-            return TaylorFit("unresolved", order, False, tuple(hs[window]), tuple(rs[window]), floor)
-    return TaylorFit("order", order, failed, tuple(hs[window]), tuple(rs[window]), floor)
+    if failed:
+        nxt = rs[last + 1] if last + 1 < hs.size else math.nan
+        if math.isfinite(nxt):
+            # below the window the remainder must keep shrinking at first order; an abrupt drop means a
+            # kink stopped being crossed, or a regime ended that was not the asymptotic one
+            drop = float(_slopes(hs[last:last + 2], np.array([rs[last], nxt]))[0])
+            if not drop <= PASS_ORDER:
+                return TaylorFit("unresolved", order, False, w_steps, w_rems, floor)
+        elif len(window) < 4:
+            return TaylorFit("unresolved", order, False, w_steps, w_rems, floor)
+    return TaylorFit("order", order, failed, w_steps, w_rems, floor)
 
 
 # =========================================================================== Richardson / Ridders
@@ -284,16 +361,26 @@ class AdjointOutcome:
                 f"(error/tolerance = {self.ratio:.3g})")
 
 
+def ridders_starts(fit: TaylorFit) -> tuple[float, ...]:
+    """First steps for the extrapolation: inside the Taylor window where one
+    was fitted, from its small end (see the module notes); else the fixed ones."""
+    if fit.status != "order" or len(fit.steps) < 3:
+        return RIDDERS_STARTS
+    return tuple(dict.fromkeys(fit.steps[k] for k in RIDDERS_WINDOW_STARTS))
+
+
 def adjoint_test(phi: Callable[[float], float], ours: float, abs_terms: float, floor: float,
-                 work_u: float) -> AdjointOutcome:
+                 work_u: float, noise: float = 0.0, first_steps: Sequence[float] = RIDDERS_STARTS) -> AdjointOutcome:
     """Compare ``ours = <VJP(v), u>`` (whose terms sum in magnitude to
-    ``abs_terms``) with the extrapolated differences of ``phi``."""
+    ``abs_terms``, and which moves by ``noise`` when the inputs move by a few
+    roundings) with the extrapolated differences of ``phi``, started from
+    each of ``first_steps`` in turn until one agrees."""
     best: AdjointOutcome | None = None
-    for h0 in RIDDERS_STARTS:  # the second start only when the first does not already agree
+    for h0 in first_steps:
         e = ridders_derivative(phi, h0)
         if not (math.isfinite(e.derivative) and math.isfinite(e.error)):
             continue
-        tol = (ADJOINT_SAFETY * (e.error + RIDDERS_NOISE_GAIN * floor / e.last_step)
+        tol = (ADJOINT_SAFETY * (e.error + RIDDERS_NOISE_GAIN * floor / e.last_step + noise)
                + ADJOINT_ROUNDINGS * work_u * (abs_terms + abs(e.derivative)))
         outcome = AdjointOutcome(ours, e.derivative, abs(ours - e.derivative), tol)
         if best is None or outcome.tolerance < best.tolerance:
