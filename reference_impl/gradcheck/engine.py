@@ -513,6 +513,20 @@ def _stop() -> None:
     raise _Stop()
 
 
+class _Abort(BaseException):
+    """Ends the hypothesis run at once (a ``BaseException``: hypothesis does
+    not take it for a failure of the property): the time budget is spent, or
+    shrinking has had its share."""
+
+
+SHRINK_EVALUATIONS = 12
+"""Inputs tried while shrinking a failure, past the first failing one.
+Hypothesis shrinks the sides first, and in the first few dozen tries; a
+failure found on a 16 x 16 input is down to a few elements by then."""
+SHRINK_SECONDS = 2.0
+"""Seconds of shrinking at most (a slow user function)."""
+
+
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
            HealthCheck.large_base_example]
 
@@ -528,17 +542,24 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
                max_examples: int, seed: int | None, deadline: float, counters: Counters) -> SearchOutcome:
     """Draw examples until ``evaluate_one`` finds a failure (then shrink) or
     ``max_examples`` pass, within ``deadline`` (``time.monotonic()``). Past the
-    deadline every further call stops at once: the search ends, and a shrink
-    in progress keeps the smallest failure found so far."""
+    deadline the search ends at once, and a shrink in progress keeps the
+    smallest failure found so far; shrinking also ends after
+    ``SHRINK_EVALUATIONS`` inputs or ``SHRINK_SECONDS``. Every failing input
+    hypothesis tries while shrinking is smaller than those before it, so the
+    last finding is the smallest."""
     found: list[Finding] = []
-    state = {"timed_out": False}
+    state = {"timed_out": False, "shrink_from": 0, "shrink_since": 0.0}
 
     def prop(example: Any) -> None:
         if counters.misuse:
             _stop()
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             state["timed_out"] = True
-            _stop()
+            raise _Abort()
+        if found and (counters.evaluated - state["shrink_from"] >= SHRINK_EVALUATIONS
+                      or now - state["shrink_since"] > SHRINK_SECONDS):
+            raise _Abort()
         try:
             finding = evaluate_one(example)
         except _Misuse as e:
@@ -549,6 +570,8 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
             counters.skipped += 1
             raise
         if finding is not None:
+            if not found:
+                state["shrink_from"], state["shrink_since"] = counters.evaluated, time.monotonic()
             found.append(finding)
             _stop()
 
@@ -561,7 +584,7 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
     problem = ""
     try:
         test()
-    except _Stop:
+    except (_Stop, _Abort):
         pass
     except _Misuse as e:  # raised while drawing (a user's strategy drew something else than arrays)
         counters.misuse = str(e)
@@ -570,6 +593,6 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
     except Unsatisfiable:
         problem = "no input could be checked: every drawn input was skipped (assume()/reject() in your functions)"
     except BaseExceptionGroup as group:  # hypothesis may wrap a flaky failure in a group
-        if not group.subgroup(_Stop):
+        if not group.subgroup((_Stop, _Abort)):
             raise
     return SearchOutcome(found[-1] if found else None, state["timed_out"], problem)

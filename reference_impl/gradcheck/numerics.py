@@ -107,6 +107,10 @@ TAYLOR_MAX_STEPS = 20
 TAYLOR_FIRST_STEP = 0.25
 TAYLOR_RATIO = 4.0
 TAYLOR_MARGIN = 30.0
+TAYLOR_BELOW_FLOOR = 2
+"""The sequence ends after this many steps in a row below the margin (one
+more than needed to see the drop below the window, in case one remainder
+sits where a first-order error and the curvature cancel)."""
 SLOPE_AGREEMENT = 0.4
 """Local orders within one window differ by at most this much."""
 SETTLED_POINTS = 4
@@ -120,7 +124,7 @@ rounded once each). It matters where the measurement sees no rounding at all
 (``phi`` exactly linear)."""
 
 RIDDERS_SHRINK = 1.4
-RIDDERS_LEVELS = 8
+RIDDERS_LEVELS = 6
 RIDDERS_STARTS = (2.0**-4, 2.0**-12)
 """First steps where the Taylor test fitted no window (``phi`` linear to rounding, or not smooth at the
 scale of the steps)."""
@@ -252,7 +256,7 @@ def taylor_test(remainder: Callable[[float], float], floor: float) -> TaylorFit:
             below = 0
         else:
             below += 1
-            if below >= 2:
+            if below >= TAYLOR_BELOW_FLOOR:
                 break
     return fit_taylor_order(hs, rs, floor)
 
