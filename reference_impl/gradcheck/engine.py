@@ -378,7 +378,9 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
 
         fit = numerics.taylor_test(remainder, floor)
         where = f" (evaluated in {work_dtype.name})" if work_dtype != dtype else ""
-        tally.order(f"taylor[{names[i]}]", dt, sc, fit.order, fit.failed, fit.status + where)
+        # an order is reported only where it was fitted in the asymptotic regime
+        tally.order(f"taylor[{names[i]}]", dt, sc, fit.order if fit.status == "order" else math.nan, fit.failed,
+                    fit.status + where)
         extra = {f"direction[{p}]": d for p, d in zip(pytree.leaf_paths(x_s, names[i]), u)}
         if fit.failed:
             return ctx.finding(f"taylor[{names[i]}]", "differences", "disagreement",
@@ -548,17 +550,18 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
     hypothesis tries while shrinking is smaller than those before it, so the
     last finding is the smallest."""
     found: list[Finding] = []
-    state = {"timed_out": False, "shrink_from": 0, "shrink_since": 0.0}
+    timed_out: list[bool] = []
+    shrink_from = {"evaluated": 0, "time": 0.0}
 
     def prop(example: Any) -> None:
         if counters.misuse:
             _stop()
         now = time.monotonic()
         if now > deadline:
-            state["timed_out"] = True
+            timed_out.append(True)
             raise _Abort()
-        if found and (counters.evaluated - state["shrink_from"] >= SHRINK_EVALUATIONS
-                      or now - state["shrink_since"] > SHRINK_SECONDS):
+        if found and (counters.evaluated - shrink_from["evaluated"] >= SHRINK_EVALUATIONS
+                      or now - shrink_from["time"] > SHRINK_SECONDS):
             raise _Abort()
         try:
             finding = evaluate_one(example)
@@ -571,7 +574,7 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
             raise
         if finding is not None:
             if not found:
-                state["shrink_from"], state["shrink_since"] = counters.evaluated, time.monotonic()
+                shrink_from.update(evaluated=counters.evaluated, time=time.monotonic())
             found.append(finding)
             _stop()
 
@@ -595,4 +598,4 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
     except BaseExceptionGroup as group:  # hypothesis may wrap a flaky failure in a group
         if not group.subgroup((_Stop, _Abort)):
             raise
-    return SearchOutcome(found[-1] if found else None, state["timed_out"], problem)
+    return SearchOutcome(found[-1] if found else None, bool(timed_out), problem)

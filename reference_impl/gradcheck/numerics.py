@@ -155,6 +155,8 @@ SETTLED_POINTS = 4
 SETTLED_ORDER = 1.8
 SETTLED_AGREEMENT = 0.25
 PASS_ORDER = 1.5
+DESCRIBED_STEPS = 4
+"""Steps of the window a report lists (the small end)."""
 FLOOR_ROUNDINGS = 2
 """The modelled part of the rounding floor, a lower bound under the measured
 one: ``2 u sum |v| |f(x)|`` (the output and the inner product with ``v``
@@ -251,7 +253,10 @@ class TaylorFit:
         if self.status == "unresolved":
             return ("Taylor remainder not in its asymptotic regime above the rounding floor (fewer than 3 steps "
                     "with one order): no order fitted")
-        pairs = ", ".join(f"r({h:.1e})={r:.2e}" for h, r in zip(self.steps, self.remainders))
+        shown = list(zip(self.steps, self.remainders))[-DESCRIBED_STEPS:]
+        pairs = ", ".join(f"r({h:.1e})={r:.2e}" for h, r in shown)
+        if len(self.steps) > len(shown):
+            pairs = f"{len(self.steps)} steps from h={self.steps[0]:.1e}, ending {pairs}"
         return (f"Taylor remainder order {self.order:.2f} (2 when the VJP is right, 1 when it is not), "
                 f"fitted over {pairs}; rounding floor {self.floor:.1e}")
 
