@@ -365,3 +365,53 @@ def test_wrong_vjp_is_caught(case: Case, seed: int) -> None:
 
 def test_catalog_size() -> None:
     assert len(WRONG) >= 15 and len(CORRECT) >= 8
+
+
+# =========================================================================== hard inputs, named
+
+
+def sine_and_square(x: np.ndarray) -> np.ndarray:
+    return np.sin(x) + x * x
+
+
+def sine_and_square_vjp(g: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return g * (np.cos(x) + 2 * x)
+
+
+HARD = [
+    # saturated softmax: large steps see a nearly piecewise-linear function (order near 1 before the asymptotic end)
+    ("log_softmax, saturated rows", log_softmax, log_softmax_vjp, np.array([[12.57, -13.21]])),
+    # logits at 1e3 in float32: the VJP's own value carries an error of u * 1e3 relative
+    ("log_softmax at -1e3", log_softmax, log_softmax_vjp, np.array([[-999.99, -1000.01]], np.float32)),
+    # spread 1e4: one-hot except across near-ties, where a step crossing a tie shows any order
+    ("logsumexp, logits spread 1e4", logsumexp, logsumexp_vjp,
+     (np.random.default_rng(40).standard_normal((8, 12)) * 1e4).astype(np.float32)),
+    ("log_softmax, logits 1e4 +- 1e4", log_softmax, log_softmax_vjp,
+     (np.random.default_rng(208).standard_normal((16, 16)) * 1e4 + 1e4).astype(np.float32)),
+    ("log_softmax, logits -1e4 +- 0.1", log_softmax, log_softmax_vjp,
+     np.random.default_rng(0).standard_normal((1, 12)) * 0.1 - 1e4),
+    # a short-scale component of small amplitude beside a large quadratic one
+    ("sin(x) + x^2 at 708", sine_and_square, sine_and_square_vjp, np.array([[707.9439]], np.float32)),
+    # subnormal and tiny values next to a kink: steps keep each element's sign
+    ("leaky relu at tiny values", leaky_relu, leaky_relu_vjp,
+     np.array([[1e-35, -3e-41, 2e-38, -1e-30]], np.float32)),
+]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("name", "f", "vjp", "x"), HARD, ids=[h[0] for h in HARD])
+def test_correct_vjp_passes_on_hard_inputs(name: str, f: Callable[..., Any], vjp: Callable[..., Any],
+                                            x: np.ndarray, seed: int) -> None:
+    result = ri.check_vjp(f, vjp, inputs=[(x,)], seed=seed)
+    assert result.ok, result.report()
+
+
+@pytest.mark.parametrize(("name", "f", "vjp", "x"), HARD, ids=[h[0] for h in HARD])
+def test_wrong_vjp_is_caught_on_hard_inputs(name: str, f: Callable[..., Any], vjp: Callable[..., Any],
+                                            x: np.ndarray) -> None:
+    # the same inputs with the gradient scaled by 1.01: a first-order error of 1 %
+    def off(g: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return vjp(g, x) * x.dtype.type(1.01)
+
+    result = ri.check_vjp(f, off, inputs=[(x,)], seed=0)
+    assert not result.ok, result.report()

@@ -172,6 +172,30 @@ def test_kink_crossing_is_not_a_first_order_error() -> None:
     assert not fit.failed
 
 
+def test_taylor_window_is_the_asymptotic_end() -> None:
+    # order 1 while the step is large against the curvature scale 1e-4, order 2 below it: a correct VJP
+    hs = numerics.taylor_steps(numerics.TAYLOR_MAX_STEPS)
+    right = numerics.fit_taylor_order(hs, [h * h / (h + 1e-4) for h in hs], floor=1e-16)
+    assert right.status == "order" and abs(right.order - 2) < 0.1 and not right.failed
+    assert max(right.steps) < 1e-4 <= max(hs)
+    # the reverse, order 2 at large steps and 1 below 1e-4: a first-order error hidden by the curvature
+    wrong = numerics.fit_taylor_order(hs, [1e-4 * h + h * h for h in hs], floor=1e-16)
+    assert wrong.status == "order" and abs(wrong.order - 1) < 0.1 and wrong.failed
+
+
+def test_taylor_test_stops_below_the_floor() -> None:
+    calls: list[float] = []
+
+    def remainder(h: float) -> float:
+        calls.append(h)
+        return 3.0 * h * h + 1e-17
+
+    fit = numerics.taylor_test(remainder, floor=1e-16)
+    assert fit.status == "order" and not fit.failed
+    assert len(calls) < numerics.TAYLOR_MAX_STEPS and numerics.ridders_starts(fit)[0] in fit.steps
+    assert fit.linear_step == calls[-numerics.TAYLOR_BELOW_FLOOR]
+
+
 def test_pytree_roundtrip() -> None:
     tree = {"b": (np.zeros(2), [np.ones(3)]), "a": np.ones(1)}
     leaves, s = pytree.flatten(tree)

@@ -228,12 +228,12 @@ def _direction(rng: np.random.Generator, arg: Any, kinds: Sequence[str | None] |
     for j, x in enumerate(leaves):
         kind = kinds[j] if kinds is not None and j < len(kinds) else None
         z = rng.standard_normal(x.shape)
-        if kind in ("distribution", "positive_distribution", "one_hot"):
-            u = z * np.abs(x.astype(np.float64))  # relative: stays positive, leaves exact zeros alone
+        if kind in ("distribution", "positive_distribution", "one_hot", "kinked"):
+            # relative to each element: a probability stays positive and an exact zero stays put; a kinked
+            # value keeps its sign (the gradient at the kink is a convention: steps must not cross it)
+            u = z * np.abs(x.astype(np.float64))
         else:
             u = z * numerics.direction_scale(x)
-        if kind == "kinked":
-            u = np.where(x == 0, 0.0, u)  # the gradient at a kink is a convention: do not step across it
         out.append(u)
     return out
 
@@ -325,6 +325,28 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     kinds = drawn.kinds if drawn.kinds else tuple(None for _ in args)
 
     # ---- Taylor remainder and adjoint test, per wrt input
+    work_jiggled: list[list[list[np.ndarray]]] = []
+
+    def jiggled_work_grads() -> list[list[list[np.ndarray]]]:
+        # the working VJP at inputs and cotangent moved by a few roundings: how much <VJP(v), u> moves
+        # by rounding alone (its condition at x), for the adjoint test's error model
+        if not work_jiggled:
+            rho = numerics.ADJOINT_JITTER * work_u
+            for _ in range(numerics.ADJOINT_JITTER_TRIALS):
+                def jiggle(x: np.ndarray) -> np.ndarray:
+                    if x.dtype.kind != "f":
+                        return x.copy()
+                    return (x + rho * rng.standard_normal(x.shape) * numerics.direction_scale(x)).astype(x.dtype)
+                a_p = tuple(pytree.tree_map(jiggle, a) for a in work_args)
+                v_p = work_v if pb.gradient_only else [jiggle(v) for v in work_v]
+                try:
+                    g_p, _e, _ = _run_vjp(pb, pytree.unflatten(out_s, v_p), a_p, wrt, names, "")
+                except UnsatisfiedAssumption:
+                    continue
+                if g_p is not None:
+                    work_jiggled.append(g_p)
+        return work_jiggled
+
     for k, i in enumerate(wrt):
         x_leaves, x_s = pytree.flatten(work_args[i])
         u = _direction(rng, work_args[i], kinds[i] if i < len(kinds) else None)
@@ -347,21 +369,26 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         def phi(t: float, step: Callable[[float], tuple[float, float]] = step) -> float:
             return step(t)[0]
 
-        floor = numerics.rounding_floor(step, phi0, magnitude, work_u)
-        hs = numerics.taylor_steps()
-        rs = []
-        for h in hs:
+        conditioning = _abs_inner(g, [x.astype(np.float64) for x in x_leaves])
+        floor = numerics.rounding_floor(step, phi0, magnitude + conditioning, work_u)
+
+        def remainder(h: float, step: Callable[[float], tuple[float, float]] = step) -> float:
             value, first = step(h)
-            rs.append(abs(value - phi0 - first))
-        fit = numerics.fit_taylor_order(hs, rs, floor)
+            return abs(value - phi0 - first)
+
+        fit = numerics.taylor_test(remainder, floor)
         where = f" (evaluated in {work_dtype.name})" if work_dtype != dtype else ""
-        tally.order(f"taylor[{names[i]}]", dt, sc, fit.order, fit.failed, fit.status + where)
+        # an order is reported only where it was fitted in the asymptotic regime
+        tally.order(f"taylor[{names[i]}]", dt, sc, fit.order if fit.status == "order" else math.nan, fit.failed,
+                    fit.status + where)
         extra = {f"direction[{p}]": d for p, d in zip(pytree.leaf_paths(x_s, names[i]), u)}
         if fit.failed:
             return ctx.finding(f"taylor[{names[i]}]", "differences", "disagreement",
                                f"the VJP with respect to {names[i]} is wrong: {fit.describe()}{where}", extra)
         ours = _inner(g, u)
-        adj = numerics.adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u)
+        noise = max((abs(_inner(jg[k], u) - ours) for jg in jiggled_work_grads()), default=0.0)
+        starts = numerics.ridders_starts(fit)
+        adj = numerics.adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u, noise, starts)
         tally.ratio(f"adjoint[{names[i]}]", dt, sc, "differences", adj.error, adj.ratio, adj.tolerance,
                     "Richardson central differences" + where)
         if not adj.ok:
@@ -488,6 +515,20 @@ def _stop() -> None:
     raise _Stop()
 
 
+class _Abort(BaseException):
+    """Ends the hypothesis run at once (a ``BaseException``: hypothesis does
+    not take it for a failure of the property): the time budget is spent, or
+    shrinking has had its share."""
+
+
+SHRINK_EVALUATIONS = 12
+"""Inputs tried while shrinking a failure, past the first failing one.
+Hypothesis shrinks the sides first, and in the first few dozen tries; a
+failure found on a 16 x 16 input is down to a few elements by then."""
+SHRINK_SECONDS = 2.0
+"""Seconds of shrinking at most (a slow user function)."""
+
+
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
            HealthCheck.large_base_example]
 
@@ -503,17 +544,25 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
                max_examples: int, seed: int | None, deadline: float, counters: Counters) -> SearchOutcome:
     """Draw examples until ``evaluate_one`` finds a failure (then shrink) or
     ``max_examples`` pass, within ``deadline`` (``time.monotonic()``). Past the
-    deadline every further call stops at once: the search ends, and a shrink
-    in progress keeps the smallest failure found so far."""
+    deadline the search ends at once, and a shrink in progress keeps the
+    smallest failure found so far; shrinking also ends after
+    ``SHRINK_EVALUATIONS`` inputs or ``SHRINK_SECONDS``. Every failing input
+    hypothesis tries while shrinking is smaller than those before it, so the
+    last finding is the smallest."""
     found: list[Finding] = []
-    state = {"timed_out": False}
+    timed_out: list[bool] = []
+    shrink_from = {"evaluated": 0, "time": 0.0}
 
     def prop(example: Any) -> None:
         if counters.misuse:
             _stop()
-        if time.monotonic() > deadline:
-            state["timed_out"] = True
-            _stop()
+        now = time.monotonic()
+        if now > deadline:
+            timed_out.append(True)
+            raise _Abort()
+        if found and (counters.evaluated - shrink_from["evaluated"] >= SHRINK_EVALUATIONS
+                      or now - shrink_from["time"] > SHRINK_SECONDS):
+            raise _Abort()
         try:
             finding = evaluate_one(example)
         except _Misuse as e:
@@ -524,6 +573,8 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
             counters.skipped += 1
             raise
         if finding is not None:
+            if not found:
+                shrink_from.update(evaluated=counters.evaluated, time=time.monotonic())
             found.append(finding)
             _stop()
 
@@ -536,7 +587,7 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
     problem = ""
     try:
         test()
-    except _Stop:
+    except (_Stop, _Abort):
         pass
     except _Misuse as e:  # raised while drawing (a user's strategy drew something else than arrays)
         counters.misuse = str(e)
@@ -545,6 +596,6 @@ def run_search(strategy: st.SearchStrategy[Any], evaluate_one: Callable[[Any], F
     except Unsatisfiable:
         problem = "no input could be checked: every drawn input was skipped (assume()/reject() in your functions)"
     except BaseExceptionGroup as group:  # hypothesis may wrap a flaky failure in a group
-        if not group.subgroup(_Stop):
+        if not group.subgroup((_Stop, _Abort)):
             raise
-    return SearchOutcome(found[-1] if found else None, state["timed_out"], problem)
+    return SearchOutcome(found[-1] if found else None, bool(timed_out), problem)

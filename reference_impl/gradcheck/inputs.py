@@ -9,10 +9,14 @@ and a shape; an :class:`Inputs` lists the arguments of ``f`` in call order::
 Value kinds:
 
 =========================  ==========================================================
-``real``                   normal values, scale drawn from 1e-3 to 1e2 (tanh saturates)
+``real``                   normal values (scales 1e-3 to 1e2), values near exp's
+                           overflow and underflow thresholds (+-88.7, +-104, +-709.8,
+                           +-745.1), saturated ones (to 100 in float32, 800 in float64)
+                           and tiny ones (down to subnormal)
 ``kinked``                 ``real`` with exact ``+0.0`` / ``-0.0`` in a drawn fraction of
                            places; the gradient there is a convention and is not tested
-``logits``                 normal values, scales 0.1 to 1e3, offsets up to +-1e3
+                           (steps along a random direction keep each element's sign)
+``logits``                 normal values, scales 0.1 to 1e4, offsets up to +-1e4
 ``distribution``           rows on the simplex: smooth, peaked, one-hot or sparse
 ``positive_distribution``  rows on the simplex with every entry > 0 (safe under ``log``)
 ``one_hot``                one-hot rows (floating; classes = last side)

@@ -11,23 +11,36 @@ Taylor remainder (the eps-free verdict)
 ---------------------------------------
 ``r(h) = |phi(h) - phi(0) - h <VJP(v), u>|`` is ``O(h^2)`` when the VJP is
 right and ``~ |e| h`` when it is off by ``e = <VJP_true(v) - VJP(v), u>``.
-The steps are a geometric sequence ``h_k = H0 * 4^-k`` (``TAYLOR_STEPS`` of
-them, ``2^-2`` down to ``2^-28``: the direction is scaled to the input, see
-:func:`direction_scale`). A step counts when ``r(h)`` stands ``TAYLOR_MARGIN``
-times above the rounding floor of ``phi`` (:func:`rounding_floor`): there
-rounding moves the slope between two steps by less than 0.05. The order is the least-squares
-slope of ``log r`` against ``log h`` over the ``TAYLOR_WINDOW`` (3) smallest such
-steps -- the asymptotic end of the sequence. Outcomes:
+The steps are a geometric sequence ``h_k = 2^-2 * 4^-k`` (at most
+``TAYLOR_MAX_STEPS``: the direction is scaled to the input, see
+:func:`direction_scale`), walked from the large end and stopped once
+``TAYLOR_BELOW_FLOOR`` steps in a row fall below ``TAYLOR_MARGIN`` times the
+rounding floor of ``phi`` (:func:`rounding_floor`); above that margin rounding
+moves the local order between two steps by less than 0.05.
 
-* no step above the floor: ``phi`` is linear along ``u`` to rounding and the
-  first-order term matches to rounding -- a pass (``exact``);
-* fewer than three steps: too few to fit -- no verdict (``unresolved``);
+Those orders only mean something in the asymptotic regime. A step ``h u``
+that is large against the scale on which ``f`` curves (logits of spread 0.1
+at an offset of 1e3, a sine at 700) sees a nearly piecewise-linear ``phi``
+(order near 1) or an exponential one (order above 2), whatever the VJP. So
+the verdict is read at the small end: the *window* is the run of steps above
+the margin that ends at the smallest one, cut where the local orders
+``log(r_k / r_k+1) / log 4`` of its neighbours stop agreeing to within
+``SLOPE_AGREEMENT`` (the remainders no longer shrink by one ratio, 16 for
+order 2, 4 for order 1). The order is the least-squares slope of ``log r``
+against ``log h`` over the window. Outcomes:
+
+* no step above the margin: ``phi`` is linear along ``u`` to rounding and
+  the first-order term matches to rounding -- a pass (``exact``);
+* a window of fewer than three steps: no asymptotic regime above the floor,
+  no verdict (``unresolved``; the adjoint test still judges);
 * order >= ``PASS_ORDER`` (1.5, midway between 1 and 2): pass;
-* order below it fails only when the remainder keeps shrinking at that rate
-  into the next, smaller step (``r(h/4) >= r(h)/16``). A piecewise-linear
-  function (a leaky relu) has a remainder only while a step crosses a kink,
-  and it drops to the floor abruptly below that step; a wrong gradient's
-  remainder ``|e| h`` keeps shrinking by 4 per step.
+* order below it fails only when the remainder goes on shrinking at first
+  order into the next, smaller step (local order <= 1.5 there), or, where
+  the sequence ended above the floor, over a window of four steps. A
+  piecewise-linear function (a leaky relu) has a remainder only while a step
+  crosses a kink, and it drops to the floor abruptly below that step; a
+  wrong gradient's remainder ``|e| h`` keeps shrinking by 4 per step down
+  to the floor.
 
 The inputs are rounded when ``x + h u`` is formed; the test uses the step
 actually taken, ``fl(x + h u) - x``, so that rounding is not mistaken for a
@@ -35,20 +48,45 @@ first-order error.
 
 Adjoint test
 ------------
-``phi'(0)`` from central differences ``(phi(h) - phi(-h)) / 2h`` over steps
-shrinking by ``RIDDERS_SHRINK``, extrapolated by Richardson's tableau
-(Ridders' method): each column removes the next even power of ``h``; the
-estimate kept is the tableau entry whose change against its neighbours is
-smallest, and that change is its truncation error estimate ``E``. It starts
-from a step of ``2^-4`` of the input scale, and, when that estimate disagrees,
-once more from ``2^-12`` (a large step may cross a kink), keeping the tighter.
-Error model::
+``phi'(0)`` from central differences ``(phi(h) - phi(-h)) / 2h`` over
+``RIDDERS_LEVELS`` steps shrinking by ``RIDDERS_SHRINK``, extrapolated by
+Richardson's tableau (Ridders' method): each column removes the next even
+power of ``h``; the estimate kept is the tableau entry whose change against
+its neighbours is smallest, and that change is its truncation error estimate
+``E``. That estimate is only trustworthy in the asymptotic regime: where
+``phi`` is piecewise linear at the scale of the steps, every central
+difference is the same wrong chord and the tableau agrees with itself. So
+the first step is taken from the Taylor window (``RIDDERS_WINDOW_STARTS``:
+16 and 4 times its smallest step, then its largest), where ``phi`` was seen
+to curve at one order; the small end first, since a component of ``phi``
+that curves on a short scale with a small amplitude (``sin(x)`` beside
+``x^2`` at ``x = 700``) does not show in the orders of the large steps.
+Then the step just below the window (``linear_step``), where the remainder
+is within the margin of the floor: ``phi`` is linear there to rounding, so
+its central differences are exact up to ``floor / h``. That is the start
+that holds where ``phi`` is piecewise linear with rare kinks (a softmax of
+logits spread over 1e4 is one-hot except across near-ties, and a window of
+large steps crossing a tie can show any order). With no window, that step
+and the fixed ``RIDDERS_STARTS``. The first start that agrees decides; if
+none does, the tightest is reported. Error model::
 
-    |<VJP(v), u> - D| <= ADJOINT_SAFETY * (E + RIDDERS_NOISE_GAIN * floor / h_last)
+    |<VJP(v), u> - D| <= ADJOINT_SAFETY * (E + RIDDERS_NOISE_GAIN * floor / h_last + noise)
                          + ADJOINT_ROUNDINGS * u_w * (sum |VJP(v) * u| + |D|)
 
-with ``floor`` the rounding floor of ``phi``, ``h_last`` the smallest step the
-kept estimate used, and ``u_w`` the unit roundoff of the working precision.
+``floor`` is the rounding floor of ``phi``: the measured one, but at least
+``FLOOR_ROUNDINGS * u_w * (sum |v| |f(x)| + sum |x| |VJP(v)|)`` -- the
+second sum is the condition of ``phi`` at ``x``: inputs rounded by ``u_w |x|``
+(and intermediates of their size, ``x - max x`` at logits of 1e3) move
+``phi`` by that much, and a difference quotient over ``h`` divides that by
+``h`` (``h_last`` is the smallest step the kept estimate used; each
+Richardson column multiplies it by at most ``RIDDERS_NOISE_GAIN``).
+``noise`` is the same rounding seen from the other side: how much
+``<VJP(v), u>`` moves when the inputs and cotangent are moved by
+``ADJOINT_JITTER`` roundings of the working precision ``u_w`` (scaled like
+the direction, ``ADJOINT_JITTER_TRIALS`` trials, the largest change). At
+logits of 1e3 in float64 the VJP's own value carries an error of about
+``u_w * 1e3`` relative, which a tolerance proportional to ``|VJP(v) * u|``
+alone misses; measured this way it needs no per-function constant.
 
 Comparing two computations of one gradient
 ------------------------------------------
@@ -96,18 +134,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "TAYLOR_STEPS", "TAYLOR_MARGIN", "TAYLOR_WINDOW", "PASS_ORDER",
-    "TaylorFit", "taylor_steps", "fit_taylor_order", "rounding_floor", "direction_scale",
-    "RiddersEstimate", "ridders_derivative", "AdjointOutcome", "adjoint_test",
+    "TAYLOR_STEPS", "TAYLOR_MARGIN", "PASS_ORDER",
+    "TaylorFit", "taylor_steps", "taylor_test", "fit_taylor_order", "rounding_floor", "direction_scale",
+    "RiddersEstimate", "ridders_derivative", "ridders_starts", "AdjointOutcome", "adjoint_test",
     "spread_tolerance", "unit_roundoff",
 ]
 
 TAYLOR_STEPS = 14
+TAYLOR_MAX_STEPS = 20
 TAYLOR_FIRST_STEP = 0.25
 TAYLOR_RATIO = 4.0
 TAYLOR_MARGIN = 30.0
-TAYLOR_WINDOW = 3
+TAYLOR_BELOW_FLOOR = 2
+"""The sequence ends after this many steps in a row below the margin (one
+more than needed to see the drop below the window, in case one remainder
+sits where a first-order error and the curvature cancel)."""
+SLOPE_AGREEMENT = 0.4
+"""Local orders within one window differ by at most this much."""
+SETTLED_POINTS = 4
+SETTLED_ORDER = 1.8
+SETTLED_AGREEMENT = 0.25
 PASS_ORDER = 1.5
+DESCRIBED_STEPS = 4
+"""Steps of the window a report lists (the small end)."""
 FLOOR_ROUNDINGS = 2
 """The modelled part of the rounding floor, a lower bound under the measured
 one: ``2 u sum |v| |f(x)|`` (the output and the inner product with ``v``
@@ -115,14 +164,22 @@ rounded once each). It matters where the measurement sees no rounding at all
 (``phi`` exactly linear)."""
 
 RIDDERS_SHRINK = 1.4
-RIDDERS_LEVELS = 8
+RIDDERS_LEVELS = 6
 RIDDERS_STARTS = (2.0**-4, 2.0**-12)
+"""First steps where the Taylor test fitted no window (``phi`` linear to rounding, or not smooth at the
+scale of the steps)."""
+RIDDERS_WINDOW_STARTS = (-3, -2, 0)
+"""Where it fitted one: steps of the window counted from its small end, in turn."""
 RIDDERS_NOISE_GAIN = 4.0
 """Rounding of ``phi`` enters a difference quotient as ``floor / h``; each
 Richardson column multiplies it by at most ``(c + 1) / (c - 1) < 3`` for
 ``c = RIDDERS_SHRINK^2``, and the kept entry sits in an early column."""
 ADJOINT_SAFETY = 4.0
 ADJOINT_ROUNDINGS = 16
+ADJOINT_JITTER = 4
+"""Roundings by which the inputs and cotangent are moved to measure how much
+``<VJP(v), u>`` moves by rounding alone (its condition at ``x``)."""
+ADJOINT_JITTER_TRIALS = 2
 
 SPREAD_TRIALS = 3
 SPREAD_ROUNDINGS = 32
@@ -154,13 +211,15 @@ def rounding_floor(step: Callable[[float], tuple[float, float]], phi0: float, ma
     """How much ``phi`` moves by rounding alone near ``t = 0``.
 
     ``step(t)`` returns ``(phi(t), first-order term for the step actually
-    taken)``. Measured: ``|phi(t) - phi(0) - first-order term|`` at six tiny
-    steps ``t = +-probe * (1, 2, 3)``, where the Taylor terms beyond the first
+    taken)``. Measured: ``|phi(t) - phi(0) - first-order term|`` at four tiny
+    steps ``t = +-probe * (1, 2)``, where the Taylor terms beyond the first
     are below ``1e-26`` of ``phi`` and what remains is rounding. Modelled:
-    ``FLOOR_ROUNDINGS * u * magnitude`` with ``magnitude = sum |v| |f(x)|``.
-    The larger of the two is the floor."""
+    ``FLOOR_ROUNDINGS * u * magnitude``, with ``magnitude = sum |v| |f(x)| +
+    sum |x| |VJP(v)|``: the output rounded, and the inputs' own rounding
+    carried through ``f`` (its condition at ``x``). The larger of the two is
+    the floor."""
     measured = 0.0
-    for t in (probe, -probe, 2 * probe, -2 * probe, 3 * probe, -3 * probe):
+    for t in (probe, -probe, 2 * probe, -2 * probe):
         value, first = step(t)
         if math.isfinite(value) and math.isfinite(first):
             measured = max(measured, abs(value - phi0 - first))
@@ -184,43 +243,112 @@ class TaylorFit:
     steps: tuple[float, ...] = field(repr=False, default=())
     remainders: tuple[float, ...] = field(repr=False, default=())
     floor: float = 0.0
+    linear_step: float = math.nan
+    """The step right below the last one above the margin: there ``phi`` is
+    linear to rounding (nan where no step was above the margin)."""
 
     def describe(self) -> str:
         if self.status == "exact":
             return "Taylor remainder at rounding level for every step (linear along the direction)"
         if self.status == "unresolved":
-            return "Taylor remainder above the rounding floor at fewer than 3 steps: no order fitted"
-        pairs = ", ".join(f"r({h:.1e})={r:.2e}" for h, r in zip(self.steps, self.remainders))
+            return ("Taylor remainder not in its asymptotic regime above the rounding floor (fewer than 3 steps "
+                    "with one order): no order fitted")
+        shown = list(zip(self.steps, self.remainders))[-DESCRIBED_STEPS:]
+        pairs = ", ".join(f"r({h:.1e})={r:.2e}" for h, r in shown)
+        if len(self.steps) > len(shown):
+            pairs = f"{len(self.steps)} steps from h={self.steps[0]:.1e}, ending {pairs}"
         return (f"Taylor remainder order {self.order:.2f} (2 when the VJP is right, 1 when it is not), "
                 f"fitted over {pairs}; rounding floor {self.floor:.1e}")
 
 
-def taylor_steps() -> tuple[float, ...]:
-    return tuple(TAYLOR_FIRST_STEP * TAYLOR_RATIO**-k for k in range(TAYLOR_STEPS))
+def taylor_steps(count: int = TAYLOR_STEPS) -> tuple[float, ...]:
+    """``h_k = TAYLOR_FIRST_STEP * TAYLOR_RATIO^-k`` for ``k < count``."""
+    return tuple(TAYLOR_FIRST_STEP * TAYLOR_RATIO**-k for k in range(count))
+
+
+def _slopes(hs: np.ndarray, rs: np.ndarray) -> np.ndarray:
+    """Local orders ``log(r_k / r_k+1) / log(h_k / h_k+1)`` between neighbouring steps."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(rs[:-1] / rs[1:]) / np.log(hs[:-1] / hs[1:])
+
+
+def _settled(hs: Sequence[float], rs: Sequence[float], floor: float) -> bool:
+    """The last ``SETTLED_POINTS`` remainders stand above the floor and shrink
+    at one second-or-higher order: the asymptotic regime is reached and the
+    smaller steps would only repeat it."""
+    if len(rs) < SETTLED_POINTS:
+        return False
+    h = np.asarray(hs[-SETTLED_POINTS:], np.float64)
+    r = np.asarray(rs[-SETTLED_POINTS:], np.float64)
+    if not (np.all(np.isfinite(r)) and np.all(r > TAYLOR_MARGIN * floor)):
+        return False
+    s = _slopes(h, r)
+    return bool(np.all(s >= SETTLED_ORDER) and float(s.max() - s.min()) <= SETTLED_AGREEMENT)
+
+
+def taylor_test(remainder: Callable[[float], float], floor: float) -> TaylorFit:
+    """Evaluate ``remainder(h)`` down the step sequence only as far as the
+    verdict needs (see the module notes), and fit the order."""
+    hs: list[float] = []
+    rs: list[float] = []
+    below = 0
+    for h in taylor_steps(TAYLOR_MAX_STEPS):
+        r = remainder(h)
+        hs.append(h)
+        rs.append(r)
+        if not math.isfinite(r):
+            continue  # f failed at this step (overflow at a large step): no information, go on
+        if r > TAYLOR_MARGIN * floor:
+            below = 0
+        else:
+            below += 1
+            if below >= TAYLOR_BELOW_FLOOR:
+                break
+    return fit_taylor_order(hs, rs, floor)
 
 
 def fit_taylor_order(steps: Sequence[float], remainders: Sequence[float], floor: float) -> TaylorFit:
     """Fit the order from remainders at decreasing ``steps`` (see the module notes)."""
     hs = np.asarray(steps, np.float64)
     rs = np.asarray(remainders, np.float64)
-    above = np.isfinite(rs) & (rs > TAYLOR_MARGIN * floor)
+    finite = np.isfinite(rs)
+    if not finite.any():
+        return TaylorFit("unresolved", float("nan"), False, floor=floor)
+    above = finite & (rs > TAYLOR_MARGIN * floor)
     idx = np.flatnonzero(above)
     if idx.size == 0:
         return TaylorFit("exact", float("nan"), False, floor=floor)
-    # the smallest steps above the floor, contiguous towards the small end
+    # the run of steps above the floor that ends at the smallest such step
     last = int(idx[-1])
-    window = [k for k in idx if k > last - TAYLOR_WINDOW]
+    lin = float(hs[last + 1]) if last + 1 < hs.size and finite[last + 1] else math.nan
+    first = last
+    while first > 0 and above[first - 1]:
+        first -= 1
+    # within it, the asymptotic window: the steps towards the small end whose local orders agree
+    slopes = _slopes(hs[first:last + 1], rs[first:last + 1])
+    start, lo, hi = last, math.inf, -math.inf
+    for k in range(last - 1, first - 1, -1):
+        s = float(slopes[k - first])
+        if max(hi, s) - min(lo, s) > SLOPE_AGREEMENT:
+            break
+        lo, hi, start = min(lo, s), max(hi, s), k
+    window = list(range(start, last + 1))
+    w_steps, w_rems = tuple(float(h) for h in hs[window]), tuple(float(r) for r in rs[window])
     if len(window) < 3:
-        return TaylorFit("unresolved", float("nan"), False, floor=floor)
-    lh, lr = np.log(hs[window]), np.log(rs[window])
-    order = float(np.polyfit(lh, lr, 1)[0])
+        return TaylorFit("unresolved", float("nan"), False, w_steps, w_rems, floor, lin)
+    order = float(np.polyfit(np.log(hs[window]), np.log(rs[window]), 1)[0])
     failed = order < PASS_ORDER
-    if failed and last + 1 < hs.size:
-        nxt = rs[last + 1]
-        # an abrupt drop below the window: a kink crossed, not a first-order error
-        if not (math.isfinite(nxt) and nxt >= rs[last] / TAYLOR_RATIO**2):
-            return TaylorFit("unresolved", order, False, tuple(hs[window]), tuple(rs[window]), floor)
-    return TaylorFit("order", order, failed, tuple(hs[window]), tuple(rs[window]), floor)
+    if failed:
+        nxt = rs[last + 1] if last + 1 < hs.size else math.nan
+        if math.isfinite(nxt):
+            # below the window the remainder must keep shrinking at first order; an abrupt drop means a
+            # kink stopped being crossed, or a regime ended that was not the asymptotic one
+            drop = float(_slopes(hs[last:last + 2], np.array([rs[last], nxt]))[0])
+            if not drop <= PASS_ORDER:
+                return TaylorFit("unresolved", order, False, w_steps, w_rems, floor, lin)
+        elif len(window) < 4:
+            return TaylorFit("unresolved", order, False, w_steps, w_rems, floor, lin)
+    return TaylorFit("order", order, failed, w_steps, w_rems, floor, lin)
 
 
 # =========================================================================== Richardson / Ridders
@@ -284,16 +412,29 @@ class AdjointOutcome:
                 f"(error/tolerance = {self.ratio:.3g})")
 
 
+def ridders_starts(fit: TaylorFit) -> tuple[float, ...]:
+    """First steps for the extrapolation: inside the Taylor window where one
+    was fitted, from its small end, then the step below it where ``phi`` is
+    linear to rounding (see the module notes); without a window, that step
+    and the fixed ones."""
+    linear = (fit.linear_step,) if math.isfinite(fit.linear_step) else ()
+    if fit.status != "order" or len(fit.steps) < 3:
+        return (*linear, *RIDDERS_STARTS)
+    return tuple(dict.fromkeys((*(fit.steps[k] for k in RIDDERS_WINDOW_STARTS), *linear)))
+
+
 def adjoint_test(phi: Callable[[float], float], ours: float, abs_terms: float, floor: float,
-                 work_u: float) -> AdjointOutcome:
+                 work_u: float, noise: float = 0.0, first_steps: Sequence[float] = RIDDERS_STARTS) -> AdjointOutcome:
     """Compare ``ours = <VJP(v), u>`` (whose terms sum in magnitude to
-    ``abs_terms``) with the extrapolated differences of ``phi``."""
+    ``abs_terms``, and which moves by ``noise`` when the inputs move by a few
+    roundings) with the extrapolated differences of ``phi``, started from
+    each of ``first_steps`` in turn until one agrees."""
     best: AdjointOutcome | None = None
-    for h0 in RIDDERS_STARTS:  # the second start only when the first does not already agree
+    for h0 in first_steps:
         e = ridders_derivative(phi, h0)
         if not (math.isfinite(e.derivative) and math.isfinite(e.error)):
             continue
-        tol = (ADJOINT_SAFETY * (e.error + RIDDERS_NOISE_GAIN * floor / e.last_step)
+        tol = (ADJOINT_SAFETY * (e.error + RIDDERS_NOISE_GAIN * floor / e.last_step + noise)
                + ADJOINT_ROUNDINGS * work_u * (abs_terms + abs(e.derivative)))
         outcome = AdjointOutcome(ours, e.derivative, abs(ours - e.derivative), tol)
         if best is None or outcome.tolerance < best.tolerance:
