@@ -596,3 +596,20 @@ def test_add_vjp_gradients_are_independent_arrays() -> None:
     da, db = ri.add_vjp(g, np.ones(3), np.ones(3))
     da[0] = 5.0
     assert db[0] == 1.0 and g[0] == 1.0
+
+
+def test_registry_and_plain_functions_share_the_overflow_policy() -> None:
+    """A true value beyond float32's range is the same clear error through
+    ``OPS[...]`` as through the plain functions; a VJP whose forward overflows
+    but whose gradients are representable returns them."""
+    big = np.array([3e38], np.float32)
+    one = np.array([1.0], np.float32)
+    for call in (lambda: OPS["multiply"].forward(big, big), lambda: ri.multiply(big, big)):
+        with pytest.raises(ValueError, match=r"^a, b: the result of multiply is not representable in float32"):
+            call()
+    for call in (lambda: OPS["multiply"].vjp(big, big, big), lambda: ri.multiply_vjp(big, big, big)):
+        with pytest.raises(ValueError, match=r"^cotangent, a, b: the gradient w\.r\.t\. a of multiply_vjp"):
+            call()
+    # forward 3e38 * 3e38 overflows, the gradients g * b = 1 * 3e38 and g * a do not: exact by IEEE
+    da, db = OPS["multiply"].vjp(one, big, big)
+    assert da.tolist() == [np.float32(3e38)] and db.tolist() == [np.float32(3e38)]

@@ -299,7 +299,7 @@ class MLP:
         records = []
         a = x
         for l, ((w, b), op) in enumerate(zip(params, self._ops, strict=True)):
-            z = _validate.frozen(OPS["dense"].forward(a, w, b))
+            z = _validate.frozen(OPS["dense"].evaluate(a, w, b))
             self._check_finite_value(z, f"z of layer {l} (a @ params[{l}].W + params[{l}].b)")
             out = z if op is None else _validate.frozen(OPS[op].forward(z))
             records.append(LayerRecord(a, w, b, z, out))
@@ -342,7 +342,7 @@ class MLP:
                 "(stable for any magnitude) or smaller weights"
             )
         with _validate.quiet_overflow():
-            loss = _validate.frozen(OPS[self.cost].forward(output, t, reduction=self.reduction))
+            loss = _validate.frozen(OPS[self.cost].evaluate(output, t, reduction=self.reduction))
         self._check_finite_value(loss, f"the loss ({self.cost})")
         return Tape(self, tuple(records), output, t, loss)
 

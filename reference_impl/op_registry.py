@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, check_choice, check_cotangent, check_same_dtype, check_size
+from ._validate import as_array, check_choice, check_cotangent, check_same_dtype, check_size, overflow_remedy
 
 __all__ = ["Arrays", "Params", "Domain", "Op", "OPS", "op"]
 
@@ -85,19 +85,43 @@ class Op:
         return arrays, full
 
     def forward(self, *inputs: Any, **params: Any) -> np.ndarray:
+        ans = self.evaluate(*inputs, **params)
+        _representable((ans,), self.name, self.arg_names, ("the result",))
+        return ans
+
+    def evaluate(self, *inputs: Any, **params: Any) -> np.ndarray:
+        """The forward on validated inputs with IEEE overflow: ``+-inf`` where
+        the true value is beyond the dtype's range, for callers (the
+        networks) that report an overflow in their own terms."""
         arrays, full = self._prepare(inputs, params)
-        return self.impl(*arrays, **full)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.impl(*arrays, **full)
 
     def vjp(self, cotangent: Any, *inputs: Any, **params: Any) -> Arrays:
         arrays, full = self._prepare(inputs, params)
-        ans = self.impl(*arrays, **full)
-        g = check_cotangent(cotangent, ans.shape, ans.dtype)
-        return self.rule(g, ans, *arrays, **full)
+        with np.errstate(over="ignore", invalid="ignore"):  # the rule needs only the output's shape where it overflows
+            ans = self.impl(*arrays, **full)
+            g = check_cotangent(cotangent, ans.shape, ans.dtype)
+            grads = self.rule(g, ans, *arrays, **full)
+        _representable(grads, self.name + "_vjp", ("cotangent", *self.arg_names),
+                       tuple(f"the gradient w.r.t. {n}" for n in self.arg_names))
+        return grads
 
     def vjp_from_output(self, cotangent: np.ndarray, ans: np.ndarray, *inputs: np.ndarray, **params: Any) -> Arrays:
         full = {k: v[0] for k, v in self.params.items()}
         full.update(params)
         return self.rule(cotangent, ans, *inputs, **full)
+
+
+def _representable(results: Arrays, name: str, arg_names: tuple[str, ...], what: tuple[str, ...]) -> None:
+    """The overflow policy (README, "bad input"): the inputs are finite, so a
+    non-finite result means its true value is beyond the dtype's range -- an
+    error naming the inputs, never an inf or a NaN handed back."""
+    for part, label in zip(results, what):
+        if not np.all(np.isfinite(part)):
+            remedy = overflow_remedy(part.dtype, "pass inputs of smaller magnitude")
+            raise ValueError(f"{', '.join(arg_names)}: {label} of {name} is not representable in {part.dtype} "
+                             f"(its true value is beyond the dtype's range); {remedy}")
 
 
 def _result_shape(shapes: str, arrays: Arrays) -> tuple[int, ...]:
