@@ -17,10 +17,11 @@ from hypothesis.errors import UnsatisfiedAssumption as _Unsatisfied
 
 from ..profiles import ENV_VAR, PROFILES
 from . import pytree
-from .engine import Counters, Finding, Problem, _Misuse, _validate_drawn, evaluate, run_search
+from .engine import Counters, Finding, Problem, _Misuse, _validate_drawn, evaluate
 from .frameworks import BACKENDS, available
 from .inputs import Arg, Drawn, Inputs, _is_int, _is_number, leaf_count, spec_strategy
 from .report import Counterexample, GradcheckResult, Tally
+from .search import run_search
 
 __all__ = ["check_vjp", "check_grad", "DEFAULT_MAX_ELEMENTS", "DEFAULT_TIME_BUDGET"]
 
