@@ -320,10 +320,11 @@ _OUTPUT_SHAPES: dict[str, Callable[[Shapes], tuple[int, ...]]] = {
     "matmul": lambda s: _matmul_shape(*s),
     "dense": lambda s: (*s[0][:-1], s[1][1]),
     "rows": lambda s: s[0],
+    "row_pairs": lambda s: (),
 }
 """The output shape per shape kind, from the input shapes alone (the forward
-is not run just to learn it). Kinds whose output depends on the op (the
-losses reduce to a scalar) are not listed: there the forward is run."""
+is not run just to learn it): the ``row_pairs`` ops are losses, reduced to
+a scalar by every reduction they accept. Kinds not listed run the forward."""
 
 
 @st.composite
