@@ -80,11 +80,16 @@ VERDICTS = ("pass", "convention", "dtype", "shape", "non-finite", "inaccurate", 
 
 def ulp_error(actual: Any, expected: Any, dtype: Any) -> np.ndarray:
     """``|actual - expected|`` in units of the spacing of ``dtype`` at ``expected``."""
-    e = np.asarray(expected, dtype=np.dtype(dtype))
-    spacing = np.spacing(np.abs(e)).astype(np.float64)
-    spacing = np.maximum(spacing, float(np.finfo(np.dtype(dtype)).smallest_subnormal))
+    err = np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
     with np.errstate(over="ignore"):  # an error of many ulps near 0 may exceed float64's range: inf is right
-        return np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64)) / spacing
+        return np.asarray(err / _ulp(expected, dtype))
+
+
+def _ulp(expected: Any, dtype: Any) -> np.ndarray:
+    """The spacing of ``dtype`` at ``expected`` (at least its smallest subnormal), in float64."""
+    dtype = np.dtype(dtype)
+    spacing = np.spacing(np.abs(np.asarray(expected, dtype=dtype)))
+    return np.maximum(spacing, np.asarray(np.finfo(dtype).smallest_subnormal, dtype)).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,9 @@ def compare(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str =
     if check_dtype and a.dtype != dtype:
         return _unmeasured(a, "dtype", f"dtype change: got {a.dtype}, expected {dtype} (a silent precision change "
                            "is a failure)", model)
-    a64 = a.astype(np.float64)
-    e64 = e.astype(np.float64)
+    # no copy where the arrays are float64 already; nothing below writes to them
+    a64 = np.asarray(a, dtype=np.float64)
+    e64 = np.asarray(e, dtype=np.float64)
     finite_a, finite_e = np.isfinite(a64), np.isfinite(e64)
     if not (finite_a.all() and finite_e.all()):
         idx = tuple(int(i) for i in np.argwhere(~(finite_a & finite_e))[0])
@@ -180,7 +186,7 @@ def compare(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str =
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # err / tiny tol may overflow: inf is right
         ratio = np.where(err == 0, 0.0, err / tol)
         rel = np.where(resolved, err / np.abs(e64), np.nan)
-    ulp = np.where(resolved, ulp_error(a64, e64, dtype), np.nan)
+        ulp = np.where(resolved, err / _ulp(e64, dtype), np.nan)
     flat = int(np.argmax(ratio))
     idx = tuple(int(i) for i in np.unravel_index(flat, a.shape)) if a.ndim else ()
     worst = float(ratio.flat[flat])

@@ -2,8 +2,9 @@
 
 Imports hypothesis, so ``import reference_impl`` does not import this module.
 
-Shapes are drawn by hypothesis (and shrink); values are drawn as a seed plus
-a named range, and the arrays are filled by NumPy's generator from that seed.
+Shapes are drawn by hypothesis (and shrink); values are drawn as a seed per
+example plus a named range per array, and the arrays are filled in turn by
+NumPy's generator from that seed.
 Dense random arrays of up to a few thousand elements are then cheap to draw,
 and a failure still reproduces exactly from the example hypothesis prints.
 
@@ -27,6 +28,7 @@ class, 64 wide, broadcast and batched forms).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ REAL_RANGES = ("normal", "normal", "exp_thresholds", "exp_thresholds", "saturate
 """Named ranges of ``real`` values; a repeated name is drawn more often."""
 EXP_THRESHOLDS = (88.72, 103.97, 709.78, 745.13)
 """Where exp overflows / sigma's value underflows: float32, then float64."""
+_EXP_THRESHOLDS = np.array(EXP_THRESHOLDS)
 LOGIT_SCALES = (0.1, 1.0, 10.0, 100.0, 1000.0, 1e4)
 LOGIT_OFFSETS = (0.0, 0.0, 50.0, -1000.0, 1000.0, -1e4, 1e4)
 EXTREME_LOGITS = "extreme_logits"
@@ -106,35 +109,46 @@ def _distribution(rng: np.random.Generator, shape: tuple[int, ...], mode: str, p
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@st.composite
-def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Draw an array of ``kind`` (see ``ops.Domain``) and its recipe."""
-    dtype = np.dtype(dtype)
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    recipe: dict[str, Any] = {"kind": kind, "seed": seed}
+# Strategies are built once here, not per draw: hypothesis computes properties
+# of every new strategy object, which costs more than the draw itself.
+_SEEDS = st.integers(0, 2**32 - 1)
+_ZERO_FRACTIONS = st.sampled_from((0.0, 0.25, 0.5))
+_LOGIT_SCALES = st.sampled_from(LOGIT_SCALES)
+_LOGIT_OFFSETS = st.sampled_from(LOGIT_OFFSETS)
+_DISTRIBUTION_MODES = {
+    "positive_distribution": st.sampled_from(("smooth", "peaked", "extreme", "near_zero")),
+    "distribution": st.sampled_from(("smooth", "peaked", "one_hot", "sparse", "extreme")),
+}
+_REAL_RANGES = st.sampled_from(REAL_RANGES)
+_REAL_SCALES = st.sampled_from(REAL_SCALES)
+
+
+def _draw_values(draw: st.DrawFn, rng: np.random.Generator, kind: str, shape: tuple[int, ...], dtype: np.dtype
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The body of :func:`values` with the generator given: an example
+    fills all its arrays from one seeded generator (seeding one costs more
+    than filling a small array)."""
+    recipe: dict[str, Any] = {"kind": kind}
     if kind in ("real", "kinked"):
         x, r = _real(draw, rng, shape, dtype)
         recipe.update(r)
         if kind == "kinked":
             # exact zeros of both signs at the kink, in a drawn fraction of places
-            frac = draw(st.sampled_from((0.0, 0.25, 0.5)))
+            frac = draw(_ZERO_FRACTIONS)
             mask = rng.random(shape) < frac
             signs = rng.random(shape) < 0.5
             x = np.where(mask, np.where(signs, 0.0, -0.0), x)
             recipe["zero_fraction"] = frac
     elif kind == "logits":
-        scale = draw(st.sampled_from(LOGIT_SCALES))
-        offset = draw(st.sampled_from(LOGIT_OFFSETS))
+        scale = draw(_LOGIT_SCALES)
+        offset = draw(_LOGIT_OFFSETS)
         x = rng.standard_normal(shape) * scale + offset
         recipe.update(scale=scale, offset=offset)
     elif kind == EXTREME_LOGITS:
         big = float(np.finfo(dtype).max) / 10
         x = rng.choice([-big, -big / 3, 0.0, big / 7, big], size=shape) * rng.uniform(0.5, 1.0, size=shape)
-    elif kind in ("distribution", "positive_distribution"):
-        modes = ("smooth", "peaked", "extreme", "near_zero") if kind == "positive_distribution" else (
-            "smooth", "peaked", "one_hot", "sparse", "extreme")
-        mode = draw(st.sampled_from(modes))
+    elif kind in _DISTRIBUTION_MODES:
+        mode = draw(_DISTRIBUTION_MODES[kind])
         x = _distribution(rng, shape, mode, positive=kind == "positive_distribution")
         recipe["mode"] = mode
     else:
@@ -148,19 +162,30 @@ def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tu
     return arr, recipe
 
 
+@st.composite
+def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Draw an array of ``kind`` (see ``ops.Domain``) and its recipe."""
+    seed = draw(_SEEDS)
+    arr, recipe = _draw_values(draw, np.random.default_rng(seed), kind, shape, np.dtype(dtype))
+    return arr, {"seed": seed, **recipe}
+
+
 def _real(draw: st.DrawFn, rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype
           ) -> tuple[np.ndarray, dict[str, Any]]:
     """Real values from one of ``REAL_RANGES``, with the recipe that rebuilds them."""
-    name = draw(st.sampled_from(REAL_RANGES))
-    signs = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+    name = draw(_REAL_RANGES)
+    # the signs are drawn first whatever the range, so that values() gives the same arrays for a seed as before
+    signs = rng.random(shape) < 0.5
     if name == "normal":
-        scale = draw(st.sampled_from(REAL_SCALES))
+        scale = draw(_REAL_SCALES)
         return rng.standard_normal(shape) * scale, {"range": name, "scale": scale}
     if name == "exp_thresholds":
-        return signs * (rng.choice(EXP_THRESHOLDS, size=shape) + rng.uniform(-2, 2, size=shape)), {"range": name}
+        x = _EXP_THRESHOLDS[rng.integers(0, len(EXP_THRESHOLDS), size=shape)] + rng.uniform(-2, 2, size=shape)
+        return np.where(signs, -x, x), {"range": name}
     if name == "saturated":
         top = 100.0 if dtype == np.float32 else 800.0
-        return signs * rng.uniform(8.0, top, size=shape), {"range": name}
+        x = rng.uniform(8.0, top, size=shape)
+        return np.where(signs, -x, x), {"range": name}
     tiny = float(np.finfo(dtype).tiny)
     return rng.standard_normal(shape) * tiny * 2.0 ** rng.uniform(-20, 20, size=shape), {"range": name}
 
@@ -168,25 +193,33 @@ def _real(draw: st.DrawFn, rng: np.random.Generator, shape: tuple[int, ...], dty
 # ------------------------------------------------------------------ shapes
 
 _side = st.one_of(st.just(1), st.integers(1, MAX_SIDE), st.integers(2, MAX_SIDE), st.integers(1, 8))
+_ranks = st.integers(1, 3)
+_sides_by_rank = {1: st.integers(1, MAX_SIDE), 2: st.integers(1, MAX_SIDE), 3: st.integers(1, 16)}
+_batches = st.integers(1, 4)
+_short_sides = st.integers(1, 16)
+_lead_forms = st.integers(0, 2)
+"""Index into ``((), (n,), (b, m))``: the leading batch axes of a row or a dense input."""
+_broadcast_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=16)
+_matmul_forms = st.sampled_from(("mm", "mm", "mv", "vm", "vv", "batched", "batched_both"))
 
 
 @st.composite
 def _elementwise_shape(draw: st.DrawFn) -> Shapes:
-    rank = draw(st.integers(1, 3))
-    side = st.integers(1, MAX_SIDE if rank < 3 else 16)
+    rank = draw(_ranks)
+    side = _sides_by_rank[rank]
     return (tuple(draw(side) for _ in range(rank)),)
 
 
 @st.composite
 def _broadcast_pair(draw: st.DrawFn) -> Shapes:
-    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=16))
+    shapes = draw(_broadcast_pairs)
     return tuple(shapes.input_shapes)
 
 
 @st.composite
 def _matmul_pair(draw: st.DrawFn) -> Shapes:
-    form = draw(st.sampled_from(("mm", "mm", "mv", "vm", "vv", "batched", "batched_both")))
-    m, k, n, b = draw(_side), draw(_side), draw(_side), draw(st.integers(1, 4))
+    form = draw(_matmul_forms)
+    m, k, n, b = draw(_side), draw(_side), draw(_side), draw(_batches)
     return {
         "mm": ((m, k), (k, n)),
         "mv": ((m, k), (k,)),
@@ -197,39 +230,48 @@ def _matmul_pair(draw: st.DrawFn) -> Shapes:
     }[form]
 
 
+def _lead(draw: st.DrawFn) -> tuple[int, ...]:
+    """Leading batch axes: none, one of any size, or two small ones."""
+    forms = ((), (draw(_side),), (draw(_batches), draw(_short_sides)))
+    return forms[draw(_lead_forms)]
+
+
 @st.composite
 def _dense_triple(draw: st.DrawFn) -> Shapes:
     i, o = draw(_side), draw(_side)
-    lead = draw(st.sampled_from(((), (draw(_side),), (draw(st.integers(1, 4)), draw(st.integers(1, 16))))))
+    lead = _lead(draw)
     return ((*lead, i), (i, o), (o,))
 
 
 @st.composite
 def _rows(draw: st.DrawFn) -> Shapes:
-    lead = draw(st.sampled_from(((), (draw(_side),), (draw(st.integers(1, 4)), draw(st.integers(1, 16))))))
+    lead = _lead(draw)
     return ((*lead, draw(_side)),)
 
 
 @st.composite
 def _row_pairs(draw: st.DrawFn) -> Shapes:
-    (shape,) = draw(_rows())
+    (shape,) = draw(_ROWS)
     return (shape, shape)
 
 
 @st.composite
 def _same_pair(draw: st.DrawFn) -> Shapes:
-    (shape,) = draw(_elementwise_shape())
+    (shape,) = draw(_ELEMENTWISE)
     return (shape, shape)
 
 
-_FREE = {
-    "elementwise": _elementwise_shape,
-    "broadcast_pair": _broadcast_pair,
-    "matmul": _matmul_pair,
-    "dense": _dense_triple,
-    "rows": _rows,
-    "row_pairs": _row_pairs,
-    "same_pair": _same_pair,
+_ROWS = _rows()
+_ELEMENTWISE = _elementwise_shape()
+
+_FREE: dict[str, st.SearchStrategy[Shapes]] = {
+    "elementwise": _ELEMENTWISE,
+    "broadcast_pair": _broadcast_pair(),
+    "matmul": _matmul_pair(),
+    "dense": _dense_triple(),
+    "rows": _ROWS,
+    "row_pairs": _row_pairs(),
+    "same_pair": _same_pair(),
 }
 
 PALETTES: dict[str, tuple[Shapes, ...]] = {
@@ -242,15 +284,47 @@ PALETTES: dict[str, tuple[Shapes, ...]] = {
     "same_pair": (((1,), (1,)), ((7, 13), (7, 13)), ((64,), (64,)), ((3, 4, 5), (3, 4, 5))),
 }
 
+_PALETTE_STRATEGIES = {kind: st.sampled_from(palette) for kind, palette in PALETTES.items()}
+
 
 def shapes_for(op: str, mode: str = "free") -> st.SearchStrategy[Shapes]:
     """Strategy of input shapes for ``op``; ``mode`` is ``free`` or ``palette``."""
     kind = OPS[op].domain.shapes
     if mode == "palette":
-        return st.sampled_from(PALETTES[kind])
+        return _PALETTE_STRATEGIES[kind]
     if mode != "free":
         raise ValueError(f"mode: {mode!r} is not 'free' or 'palette'")
-    return _FREE[kind]()
+    return _FREE[kind]
+
+
+_PARAM_CHOICES: dict[tuple[str, ...], st.SearchStrategy[str]] = {}
+
+
+def _choice(allowed: tuple[str, ...]) -> st.SearchStrategy[str]:
+    if allowed not in _PARAM_CHOICES:
+        _PARAM_CHOICES[allowed] = st.sampled_from(allowed)
+    return _PARAM_CHOICES[allowed]
+
+
+def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """``np.matmul``'s result shape: 1-D operands promoted, then the promoted axis dropped."""
+    batch = np.broadcast_shapes(a[:-2], b[:-2])
+    rows = a[-2:-1] if len(a) > 1 else ()
+    cols = b[-1:] if len(b) > 1 else ()
+    return (*batch, *rows, *cols)
+
+
+_OUTPUT_SHAPES: dict[str, Callable[[Shapes], tuple[int, ...]]] = {
+    "elementwise": lambda s: s[0],
+    "broadcast_pair": lambda s: np.broadcast_shapes(*s),
+    "matmul": lambda s: _matmul_shape(*s),
+    "dense": lambda s: (*s[0][:-1], s[1][1]),
+    "rows": lambda s: s[0],
+    "row_pairs": lambda s: (),
+}
+"""The output shape per shape kind, from the input shapes alone (the forward
+is not run just to learn it): the ``row_pairs`` ops are losses, reduced to
+a scalar by every reduction they accept. Kinds not listed run the forward."""
 
 
 @st.composite
@@ -266,17 +340,20 @@ def examples(draw: st.DrawFn, op: str, dtype: Any, shapes: str = "free",
     spec = OPS[op]
     dtype = np.dtype(dtype)
     input_shapes = draw(shapes_for(op, shapes))
+    seed = draw(_SEEDS)
+    rng = np.random.default_rng(seed)
     inputs = []
-    recipe: dict[str, Any] = {}
+    recipe: dict[str, Any] = {"seed": seed}
     for name, kind, shape in zip(spec.arg_names, spec.domain.values, input_shapes):
-        arr, r = draw(values(kind, shape, dtype))
+        arr, r = _draw_values(draw, rng, kind, shape, dtype)
         inputs.append(arr)
         recipe[name] = r
     chosen = dict(params or {})
     for k, allowed in spec.params.items():
         if k not in chosen:
-            chosen[k] = draw(st.sampled_from(allowed))
-    out_shape = np.shape(spec.impl(*inputs, **chosen))
-    g, r = draw(values("real", out_shape, dtype))
+            chosen[k] = draw(_choice(allowed))
+    shape_of = _OUTPUT_SHAPES.get(spec.domain.shapes)
+    out_shape = tuple(shape_of(input_shapes)) if shape_of else np.shape(spec.impl(*inputs, **chosen))
+    g, r = _draw_values(draw, rng, "real", out_shape, dtype)
     recipe["cotangent"] = r
     return Example(op, tuple(inputs), chosen, g, recipe)

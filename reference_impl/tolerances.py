@@ -410,8 +410,8 @@ def _vjp_relu(g: np.ndarray, x: np.ndarray) -> list[Rule]:
 
 def _vjp_tanh(g: np.ndarray, x: np.ndarray) -> list[Rule]:
     t = np.tanh(x)
-    sech2 = 1 - t * t
-    sech2 = np.where(np.abs(x) > 0.55, 4 * np.exp(-2 * np.abs(x)) / (1 + np.exp(-2 * np.abs(x))) ** 2, sech2)
+    e = np.exp(-2 * np.abs(x))
+    sech2 = np.where(np.abs(x) > 0.55, 4 * e / (1 + e) ** 2, 1 - t * t)
     ag = np.abs(g)
     return [(ag * sech2 * (1 + 2 * np.abs(x * t)), ag * (2 * E + 3) * (sech2 + t * t),
              "C = |g| sech^2 (1 + 2 |x tanh x|); F = (2E + 3) |g| (sech^2 + tanh^2): 1 - tanh^2 may cancel",
