@@ -1,4 +1,4 @@
-"""The README's "Check a gradient of your own" examples run as written.
+"""The README's "Check any gradient: check_vjp and check_grad" examples run as written.
 
 Each Python block preceded by ``<!-- check-vjp-example -->`` is executed in a
 fresh namespace; an example whose check fails raises from its
