@@ -1,26 +1,42 @@
-"""The framework recipes: one row per op, how torch and jax compute it.
+"""The recipes: one row per op, how torch and jax compute it and its exact
+value in ball arithmetic (the truth).
 
 Note [How to add an op]
 -----------------------
-1. In ``reference_impl/ops.py`` write the forward and its VJP rule side by
-   side, a ``_check_*`` for its inputs, and one ``_register(...)`` line that
-   declares its ``Domain`` (how valid inputs look).
-2. In ``reference_impl/tolerances.py`` add its error model (``k`` and ``M``
-   of the forward and of each gradient).
-3. Add one ``OpSpec`` row below: the framework recipes, the conventions
-   that may explain a difference, any identities, named special cases and
-   (rarely) a tolerance override with its reason.
+An op lives in three places; the parity suite, the truth tier, the oracle
+and ``certify`` then cover it in both dtypes with no test file changed.
 
-The parity suite, the oracle and ``certify`` then cover the op in both
-dtypes; no test file changes.
+1. ``reference_impl/ops.py``: the forward, decorated with
+   ``@op(name, inputs=(...), domain=Domain(shapes, values), formula="fwd | vjp",
+   sources=("00N",), check=..., params={"name": (default, ...)})`` -- ``check``
+   (optional) validates the inputs, ``params`` (optional) lists each keyword's
+   allowed values, default first; ``Domain`` kinds are listed in
+   ``op_registry.py``. Right below it the VJP rule, decorated with
+   ``@<forward>.defvjp``: ``rule(g, ans, *inputs, **params)`` returns one
+   gradient per input, each of that input's shape and dtype.
+2. ``reference_impl/tolerances.py``: the error model of the acceptance rule,
+   ``_fwd_<op>(*inputs, **params)`` and ``_vjp_<op>(g, *inputs, **params)``
+   (one rule per gradient), each giving the condition term ``C``, the formula
+   term ``F``, the model's text and a floor's factors; enter them in
+   ``_FORWARD`` / ``_VJP`` and the magnitudes of the exact results in
+   ``_FORWARD_VALUE`` / ``_VJP_VALUE``.
+3. One ``OpSpec`` row in ``_ROWS`` below: the ``torch`` and ``jax`` recipes,
+   the ``truth_forward`` / ``truth_vjp`` recipes in ball arithmetic (the
+   textbook formula, rearranged only to remove a cancellation, never the
+   reference's code), and where they apply the ``conventions`` that may
+   explain a difference, ``identities``, an ``fd_direction``, named special
+   cases in ``SPECIALS`` and (rarely) an ``override`` with its reason. A row
+   without its torch, jax or truth recipes is refused, naming the op, and an
+   op without a row stops the import of this module.
 
 Framework recipes receive a namespace instead of importing frameworks here,
 so this table (and the engine, which reads its conventions) imports neither torch nor jax:
 ``torch`` recipes get ``ns.torch`` and ``ns.F`` (``torch.nn.functional``);
 ``jax`` recipes get ``ns.jax``, ``ns.jnp``, ``ns.nn`` (``jax.nn``),
-``ns.special`` (``jax.scipy.special``) and ``ns.optax``. A recipe must use
-the framework's own operations; writing the reference's formula in torch
-would prove nothing.
+``ns.special`` (``jax.scipy.special``) and ``ns.optax``; truth recipes get
+the python-flint helpers of ``reference_impl.truth`` (see "truth recipes"
+below). A framework recipe must use the framework's own operations; writing
+the reference's formula in torch would prove nothing.
 """
 
 from __future__ import annotations
