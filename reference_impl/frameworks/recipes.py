@@ -23,9 +23,10 @@ and ``certify`` then cover it in both dtypes with no test file changed.
 3. One ``OpSpec`` row in ``_ROWS`` below: the ``torch`` and ``jax`` recipes,
    the ``truth_forward`` / ``truth_vjp`` recipes in ball arithmetic (the
    textbook formula, rearranged only to remove a cancellation, never the
-   reference's code), and where they apply the ``conventions`` that may
-   explain a difference, ``identities``, an ``fd_direction``, named special
-   cases in ``SPECIALS`` and (rarely) an ``override`` with its reason. A row
+   reference's code); at least one named special case in ``SPECIALS``
+   (``test_special_cases.py`` requires one per op); and where they apply the
+   ``conventions`` that may explain a difference, ``identities``, an
+   ``fd_direction`` and (rarely) an ``override`` with its reason. A row
    without its torch, jax or truth recipes is refused, naming the op, and an
    op without a row stops the import of this module.
 
