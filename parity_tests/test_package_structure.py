@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 import reference_impl
+from reference_impl import OPS
+from reference_impl.frameworks.recipes import SPECS, OpSpec
 
 pytestmark = pytest.mark.numpy_only
 
@@ -117,3 +119,15 @@ def test_the_library_never_imports_the_test_suite() -> None:
     hits = [str(p.relative_to(PACKAGE.parent)) for p in _modules().values()
             if "parity_tests" in p.read_text(encoding="utf-8")]
     assert not hits, f"reference_impl mentions parity_tests in: {hits}"
+
+
+def test_every_op_has_its_recipes_row() -> None:
+    """An op is added in three places: ops.py, tolerances.py and its row in
+    recipes.py, which carries its torch, jax and truth (ball arithmetic)
+    recipes. A row without one of them is refused when the table is built."""
+    lacking = {op: [r for r in ("torch", "jax", "truth_forward", "truth_vjp") if not callable(getattr(SPECS[op], r))]
+               for op in OPS if op in SPECS}
+    assert set(OPS) <= set(SPECS), f"ops without a recipes row: {sorted(set(OPS) - set(SPECS))}"
+    assert not any(lacking.values()), f"recipes rows lacking recipes: { {k: v for k, v in lacking.items() if v} }"
+    with pytest.raises(ValueError, match=r"'relu'.*truth_forward / truth_vjp"):
+        OpSpec("relu", torch=lambda ns, x: ns.torch.relu(x), jax=lambda ns, x: ns.nn.relu(x))

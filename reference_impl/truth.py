@@ -4,12 +4,10 @@ float inputs, rounded once to the working dtype.
 Each value is computed with python-flint's ``arb`` (a midpoint and a
 rigorous radius) at ``PRECISION`` bits; where a ball still straddles a
 rounding boundary of the working dtype the computation is repeated at four
-and sixteen times the precision. The formulas are the textbook definitions,
-rearranged only where the rearrangement is an identity that removes a
-cancellation arb would otherwise have to resolve with thousands of bits
-(``1 - tanh^2 = sech^2``, the softmax Jacobian product as
-``s_i sum_j s_j (g_i - g_j)``, the dominant class's cross-entropy gradient as
-minus the sum of the others). python-flint is an optional dependency (the
+and sixteen times the precision. The formulas themselves are each op's
+``truth_forward`` / ``truth_vjp`` recipes in
+``reference_impl/frameworks/recipes.py``, a third opinion beside torch and
+jax; this module evaluates them. python-flint is an optional dependency (the
 ``truth`` extra), imported on first use.
 
 ``forward(op, inputs, params)`` and ``vjp(op, cotangent, inputs, params)``
@@ -24,9 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+
+from .frameworks.recipes import SPECS
 
 __all__ = ["PRECISION", "Truth", "forward", "vjp"]
 
@@ -140,126 +141,24 @@ def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(g).reshape(shape)
 
 
-def _rows(x: np.ndarray) -> int:
-    return int(np.prod(x.shape[:-1], dtype=np.int64))
+def _mid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.vectorize(lambda b: float(b.mid()), otypes=[float])(x))
 
 
-def _scale(g: Any, x: np.ndarray, reduction: str) -> Any:
-    return g / _rows(x) if reduction == "mean" else g
+def _zeros(shape: tuple[int, ...]) -> np.ndarray:
+    return _balls(np.zeros(shape))
 
 
-# ------------------------------------------------------------------ per-op truths: (forward, vjp)
+def _namespace() -> SimpleNamespace:
+    """What a truth recipe in ``SPECS[op]`` receives (see recipes.py)."""
+    return SimpleNamespace(arb=_flint().arb, map=_map, exp=_exp, zeros=_zeros, mid=_mid, unbroadcast=_unbroadcast)
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    m = x.max(axis=-1, keepdims=True)
-    e = _map(_exp, x - m)
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
-
-
-def _softmax_vjp(g: np.ndarray, x: np.ndarray) -> np.ndarray:
-    s = _softmax(x)
-    diff = g[..., :, None] - g[..., None, :]  # g_i - g_j
-    return np.asarray(s * (diff * s[..., None, :]).sum(axis=-1))
-
-
-def _nll(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(-log softmax, softmax, argmax) with k the argmax; no cancellation."""
-    k = np.argmax(np.vectorize(lambda b: float(b.mid()), otypes=[float])(z), axis=-1)[..., None]
-    zk = np.take_along_axis(z, k, axis=-1)
-    e = _map(_exp, z - zk)
-    np.put_along_axis(e, k, _flint().arb(0), axis=-1)
-    others = e.sum(axis=-1, keepdims=True)
-    nll = (zk - z) + _map(lambda v: v.log1p(), others)
-    s = e / (1 + others)
-    np.put_along_axis(s, k, 1 / (1 + others), axis=-1)
-    return np.asarray(nll), np.asarray(s), k
-
-
-def _sce_vjp(g: Any, z: np.ndarray, t: np.ndarray, reduction: str) -> tuple[np.ndarray, np.ndarray]:
-    nll, s, k = _nll(z)
-    dz = s * t.sum(axis=-1, keepdims=True) - t
-    np.put_along_axis(dz, k, _flint().arb(0), axis=-1)
-    np.put_along_axis(dz, k, -dz.sum(axis=-1, keepdims=True), axis=-1)
-    sc = _scale(g, z, reduction)
-    return dz * sc, nll * sc
-
-
-def _matmul_vjp(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-    g2 = g
-    if a.ndim == 1 and b.ndim == 1:
-        g2 = g.reshape(1, 1)
-    elif a.ndim == 1:
-        g2 = np.expand_dims(g, -2)
-    elif b.ndim == 1:
-        g2 = np.expand_dims(g, -1)
-    da = _unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
-    db = _unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
-    return da, db
-
-
-def _forward_of(op: str, xs: Sequence[np.ndarray], raw: Sequence[np.ndarray], p: Mapping[str, Any]) -> Any:
-    red = p.get("reduction", "mean")
-    if op == "add":
-        return xs[0] + xs[1]
-    if op == "multiply":
-        return xs[0] * xs[1]
-    if op == "matmul":
-        return np.matmul(xs[0], xs[1])
-    if op == "dense":
-        return np.matmul(xs[0], xs[1]) + xs[2]
-    if op == "relu":
-        return np.where(raw[0] > 0, xs[0], _balls(np.zeros(raw[0].shape)))
-    if op == "tanh":
-        return _map(lambda v: v.tanh(), xs[0])
-    if op == "sigmoid":
-        return _map(lambda v: 1 / (1 + _exp(-v)), xs[0])
-    if op == "softmax":
-        return _softmax(xs[0])
-    if op == "cross_entropy":
-        rows = -(xs[1] * _map(lambda v: v.log(), xs[0])).sum(axis=-1)
-        return rows.sum() / (_rows(raw[0]) if red == "mean" else 1)
-    if op == "softmax_cross_entropy":
-        rows = (xs[1] * _nll(xs[0])[0]).sum(axis=-1)
-        return rows.sum() / (_rows(raw[0]) if red == "mean" else 1)
-    if op == "mse":
-        d = xs[0] - xs[1]
-        return (d * d).sum() / {"mean": raw[0].size, "sum": 1, "half_sum": 2}[red]
-    raise KeyError(f"op: no truth for {op!r}")
-
-
-def _vjp_of(op: str, g: Any, xs: Sequence[np.ndarray], raw: Sequence[np.ndarray],
-            p: Mapping[str, Any]) -> tuple[Any, ...]:
-    red = p.get("reduction", "mean")
-    if op == "add":
-        return _unbroadcast(g, raw[0].shape), _unbroadcast(g, raw[1].shape)
-    if op == "multiply":
-        return _unbroadcast(g * xs[1], raw[0].shape), _unbroadcast(g * xs[0], raw[1].shape)
-    if op == "matmul":
-        return _matmul_vjp(g, xs[0], xs[1])
-    if op == "dense":
-        gf, xf = g.reshape(-1, g.shape[-1]), xs[0].reshape(-1, xs[0].shape[-1])
-        return np.matmul(g, xs[1].T), np.matmul(xf.T, gf), gf.sum(axis=0)
-    if op == "relu":
-        return (np.where(raw[0] > 0, g, _balls(np.zeros(raw[0].shape))),)
-    if op == "tanh":
-        return (g * _map(lambda v: 1 / (v.cosh() * v.cosh()), xs[0]),)
-    if op == "sigmoid":
-        return (g * _map(lambda v: _exp(-abs(v)) / ((1 + _exp(-abs(v))) ** 2), xs[0]),)
-    if op == "softmax":
-        return (_softmax_vjp(g, xs[0]),)
-    if op == "cross_entropy":
-        sc = _scale(g, raw[0], red)
-        return -(xs[1] / xs[0]) * sc, -_map(lambda v: v.log(), xs[0]) * sc
-    if op == "softmax_cross_entropy":
-        return _sce_vjp(g, xs[0], xs[1], red)
-    if op == "mse":
-        r = (xs[0] - xs[1]) * g
-        dp = {"mean": 2 * r / raw[0].size, "sum": 2 * r, "half_sum": r}[red]
-        return dp, -dp
-    raise KeyError(f"op: no truth for {op!r}")
+def _recipes(op: str) -> tuple[Callable[..., Any], Callable[..., tuple[Any, ...]]]:
+    spec = SPECS.get(op)
+    if spec is None or spec.truth_forward is None or spec.truth_vjp is None:
+        raise KeyError(f"op: no truth for {op!r} in reference_impl/frameworks/recipes.py")
+    return spec.truth_forward, spec.truth_vjp
 
 
 def _truth(compute: Callable[[], Any], dtype: np.dtype) -> Any:
@@ -300,20 +199,24 @@ def _make(balls: np.ndarray, dtype: np.dtype) -> Truth:
 
 
 def forward(op: str, inputs: Sequence[Any], params: Mapping[str, Any] | None = None) -> Truth:
-    """The exact forward of ``op`` at the float ``inputs``."""
+    """The exact forward of ``op`` at the float ``inputs``, by the
+    ``truth_forward`` recipe of ``SPECS[op]``."""
+    recipe, _ = _recipes(op)
     raw = [np.asarray(x) for x in inputs]
     dtype = raw[0].dtype
-    return _truth(lambda: _forward_of(op, [_balls(x) for x in raw], raw, dict(params or {})), dtype)
+    return _truth(lambda: recipe(_namespace(), *[_balls(x) for x in raw], **dict(params or {})), dtype)
 
 
 def vjp(op: str, cotangent: Any, inputs: Sequence[Any], params: Mapping[str, Any] | None = None) -> tuple[Truth, ...]:
-    """The exact gradients of ``op`` (one per input) for ``cotangent``."""
+    """The exact gradients of ``op`` (one per input) for ``cotangent``, by
+    the ``truth_vjp`` recipe of ``SPECS[op]``."""
+    _, recipe = _recipes(op)
     raw = [np.asarray(x) for x in inputs]
     g = np.asarray(cotangent)
     dtype = raw[0].dtype
 
     def compute() -> tuple[Any, ...]:
         gb = _balls(g)
-        return tuple(_vjp_of(op, gb if gb.ndim else gb[()], [_balls(x) for x in raw], raw, dict(params or {})))
+        return tuple(recipe(_namespace(), gb if gb.ndim else gb[()], *[_balls(x) for x in raw], **dict(params or {})))
 
     return _truth(compute, dtype)

@@ -1,26 +1,43 @@
-"""The framework recipes: one row per op, how torch and jax compute it.
+"""The recipes: one row per op, how torch and jax compute it and its exact
+value in ball arithmetic (the truth).
 
 Note [How to add an op]
 -----------------------
-1. In ``reference_impl/ops.py`` write the forward and its VJP rule side by
-   side, a ``_check_*`` for its inputs, and one ``_register(...)`` line that
-   declares its ``Domain`` (how valid inputs look).
-2. In ``reference_impl/tolerances.py`` add its error model (``k`` and ``M``
-   of the forward and of each gradient).
-3. Add one ``OpSpec`` row below: the framework recipes, the conventions
-   that may explain a difference, any identities, named special cases and
-   (rarely) a tolerance override with its reason.
+An op lives in three places; the parity suite, the truth tier, the oracle
+and ``certify`` then cover it in both dtypes with no test file changed.
 
-The parity suite, the oracle and ``certify`` then cover the op in both
-dtypes; no test file changes.
+1. ``reference_impl/ops.py``: the forward, decorated with
+   ``@op(name, inputs=(...), domain=Domain(shapes, values), formula="fwd | vjp",
+   sources=("00N",), check=..., params={"name": (default, ...)})`` -- ``check``
+   (optional) validates the inputs, ``params`` (optional) lists each keyword's
+   allowed values, default first; ``Domain`` kinds are listed in
+   ``op_registry.py``. Right below it the VJP rule, decorated with
+   ``@<forward>.defvjp``: ``rule(g, ans, *inputs, **params)`` returns one
+   gradient per input, each of that input's shape and dtype.
+2. ``reference_impl/tolerances.py``: the error model of the acceptance rule,
+   ``_fwd_<op>(*inputs, **params)`` and ``_vjp_<op>(g, *inputs, **params)``
+   (one rule per gradient), each giving the condition term ``C``, the formula
+   term ``F``, the model's text and a floor's factors; enter them in
+   ``_FORWARD`` / ``_VJP`` and the magnitudes of the exact results in
+   ``_FORWARD_VALUE`` / ``_VJP_VALUE``.
+3. One ``OpSpec`` row in ``_ROWS`` below: the ``torch`` and ``jax`` recipes,
+   the ``truth_forward`` / ``truth_vjp`` recipes in ball arithmetic (the
+   textbook formula, rearranged only to remove a cancellation, never the
+   reference's code); at least one named special case in ``SPECIALS``
+   (``test_special_cases.py`` requires one per op); and where they apply the
+   ``conventions`` that may explain a difference, ``identities``, an
+   ``fd_direction`` and (rarely) an ``override`` with its reason. A row
+   without its torch, jax or truth recipes is refused, naming the op, and an
+   op without a row stops the import of this module.
 
 Framework recipes receive a namespace instead of importing frameworks here,
 so this table (and the engine, which reads its conventions) imports neither torch nor jax:
 ``torch`` recipes get ``ns.torch`` and ``ns.F`` (``torch.nn.functional``);
 ``jax`` recipes get ``ns.jax``, ``ns.jnp``, ``ns.nn`` (``jax.nn``),
-``ns.special`` (``jax.scipy.special``) and ``ns.optax``. A recipe must use
-the framework's own operations; writing the reference's formula in torch
-would prove nothing.
+``ns.special`` (``jax.scipy.special``) and ``ns.optax``; truth recipes get
+the python-flint helpers of ``reference_impl.truth`` (see "truth recipes"
+below). A framework recipe must use the framework's own operations; writing
+the reference's formula in torch would prove nothing.
 """
 
 from __future__ import annotations
@@ -93,6 +110,12 @@ class OpSpec:
     """``(ns, *tensors, **params) -> tensor`` with torch's own ops."""
     jax: Callable[..., Any]
     """``(ns, *arrays, **params) -> array`` with jax's own ops."""
+    truth_forward: Callable[..., Any] | None = None
+    """``(ns, *balls, **params) -> balls``: the exact forward in python-flint
+    ball arithmetic (see :func:`reference_impl.truth.forward`)."""
+    truth_vjp: Callable[..., tuple[Any, ...]] | None = None
+    """``(ns, g, *balls, **params) -> (balls, ...)``: the exact gradients, one
+    per input, for the cotangent ``g`` (balls)."""
     identities: tuple[str, ...] = ()
     """Names of framework-free identities in ``test_identities.py``."""
     special: tuple[SpecialCase, ...] = ()
@@ -108,6 +131,10 @@ class OpSpec:
     def __post_init__(self) -> None:
         if self.name not in OPS:
             raise ValueError(f"OpSpec.name: {self.name!r} is not an op in reference_impl.OPS")
+        lacking = [r for r in ("torch", "jax", "truth_forward", "truth_vjp") if not callable(getattr(self, r))]
+        if lacking:
+            raise ValueError(f"OpSpec {self.name!r}: no {' / '.join(lacking)} recipe; every op needs torch, jax "
+                             "and truth recipes")
         unknown = set(self.conventions) - set(CONVENTIONS)
         if unknown:
             raise ValueError(f"OpSpec.conventions: {sorted(unknown)} are not keys of CONVENTIONS")
@@ -154,6 +181,115 @@ def _jax_mse(ns: Any, p: Any, t: Any, reduction: str = "mean") -> Any:
         return ns.optax.losses.l2_loss(p, t).sum()  # optax's l2_loss is 1/2 (p - t)^2
     sq = ns.optax.losses.squared_error(p, t)
     return sq.mean() if reduction == "mean" else sq.sum()
+
+
+# ---------------------------------------------------------------- truth recipes
+# Ball arithmetic (python-flint arb) on object arrays of balls. ``ns`` is
+# built by reference_impl.truth: ``ns.arb``, ``ns.map(fn, balls)``,
+# ``ns.exp(ball)`` (0 for hopelessly negative arguments), ``ns.zeros(shape)``,
+# ``ns.mid(balls)`` (float64 midpoints, exact for the exact inputs) and
+# ``ns.unbroadcast(g, shape)``. The formulas are the textbook definitions,
+# rearranged only by identities that remove a cancellation arb would
+# otherwise resolve with thousands of bits; never the reference's code.
+
+
+def _truth_row_count(x: np.ndarray) -> int:
+    return int(np.prod(x.shape[:-1], dtype=np.int64))
+
+
+def _truth_row_scale(g: Any, x: np.ndarray, reduction: str) -> Any:
+    return g / _truth_row_count(x) if reduction == "mean" else g
+
+
+def _truth_softmax(ns: Any, x: np.ndarray) -> np.ndarray:
+    e = ns.map(ns.exp, x - x.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
+
+def _truth_softmax_vjp(ns: Any, g: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
+    # J^T g = s * (g - <s, g>) written as s_i sum_j s_j (g_i - g_j): no cancellation
+    s = _truth_softmax(ns, x)
+    diff = g[..., :, None] - g[..., None, :]
+    return (np.asarray(s * (diff * s[..., None, :]).sum(axis=-1)),)
+
+
+def _truth_nll(ns: Any, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(-log softmax, softmax, argmax k): with the dominant class k,
+    -log s_i = z_k - z_i + log1p(sum_{j != k} exp(z_j - z_k))."""
+    k = np.argmax(ns.mid(z), axis=-1)[..., None]
+    zk = np.take_along_axis(z, k, axis=-1)
+    e = ns.map(ns.exp, z - zk)
+    np.put_along_axis(e, k, ns.arb(0), axis=-1)
+    others = e.sum(axis=-1, keepdims=True)
+    nll = (zk - z) + ns.map(lambda v: v.log1p(), others)
+    s = e / (1 + others)
+    np.put_along_axis(s, k, 1 / (1 + others), axis=-1)
+    return np.asarray(nll), np.asarray(s), k
+
+
+def _truth_sce(ns: Any, z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
+    return _truth_row_scale((t * _truth_nll(ns, z)[0]).sum(), z, reduction)
+
+
+def _truth_sce_vjp(ns: Any, g: Any, z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[Any, ...]:
+    # dz = s sum(t) - t; the dominant class's entry as minus the sum of the others
+    nll, s, k = _truth_nll(ns, z)
+    dz = s * t.sum(axis=-1, keepdims=True) - t
+    np.put_along_axis(dz, k, ns.arb(0), axis=-1)
+    np.put_along_axis(dz, k, -dz.sum(axis=-1, keepdims=True), axis=-1)
+    scale = _truth_row_scale(g, z, reduction)
+    return dz * scale, nll * scale
+
+
+def _truth_cross_entropy(ns: Any, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
+    return _truth_row_scale(-(t * ns.map(lambda v: v.log(), p)).sum(), p, reduction)
+
+
+def _truth_cross_entropy_vjp(ns: Any, g: Any, p: np.ndarray, t: np.ndarray,
+                             reduction: str = "mean") -> tuple[Any, ...]:
+    scale = _truth_row_scale(g, p, reduction)
+    return -(t / p) * scale, -ns.map(lambda v: v.log(), p) * scale
+
+
+def _mse_divisor(p: np.ndarray, reduction: str) -> int:
+    return {"sum": 1, "half_sum": 2, "mean": p.size}[reduction]
+
+
+def _truth_mse(ns: Any, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
+    d = p - t
+    return (d * d).sum() / _mse_divisor(p, reduction)
+
+
+def _truth_mse_vjp(ns: Any, g: Any, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[Any, ...]:
+    dp = 2 * (p - t) * g / _mse_divisor(p, reduction)
+    return dp, -dp
+
+
+def _truth_matmul_vjp(ns: Any, g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # a vector operand is a one-row (a) or one-column (b) matrix whose axis the product dropped
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1 and b.ndim == 1:
+        g2 = np.asarray(g).reshape(1, 1)
+    elif a.ndim == 1:
+        g2 = np.expand_dims(g, -2)
+    elif b.ndim == 1:
+        g2 = np.expand_dims(g, -1)
+    da = ns.unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+    db = ns.unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+    return da, db
+
+
+def _truth_dense_vjp(ns: Any, g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
+    gf, xf = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+    return np.matmul(g, w.T), np.matmul(xf.T, gf), gf.sum(axis=0)
+
+
+def _truth_sigmoid_derivative(ns: Any, v: Any) -> Any:
+    # sigma' = e^{-|x|} / (1 + e^{-|x|})^2, symmetric, never exp of a large positive
+    e = ns.exp(-abs(v))
+    return e / ((1 + e) ** 2)
 
 
 # ---------------------------------------------------------------- finite-difference directions
@@ -322,9 +458,14 @@ SPECIALS: dict[str, tuple[SpecialCase, ...]] = {
 # ---------------------------------------------------------------- the table
 
 _ROWS = (
-    OpSpec("add", torch=lambda ns, a, b: ns.torch.add(a, b), jax=lambda ns, a, b: ns.jnp.add(a, b)),
-    OpSpec("multiply", torch=lambda ns, a, b: ns.torch.mul(a, b), jax=lambda ns, a, b: ns.jnp.multiply(a, b)),
-    OpSpec("matmul", torch=lambda ns, a, b: ns.torch.matmul(a, b), jax=lambda ns, a, b: ns.jnp.matmul(a, b)),
+    OpSpec("add", torch=lambda ns, a, b: ns.torch.add(a, b), jax=lambda ns, a, b: ns.jnp.add(a, b),
+           truth_forward=lambda ns, a, b: a + b,
+           truth_vjp=lambda ns, g, a, b: (ns.unbroadcast(g, a.shape), ns.unbroadcast(g, b.shape))),
+    OpSpec("multiply", torch=lambda ns, a, b: ns.torch.mul(a, b), jax=lambda ns, a, b: ns.jnp.multiply(a, b),
+           truth_forward=lambda ns, a, b: a * b,
+           truth_vjp=lambda ns, g, a, b: (ns.unbroadcast(g * b, a.shape), ns.unbroadcast(g * a, b.shape))),
+    OpSpec("matmul", torch=lambda ns, a, b: ns.torch.matmul(a, b), jax=lambda ns, a, b: ns.jnp.matmul(a, b),
+           truth_forward=lambda ns, a, b: np.matmul(a, b), truth_vjp=_truth_matmul_vjp),
     OpSpec(
         "dense",
         conventions=("dense layout",),
@@ -332,20 +473,32 @@ _ROWS = (
         # (inputs, outputs) layout is passed transposed, pinning the convention.
         torch=lambda ns, x, w, b: ns.F.linear(x, w.T, b),
         jax=lambda ns, x, w, b: ns.jnp.matmul(x, w) + b,
+        truth_forward=lambda ns, x, w, b: np.matmul(x, w) + b,
+        truth_vjp=_truth_dense_vjp,
     ),
     OpSpec("relu", torch=lambda ns, x: ns.torch.relu(x), jax=lambda ns, x: ns.nn.relu(x),
+           truth_forward=lambda ns, x: np.where(ns.mid(x) > 0, x, ns.zeros(x.shape)),
+           truth_vjp=lambda ns, g, x: (np.where(ns.mid(x) > 0, g, ns.zeros(x.shape)),),
            identities=("relu_derivative_is_step",), fd_direction=_fd_away_from_kink, conventions=("relu'(0)",)),
     OpSpec("tanh", torch=lambda ns, x: ns.torch.tanh(x), jax=lambda ns, x: ns.jnp.tanh(x),
+           truth_forward=lambda ns, x: ns.map(lambda v: v.tanh(), x),
+           # 1 - tanh^2 = sech^2 = 1 / cosh^2: no cancellation where tanh -> +-1
+           truth_vjp=lambda ns, g, x: (g * ns.map(lambda v: 1 / (v.cosh() * v.cosh()), x),),
            identities=("tanh_derivative",)),
     OpSpec("sigmoid", torch=lambda ns, x: ns.torch.sigmoid(x), jax=lambda ns, x: ns.nn.sigmoid(x),
+           truth_forward=lambda ns, x: ns.map(lambda v: 1 / (1 + ns.exp(-v)), x),
+           truth_vjp=lambda ns, g, x: (g * ns.map(lambda v: _truth_sigmoid_derivative(ns, v), x),),
            identities=("sigmoid_derivative",)),
     OpSpec("softmax", torch=lambda ns, x: ns.torch.softmax(x, dim=-1), jax=lambda ns, x: ns.nn.softmax(x, axis=-1),
+           truth_forward=_truth_softmax, truth_vjp=_truth_softmax_vjp,
            identities=("softmax_jacobian_rows_sum_to_zero",)),
     OpSpec("cross_entropy", torch=_torch_cross_entropy, jax=_jax_cross_entropy,
+           truth_forward=_truth_cross_entropy, truth_vjp=_truth_cross_entropy_vjp,
            fd_direction=_fd_multiplicative_first, conventions=("reduction", "cross_entropy gradient")),
-    OpSpec("softmax_cross_entropy", torch=_torch_sce, jax=_jax_sce,
+    OpSpec("softmax_cross_entropy", torch=_torch_sce, jax=_jax_sce, truth_forward=_truth_sce, truth_vjp=_truth_sce_vjp,
            identities=("softmax_cross_entropy_gradient_is_softmax_minus_target",), conventions=("reduction",)),
-    OpSpec("mse", torch=_torch_mse, jax=_jax_mse, conventions=("reduction",)),
+    OpSpec("mse", torch=_torch_mse, jax=_jax_mse, truth_forward=_truth_mse, truth_vjp=_truth_mse_vjp,
+           conventions=("reduction",)),
 )
 
 SPECS: Mapping[str, OpSpec] = MappingProxyType(
