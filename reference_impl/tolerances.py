@@ -247,25 +247,75 @@ Rule = tuple[Any, Any, str] | tuple[Any, Any, str, Any]
 magnitude for the reference term is ``|y|`` passed separately."""
 
 
+def _sce_value(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
+    return _reduction_scale(z, reduction) * np.sum(t * _nll64(z))
+
+
+def _sce_vjp_value(g: np.ndarray, z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> list[Any]:
+    sc = float(g) * _reduction_scale(z, reduction)
+    return [sc * (_softmax64(z) * t.sum(axis=-1, keepdims=True) - t), sc * _nll64(z)]
+
+
+def _softmax_vjp_value(g: np.ndarray, x: np.ndarray) -> list[Any]:
+    s = _softmax64(x)
+    return [s * (g - (g * s).sum(axis=-1, keepdims=True))]
+
+
+_FORWARD: dict[str, Callable[..., Rule]] = {}
+_FORWARD_VALUE: dict[str, Callable[..., Any]] = {}
+_VJP: dict[str, Callable[..., list[Rule]]] = {}
+_VJP_VALUE: dict[str, Callable[..., list[Any]]] = {}
+
+
+def forward_rule(op: str, value: Callable[..., Any]) -> Callable[[Callable[..., Rule]], Callable[..., Rule]]:
+    """Register the function below as ``op``'s forward rule (``C``, ``F``,
+    model); ``value(*inputs, **params)`` is the exact forward in float64, whose
+    magnitude gives the reference's own rounding term."""
+    def register(rule: Callable[..., Rule]) -> Callable[..., Rule]:
+        _FORWARD[op], _FORWARD_VALUE[op] = rule, value
+        return rule
+    return register
+
+
+def vjp_rule(op: str,
+             value: Callable[..., list[Any]]) -> Callable[[Callable[..., list[Rule]]], Callable[..., list[Rule]]]:
+    """Register the function below as ``op``'s VJP rules, one per input;
+    ``value(g, *inputs, **params)`` gives the exact gradients (0 where ``F``
+    already holds each term's magnitude)."""
+    def register(rule: Callable[..., list[Rule]]) -> Callable[..., list[Rule]]:
+        _VJP[op], _VJP_VALUE[op] = rule, value
+        return rule
+    return register
+
+
+_MSE_SCALE: Mapping[str, Callable[[int], float]] = {"mean": lambda n: 1.0 / n, "sum": lambda n: 1.0,
+                                                   "half_sum": lambda n: 0.5}
+"""mse's factor before the sum of squares, per reduction, for ``N`` elements."""
+
+
 # ---------------------------------------------------------------- forward rules: C (condition), F (formula)
 
 
+@forward_rule("add", value=np.add)
 def _fwd_add(a: np.ndarray, b: np.ndarray) -> Rule:
     y = np.abs(a) + np.abs(b)
     return y, y, "C = |a| + |b|; F = one rounding of a + b", 2.0
 
 
+@forward_rule("multiply", value=np.multiply)
 def _fwd_multiply(a: np.ndarray, b: np.ndarray) -> Rule:
     y = np.abs(a * b)
     return 2 * y, y, "C = 2 |a b|; F = one rounding", np.abs(a) + np.abs(b) + 1
 
 
+@forward_rule("matmul", value=np.matmul)
 def _fwd_matmul(a: np.ndarray, b: np.ndarray) -> Rule:
     m = np.abs(np.matmul(np.abs(a), np.abs(b)))
     dy = np.matmul(np.abs(a), np.ones(b.shape)) + np.matmul(np.ones(a.shape), np.abs(b)) + a.shape[-1]
     return 2 * m, a.shape[-1] * m, "C = 2 |a| @ |b|; F = K |a| @ |b| (a sum of K products)", dy
 
 
+@forward_rule("dense", value=lambda x, w, b: np.matmul(x, w) + b)
 def _fwd_dense(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Rule:
     m = np.matmul(np.abs(x), np.abs(w))
     dy = np.matmul(np.abs(x), np.ones(w.shape)) + np.matmul(np.ones(x.shape), np.abs(w)) + x.shape[-1] + 2
@@ -273,20 +323,24 @@ def _fwd_dense(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Rule:
         "C = 2 |x| @ |W| + |b|; F = (K + 1) (|x| @ |W| + |b|)", dy
 
 
+@forward_rule("relu", value=lambda x: np.maximum(x, 0.0))
 def _fwd_relu(x: np.ndarray) -> Rule:
     return np.maximum(x, 0.0), 0.0, "C = |relu(x)|; F = 0 (a selection)", 1.0
 
 
+@forward_rule("tanh", value=np.tanh)
 def _fwd_tanh(x: np.ndarray) -> Rule:
     t = np.tanh(x)
     return np.abs(x) * (1 - t * t), E * np.abs(t), "C = |x| sech^2 x; F = E |tanh x|", 1.0
 
 
+@forward_rule("sigmoid", value=_sigmoid64)
 def _fwd_sigmoid(x: np.ndarray) -> Rule:
     s = _sigmoid64(x)
     return np.abs(x) * s * (1 - s), (E + 2) * s, "C = |x| s (1 - s); F = (E + 2) s (exp, 1 + e, division)", 1.0
 
 
+@forward_rule("softmax", value=_softmax64)
 def _fwd_softmax(x: np.ndarray) -> Rule:
     s, k = _softmax_terms(x)
     ax = np.abs(x)
@@ -294,6 +348,8 @@ def _fwd_softmax(x: np.ndarray) -> Rule:
         "C = s_i (|x_i| + sum s_j |x_j|); F = s_i (|x_i - max| + sum s |x - max| + 2E + n + 2)", x.shape[-1] + 2.0
 
 
+@forward_rule("cross_entropy",
+              value=lambda p, t, reduction="mean": _reduction_scale(p, reduction) * -np.sum(t * np.log(p)))
 def _fwd_cross_entropy(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Rule:
     c = _reduction_scale(p, reduction)
     terms = np.abs(t) * np.abs(np.log(p))
@@ -303,6 +359,7 @@ def _fwd_cross_entropy(p: np.ndarray, t: np.ndarray, reduction: str = "mean") ->
         c * np.sum(np.abs(np.log(p)) + np.abs(t) / p) + n + r
 
 
+@forward_rule("softmax_cross_entropy", value=_sce_value)
 def _fwd_softmax_cross_entropy(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Rule:
     c = _reduction_scale(z, reduction)
     s, mass, az = _softmax64(z), np.abs(t).sum(axis=-1, keepdims=True), np.abs(z)
@@ -317,31 +374,18 @@ def _fwd_softmax_cross_entropy(z: np.ndarray, t: np.ndarray, reduction: str = "m
     return c * cond, c * formula, model, c * np.sum(nll + az + 2) + n + r
 
 
+@forward_rule("mse", value=lambda p, t, reduction="mean": _MSE_SCALE[reduction](p.size) * np.sum((p - t) ** 2))
 def _fwd_mse(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Rule:
-    c = {"mean": 1.0 / p.size, "sum": 1.0, "half_sum": 0.5}[reduction]
+    c = _MSE_SCALE[reduction](p.size)
     d = p - t
     return c * np.sum(2 * np.abs(d) * (np.abs(p) + np.abs(t))), c * (p.size + 3) * np.sum(d * d), \
         "C = sum 2 |d| (|yhat| + |y|); F = (N + 3) sum d^2", c * np.sum(2 * np.abs(d) + 1) + p.size
 
 
-_FORWARD: Mapping[str, Callable[..., Rule]] = {
-    "add": _fwd_add,
-    "multiply": _fwd_multiply,
-    "matmul": _fwd_matmul,
-    "dense": _fwd_dense,
-    "relu": _fwd_relu,
-    "tanh": _fwd_tanh,
-    "sigmoid": _fwd_sigmoid,
-    "softmax": _fwd_softmax,
-    "cross_entropy": _fwd_cross_entropy,
-    "softmax_cross_entropy": _fwd_softmax_cross_entropy,
-    "mse": _fwd_mse,
-}
-
-
 # ---------------------------------------------------------------- VJP rules: C (condition), F (formula)
 
 
+@vjp_rule("add", value=lambda g, a, b: [_sum_to(g, a.shape), _sum_to(g, b.shape)])
 def _vjp_add(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Rule]:
     out: list[Rule] = []
     for x in (a, b):
@@ -351,6 +395,7 @@ def _vjp_add(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Rule]:
     return out
 
 
+@vjp_rule("multiply", value=lambda g, a, b: [_sum_to(g * b, a.shape), _sum_to(g * a, b.shape)])
 def _vjp_multiply(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Rule]:
     out: list[Rule] = []
     for x, other in ((a, b), (b, a)):
@@ -372,6 +417,7 @@ def _abs_matmul_vjp(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
     return ga, gb
 
 
+@vjp_rule("matmul", value=lambda g, a, b: [0.0, 0.0])  # within F: |a b| <= |a| |b|
 def _vjp_matmul(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Rule]:
     ga, gb = _abs_matmul_vjp(g, a, b)
     # floor factors: |d da / d g| + |d da / d b| (and for db), summed along the product
@@ -390,6 +436,7 @@ def _vjp_matmul(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Rule]:
     ]
 
 
+@vjp_rule("dense", value=lambda g, x, w, b: [0.0, 0.0, 0.0])
 def _vjp_dense(g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> list[Rule]:
     ag = np.abs(g).reshape(-1, g.shape[-1])
     ax = np.abs(x).reshape(-1, x.shape[-1])
@@ -404,10 +451,12 @@ def _vjp_dense(g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> li
     ]
 
 
+@vjp_rule("relu", value=lambda g, x: [np.where(x > 0, g, 0.0)])
 def _vjp_relu(g: np.ndarray, x: np.ndarray) -> list[Rule]:
     return [(np.where(x > 0, np.abs(g), 0.0), 0.0, "C = |g| [x > 0]; F = 0 (a selection)", 1.0)]
 
 
+@vjp_rule("tanh", value=lambda g, x: [g * (1 - np.tanh(x) ** 2)])
 def _vjp_tanh(g: np.ndarray, x: np.ndarray) -> list[Rule]:
     t = np.tanh(x)
     e = np.exp(-2 * np.abs(x))
@@ -418,6 +467,7 @@ def _vjp_tanh(g: np.ndarray, x: np.ndarray) -> list[Rule]:
              ag + 1)]
 
 
+@vjp_rule("sigmoid", value=lambda g, x: [g * _sigmoid64(x) * (1 - _sigmoid64(x))])
 def _vjp_sigmoid(g: np.ndarray, x: np.ndarray) -> list[Rule]:
     s = _sigmoid64(x)
     e = np.exp(-np.abs(x))
@@ -427,6 +477,7 @@ def _vjp_sigmoid(g: np.ndarray, x: np.ndarray) -> list[Rule]:
              "C = |g| s' (1 + |x| |1 - 2s|); F = (E + 5) |g| s (|1 - s| + s): 1 - s may cancel", ag + 1)]
 
 
+@vjp_rule("softmax", value=_softmax_vjp_value)
 def _vjp_softmax(g: np.ndarray, x: np.ndarray) -> list[Rule]:
     s, k = _softmax_terms(x)
     n = x.shape[-1]
@@ -441,6 +492,7 @@ def _vjp_softmax(g: np.ndarray, x: np.ndarray) -> list[Rule]:
              (n + 2) * (ag + sag + 1))]
 
 
+@vjp_rule("cross_entropy", value=lambda g, p, t, reduction="mean": [0.0, 0.0])  # F already has each term's magnitude
 def _vjp_cross_entropy(g: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> list[Rule]:
     sc = abs(float(g)) * _reduction_scale(p, reduction)
     q = np.abs(t / p)
@@ -451,6 +503,7 @@ def _vjp_cross_entropy(g: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: s
     ]
 
 
+@vjp_rule("softmax_cross_entropy", value=_sce_vjp_value)
 def _vjp_softmax_cross_entropy(g: np.ndarray, z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> list[Rule]:
     sc = abs(float(g)) * _reduction_scale(z, reduction)
     s, k = _softmax_terms(z)
@@ -473,29 +526,15 @@ def _vjp_softmax_cross_entropy(g: np.ndarray, z: np.ndarray, t: np.ndarray, redu
     ]
 
 
+@vjp_rule("mse", value=lambda g, p, t, reduction="mean": [0.0, 0.0])
 def _vjp_mse(g: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> list[Rule]:
     c = {"mean": 2.0 / p.size, "sum": 2.0, "half_sum": 1.0}[reduction]
     ag = abs(float(g)) * c
     d = np.abs(p - t)
     cond = ag * (np.abs(p) + np.abs(t) + d)
-    floor = (1 + ag) * (1 + d)
+    floor = (1 + ag) * (1 + c * d)  # a flushed subnormal g loses up to tiny times d(grad)/dg = c |d|
     return [(cond, 3 * ag * d, "C = c |g| (|yhat| + |y| + |d|); F = 3 c |g d|", floor),
             (cond, 3 * ag * d, "C = c |g| (|yhat| + |y| + |d|); F = 3 c |g d|", floor)]
-
-
-_VJP: Mapping[str, Callable[..., list[Rule]]] = {
-    "add": _vjp_add,
-    "multiply": _vjp_multiply,
-    "matmul": _vjp_matmul,
-    "dense": _vjp_dense,
-    "relu": _vjp_relu,
-    "tanh": _vjp_tanh,
-    "sigmoid": _vjp_sigmoid,
-    "softmax": _vjp_softmax,
-    "cross_entropy": _vjp_cross_entropy,
-    "softmax_cross_entropy": _vjp_softmax_cross_entropy,
-    "mse": _vjp_mse,
-}
 
 
 def _bound(rule: Rule, exact: Any) -> Bound:
@@ -542,50 +581,6 @@ def _exact_forward(op: str, xs: Sequence[np.ndarray], params: Mapping[str, Any])
 
 def _exact_vjp(op: str, g: np.ndarray, xs: Sequence[np.ndarray], params: Mapping[str, Any]) -> list[Any]:
     return [np.abs(v) for v in _VJP_VALUE[op](g, *xs, **params)]
-
-
-def _sce_value(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
-    return _reduction_scale(z, reduction) * np.sum(t * _nll64(z))
-
-
-def _sce_vjp_value(g: np.ndarray, z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> list[Any]:
-    sc = float(g) * _reduction_scale(z, reduction)
-    return [sc * (_softmax64(z) * t.sum(axis=-1, keepdims=True) - t), sc * _nll64(z)]
-
-
-def _softmax_vjp_value(g: np.ndarray, x: np.ndarray) -> list[Any]:
-    s = _softmax64(x)
-    return [s * (g - (g * s).sum(axis=-1, keepdims=True))]
-
-
-_FORWARD_VALUE: Mapping[str, Callable[..., Any]] = {
-    "add": np.add,
-    "multiply": np.multiply,
-    "matmul": np.matmul,
-    "dense": lambda x, w, b: np.matmul(x, w) + b,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "tanh": np.tanh,
-    "sigmoid": _sigmoid64,
-    "softmax": _softmax64,
-    "cross_entropy": lambda p, t, reduction="mean": _reduction_scale(p, reduction) * -np.sum(t * np.log(p)),
-    "softmax_cross_entropy": _sce_value,
-    "mse": lambda p, t, reduction="mean": {"mean": 1.0 / p.size, "sum": 1.0, "half_sum": 0.5}[reduction]
-    * np.sum((p - t) ** 2),
-}
-
-_VJP_VALUE: Mapping[str, Callable[..., list[Any]]] = {
-    "add": lambda g, a, b: [_sum_to(g, a.shape), _sum_to(g, b.shape)],
-    "multiply": lambda g, a, b: [_sum_to(g * b, a.shape), _sum_to(g * a, b.shape)],
-    "matmul": lambda g, a, b: [0.0, 0.0],  # within F: |a b| <= |a| |b|
-    "dense": lambda g, x, w, b: [0.0, 0.0, 0.0],
-    "relu": lambda g, x: [np.where(x > 0, g, 0.0)],
-    "tanh": lambda g, x: [g * (1 - np.tanh(x) ** 2)],
-    "sigmoid": lambda g, x: [g * _sigmoid64(x) * (1 - _sigmoid64(x))],
-    "softmax": _softmax_vjp_value,
-    "cross_entropy": lambda g, p, t, reduction="mean": [0.0, 0.0],  # F already has each term's magnitude
-    "softmax_cross_entropy": _sce_vjp_value,
-    "mse": lambda g, p, t, reduction="mean": [0.0, 0.0],
-}
 
 
 def has_model(op: str) -> bool:

@@ -17,9 +17,10 @@ and ``certify`` then cover it in both dtypes with no test file changed.
 2. ``reference_impl/tolerances.py``: the error model of the acceptance rule,
    ``_fwd_<op>(*inputs, **params)`` and ``_vjp_<op>(g, *inputs, **params)``
    (one rule per gradient), each giving the condition term ``C``, the formula
-   term ``F``, the model's text and a floor's factors; enter them in
-   ``_FORWARD`` / ``_VJP`` and the magnitudes of the exact results in
-   ``_FORWARD_VALUE`` / ``_VJP_VALUE``.
+   term ``F``, the model's text and a floor's factors; register them with
+   ``@forward_rule(name, value=...)`` / ``@vjp_rule(name, value=...)`` right
+   above, where ``value`` gives the exact result (its magnitude is the
+   reference's own rounding term).
 3. One ``OpSpec`` row in ``_ROWS`` below: the ``torch`` and ``jax`` recipes,
    the ``truth_forward`` / ``truth_vjp`` recipes in ball arithmetic (the
    textbook formula, rearranged only to remove a cancellation, never the
