@@ -123,6 +123,9 @@ class OracleResult:
             lines.extend("  " + line for line in format_rows(self.rows))
             lines.append("  (errors are |yours - theirs|; tolerance from reference_impl.tolerances at the element "
                          "with the worst error/tolerance)")
+            errors = dict.fromkeys(f"  error in {r.check} ({r.dtype}, {r.shape_class}): {r.model}"
+                                   for r in self.rows if r.status == "error")
+            lines.extend(errors)  # each distinct failure to return a valid result (a NaN, a wrong shape, a raise)
         for c in self.counterexamples:
             lines.append("")
             lines.extend("  " + line for line in c.describe().splitlines())
