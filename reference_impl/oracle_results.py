@@ -111,29 +111,17 @@ class OracleResult:
 
     def report(self) -> str:
         """The readable report: every row, the counterexamples and the problems."""
-        lines = [f"gradient oracle: {self.title()} -- {'PASSED' if self.ok else 'FAILED'}"]
-        lines.append(f"  settings: dtypes {list(self.dtypes)}, backends {['reference', *self.backends]}, "
-                     f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}")
-        for p in self.problems:
-            lines.append(f"  problem: {p}")
-        for cut in self.cuts:
-            lines.append(f"  cut: {cut}")
-        if self.rows:
-            lines.append("")
-            lines.extend("  " + line for line in format_rows(self.rows))
-            lines.append("  (errors are |yours - theirs|; tolerance from reference_impl.tolerances at the element "
-                         "with the worst error/tolerance)")
-            errors = dict.fromkeys(f"  error in {r.check} ({r.dtype}, {r.shape_class}): {r.model}"
-                                   for r in self.rows if r.status == "error")
-            lines.extend(errors)  # each distinct failure to return a valid result (a NaN, a wrong shape, a raise)
-        for c in self.counterexamples:
-            lines.append("")
-            lines.extend("  " + line for line in c.describe().splitlines())
-        if self.counterexamples:
-            lines.append("")
-            lines.append("  reproduce: call your function on the arrays above, or rerun the check with "
-                         f"seed={self.seed if self.seed is not None else '<an int>'} (a fixed seed replays the search)")
-        return "\n".join(lines)
+        errors = dict.fromkeys(f"error in {r.check} ({r.dtype}, {r.shape_class}): {r.model}"
+                               for r in self.rows if r.status == "error")  # each distinct invalid result, once
+        return render_report(
+            f"gradient oracle: {self.title()} -- {'PASSED' if self.ok else 'FAILED'}",
+            f"settings: dtypes {list(self.dtypes)}, backends {['reference', *self.backends]}, "
+            f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}",
+            notes=[*(f"problem: {p}" for p in self.problems), *(f"cut: {c}" for c in self.cuts)],
+            table=format_rows(self.rows) if self.rows else [],
+            footnotes=["(errors are |yours - theirs|; tolerance from reference_impl.tolerances at the element "
+                       "with the worst error/tolerance)", *errors],
+            counterexamples=self.counterexamples, seed=self.seed)
 
     __str__ = report
 
@@ -151,6 +139,26 @@ class OracleResult:
             "rows": [r.to_dict() for r in self.rows],
             "counterexamples": [c.to_dict() for c in self.counterexamples],
         }
+
+
+def render_report(title: str, settings: str, *, notes: Sequence[str], table: Sequence[str], footnotes: Sequence[str],
+                  counterexamples: Sequence[Counterexample], seed: int | None) -> str:
+    """The one layout of every checker's report (``check_op``,
+    ``check_network``, ``check_sgd_step``, ``check_vjp``, ``check_grad``):
+    title, settings, notes, the rows' table with its footnotes, then each
+    counterexample and how to reproduce it."""
+    lines = [title, f"  {settings}", *(f"  {n}" for n in notes)]
+    if table:
+        lines.append("")
+        lines.extend(f"  {line}" for line in (*table, *footnotes))
+    for c in counterexamples:
+        lines.append("")
+        lines.extend("  " + line for line in c.describe().splitlines())
+    if counterexamples:
+        lines.append("")
+        lines.append("  reproduce: call your function on the arrays above, or rerun the check with "
+                     f"seed={seed if seed is not None else '<an int>'} (a fixed seed replays the search)")
+    return "\n".join(lines)
 
 
 def _json_float(v: Any) -> Any:

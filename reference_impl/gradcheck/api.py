@@ -124,7 +124,7 @@ def _resolve_wrt(wrt: Any, names: tuple[str, ...], n_known: int | None) -> tuple
 
 
 def _counterexample(f: Finding, dtype: str) -> Counterexample:
-    return Counterexample(dtype, f.check, f.against, f.kind, f.message, f.call, f.example, dict(f.arrays))
+    return f.counterexample(dtype)
 
 
 def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str, ...], max_examples: int,

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import engine
 from . import numerics, pytree
 from .calls import Snapshot, UnsatisfiedAssumption, call_user, check_leaf, type_name
 from .frameworks import framework_vjp
@@ -46,14 +47,10 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Finding:
-    check: str
-    against: str
-    kind: str
-    message: str
-    call: str
-    example: str
-    arrays: dict[str, np.ndarray]
+class Finding(engine.Finding):
+    """The check engine's finding, and whether the VJP returned the wrong
+    structure (counted apart: a misuse rather than a wrong value)."""
+
     structure_error: bool = False
 
 
@@ -156,7 +153,7 @@ class _Context:
         call = f"{self.pb.f_name}({', '.join(self.names)}); " + (
             f"{self.pb.vjp_name}({', '.join(self.names)})" if self.pb.gradient_only
             else f"{self.pb.vjp_name}(cotangent, {', '.join(self.names)})")
-        return Finding(check, against, kind, message, call, self.example, arrays, structure_error)
+        return Finding(check, against, kind, message, call, self.example, arrays, structure_error=structure_error)
 
 
 def _named_leaves(name: str, value: Any) -> dict[str, np.ndarray]:

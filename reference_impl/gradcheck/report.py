@@ -2,19 +2,22 @@
 class x check, shrunk counterexamples, a readable report.
 
 The wording and the fields follow :class:`reference_impl.oracle.OracleResult`
-(``Row``, ``Counterexample``, ``ok``, ``report()``, ``raise_if_failed()``);
-a row adds the fitted Taylor order and a counterexample the cotangent and
-direction that exposed the failure.
+(``Row``, ``ok``, ``report()``, ``raise_if_failed()``); a row adds the fitted
+Taylor order. A counterexample is the check engine's
+:class:`reference_impl.engine.Counterexample`, printed the same way wherever
+it is reported; its arrays add the cotangent and direction that exposed the
+failure.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from ..engine import Counterexample
+from ..oracle_results import render_report
 
 __all__ = ["Row", "Counterexample", "GradcheckResult", "Tally", "format_rows"]
 
@@ -50,43 +53,6 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.__dict__.items()}
 
-
-@dataclass(frozen=True)
-class Counterexample:
-    """The minimal failing input hypothesis found, and what went wrong on it."""
-
-    dtype: str
-    check: str
-    against: str
-    kind: str
-    """``disagreement``, ``user function error``, ``modified input`` or ``backend error``."""
-    message: str
-    call: str
-    example: str
-    arrays: Mapping[str, np.ndarray] = field(repr=False)
-    """Every array your function received (and the cotangent and direction used), by name."""
-
-    def describe(self, max_elements: int = 64) -> str:
-        lines = [
-            f"counterexample ({self.dtype}, {self.kind}, shrunk by hypothesis): {self.check} vs {self.against}",
-            f"  {self.message}",
-            f"  called as: {self.call}",
-            f"  input: {self.example}",
-        ]
-        with np.printoptions(floatmode="unique", threshold=max_elements, linewidth=110):
-            for name, arr in self.arrays.items():
-                if arr.size <= max_elements:
-                    text = np.array2string(arr, separator=", ", prefix="    " + name + " = np.array(")
-                    lines.append(f"    {name} = np.array({text}, dtype=np.{arr.dtype.name})")
-                else:
-                    lines.append(f"    {name}: {arr.dtype.name} array of shape {arr.shape} (see 'input' for its seed)")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "check": self.check, "against": self.against, "kind": self.kind,
-                "message": self.message, "call": self.call, "example": self.example,
-                "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.name,
-                               "values": v.tolist() if v.size <= 4096 else None} for k, v in self.arrays.items()}}
 
 
 def _fmt(v: float, spec: str = ".2e") -> str:
@@ -218,28 +184,17 @@ class GradcheckResult:
                 f"lowest Taylor order {_fmt(self.worst_order, '.2f')}")
 
     def report(self) -> str:
-        lines = [f"gradient check: {self.title()} -- {'PASSED' if self.ok else 'FAILED'}"]
-        lines.append(f"  settings: dtypes {list(self.dtypes)}, opinions {['differences', *self.backends]}, "
-                     f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}")
-        for p in self.problems:
-            lines.append(f"  problem: {p}")
-        for cut in self.cuts:
-            lines.append(f"  cut: {cut}")
-        if self.skipped:
-            lines.append(f"  skipped: {self.skipped} input(s) rejected by assume()/reject() in your functions")
-        if self.rows:
-            lines.append("")
-            lines.extend("  " + line for line in format_rows(self.rows))
-            lines.append("  (order: Taylor remainder order, 2 when right and 1 when wrong; err/tol under the error "
-                         "models of reference_impl.gradcheck.numerics)")
-        for c in self.counterexamples:
-            lines.append("")
-            lines.extend("  " + line for line in c.describe().splitlines())
-        if self.counterexamples:
-            lines.append("")
-            lines.append("  reproduce: call your function on the arrays above, or rerun the check with "
-                         f"seed={self.seed if self.seed is not None else '<an int>'}")
-        return "\n".join(lines)
+        skipped = [f"skipped: {self.skipped} input(s) rejected by assume()/reject() in your functions"] \
+            if self.skipped else []
+        return render_report(
+            f"gradient check: {self.title()} -- {'PASSED' if self.ok else 'FAILED'}",
+            f"settings: dtypes {list(self.dtypes)}, opinions {['differences', *self.backends]}, "
+            f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}",
+            notes=[*(f"problem: {p}" for p in self.problems), *(f"cut: {c}" for c in self.cuts), *skipped],
+            table=format_rows(self.rows) if self.rows else [],
+            footnotes=["(order: Taylor remainder order, 2 when right and 1 when wrong; err/tol under the error "
+                       "models of reference_impl.gradcheck.numerics)"],
+            counterexamples=self.counterexamples, seed=self.seed)
 
     __str__ = report
 
