@@ -344,11 +344,10 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
                 msg = user_message("forward", err)
                 tally.record_error("forward", dt, sc, "reference", msg)
                 return failed("forward", msg, call)
-            for against, (out, _, factor, note) in opinions.items():
-                if against == "reference":
-                    out = expected
-                for check, comp in op_comparisons(op, ref_inputs, ex.params, None, forward=arr, expected_forward=out,
-                                                  factor=factor, note=note):
+            for against, (theirs_out, _, factor, note) in opinions.items():
+                compared_to = expected if against == "reference" else theirs_out
+                for check, comp in op_comparisons(op, ref_inputs, ex.params, None, forward=arr,
+                                                  expected_forward=compared_to, factor=factor, note=note):
                     tally.record(check, dt, sc, against, comp)
                     if not comp.ok and first is None:
                         first = disagreement(check, against, "your forward", comp, call, ex.describe(), given)

@@ -4,8 +4,10 @@ An *opinion* is code under test -- a user's function, a framework. Whatever
 it does wrong (raises, even ``SystemExit``; returns ``None``, a list, a
 Python float, a masked array, the wrong shape or dtype, NaN) becomes a
 message about it, never a crash of the caller. :func:`search` draws inputs
-with hypothesis until an ``evaluate`` function returns a
-:class:`~reference_impl.engine.Finding`, then lets hypothesis shrink it.
+until an ``evaluate`` function returns a
+:class:`~reference_impl.engine.Finding`, then lets hypothesis shrink it: with
+a plain NumPy generator where the caller gives the builder of its examples
+(the op checks), with hypothesis itself otherwise.
 
 This module imports hypothesis; ``import reference_impl`` does not import it.
 """
