@@ -113,7 +113,8 @@ def ulp_table(samples: int) -> None:
 # element by element, and also draws the inputs (hypothesis search). Both are
 # timed on the same 100 inputs, same dtype, each with its own input handling:
 # check_op's time includes drawing them, gradcheck's the conversion to torch
-# tensors that require grad.
+# tensors that require grad. Times are CPU time of this process
+# (time.process_time): steadier than wall time on a shared machine.
 
 
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
@@ -173,8 +174,10 @@ def _torch_function(op: str, params: dict[str, Any]) -> Callable[..., Any]:
 
 
 def _drawn_examples(op: str, dtype: str, n: int, seed: int) -> list[Any]:
-    """The inputs check_op draws with this seed: the same search, recording them."""
+    """The inputs check_op draws with this seed: the same search (the same
+    screen of examples), recording them."""
     from reference_impl.runner import search
+    from reference_impl.strategies import Source, build_example
     from reference_impl.strategies import examples as draw_examples
 
     drawn: list[Any] = []
@@ -182,7 +185,10 @@ def _drawn_examples(op: str, dtype: str, n: int, seed: int) -> list[Any]:
     def record(ex: Any) -> None:
         drawn.append(ex)
 
-    search(draw_examples(op, dtype), record, max_examples=n, seed=seed)
+    def build(src: Source) -> Any:
+        return build_example(src, op, dtype)
+
+    search(draw_examples(op, dtype), record, max_examples=n, seed=seed, screen=build)
     return drawn
 
 
@@ -192,18 +198,18 @@ def _time_gradcheck(op: str, drawn: list[Any]) -> tuple[float, int]:
     import torch
 
     passed = 0
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for ex in drawn:
         args = tuple(torch.tensor(x, requires_grad=True) for x in ex.inputs)
         passed += torch.autograd.gradcheck(_torch_function(op, ex.params), args, fast_mode=True,
                                            raise_exception=False)
-    return time.perf_counter() - t0, passed
+    return time.process_time() - t0, passed
 
 
 def _time_check_op(op: str, dtype: str, n: int, seed: int) -> tuple[float, bool]:
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     res = ri.check_op(op, vjp=USER_VJPS[op], dtypes=(dtype,), max_examples=n, seed=seed)
-    return time.perf_counter() - t0, res.ok
+    return time.process_time() - t0, res.ok
 
 
 def oracle_vs_gradcheck(examples: int, repeats: int = 3) -> None:

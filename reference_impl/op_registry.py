@@ -10,6 +10,8 @@ may be huge).
 
 from __future__ import annotations
 
+import dis
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -100,7 +102,12 @@ class Op:
     def vjp(self, cotangent: Any, *inputs: Any, **params: Any) -> Arrays:
         arrays, full = self._prepare(inputs, params)
         with np.errstate(over="ignore", invalid="ignore"):  # the rule needs only the output's shape where it overflows
-            ans = self.impl(*arrays, **full)
+            shape = _output_shape(self.domain.shapes, arrays)
+            if shape is None or _reads_output(self.rule):
+                ans = self.impl(*arrays, **full)
+            else:
+                # the wide-precision forward is not run only to learn the output's shape
+                ans = np.broadcast_to(np.zeros((), arrays[0].dtype), shape)
             g = check_cotangent(cotangent, ans.shape, ans.dtype)
             grads = self.rule(g, ans, *arrays, **full)
         _representable(grads, self.name + "_vjp", ("cotangent", *self.arg_names),
@@ -122,6 +129,29 @@ def _representable(results: Arrays, name: str, arg_names: tuple[str, ...], what:
             remedy = overflow_remedy(part.dtype, "pass inputs of smaller magnitude")
             raise ValueError(f"{', '.join(arg_names)}: {label} of {name} is not representable in {part.dtype} "
                              f"(its true value is beyond the dtype's range); {remedy}")
+
+
+@functools.cache
+def _reads_output(rule: Callable[..., Arrays]) -> bool:
+    """Whether a VJP rule reads its ``ans`` argument (the forward's output)."""
+    return any(ins.opname.startswith("LOAD") and "ans" in (
+        ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)) for ins in dis.get_instructions(rule))
+
+
+def _output_shape(shapes: str, arrays: Arrays) -> tuple[int, ...] | None:
+    """The forward's output shape from the inputs' shapes, or ``None`` where
+    only the forward knows it. ``row_pairs`` ops are losses: a scalar under
+    every reduction."""
+    if shapes in ("elementwise", "rows"):
+        return arrays[0].shape
+    if shapes == "row_pairs":
+        return ()
+    if shapes in ("broadcast_pair", "dense"):
+        return _result_shape(shapes, arrays)
+    if shapes == "matmul":  # np.matmul drops the axis it added to a 1-D operand
+        full = _result_shape(shapes, arrays)
+        return (*full[:-2], *full[-2:-1][:arrays[0].ndim - 1], *full[-1:][:arrays[1].ndim - 1])
+    return None
 
 
 def _result_shape(shapes: str, arrays: Arrays) -> tuple[int, ...]:

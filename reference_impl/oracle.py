@@ -83,7 +83,7 @@ from .oracle_controls import (
 from .oracle_networks import check_network, check_sgd_step
 from .oracle_results import OracleResult, Row, Tally, format_rows
 from .runner import as_returned_array, call_opinion, type_name, unknown_name, unpack_tuple, user_message
-from .strategies import Example, examples
+from .strategies import Example, Source, build_example, examples
 
 __all__ = [
     "Row",
@@ -203,13 +203,14 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
     for dt in dts:
         search_budget = Budget(None if budget is None else budget / len(dts))
         evaluate = op_evaluator(op, forward, vjp, bks, tally, wrt=wrt_idx, conventions=declared, outside=outside)
+        screen = None
         if narrowed is None:
-            strategy = size_capped(examples(op, dt, shapes=shapes, params=fixed or None), cap,
-                                   lambda ex: sum(x.size for x in ex.inputs), too_big)
+            strategy = size_capped(examples(op, dt, shapes=shapes, params=fixed or None), cap, _size, too_big)
+            screen = _screen_builder(op, dt, shapes, fixed or None, cap, too_big)
         else:
             strategy = size_capped(op_inputs_strategy(op, narrowed, dt, fixed or None, cap).map(reduced_to_fit), cap,
-                                   lambda ex: sum(x.size for x in ex.inputs), too_big)
-        hit, flaky, problem = search_budget.search(strategy, evaluate, max_examples=n, seed=sd)
+                                   _size, too_big)
+        hit, flaky, problem = search_budget.search(strategy, evaluate, max_examples=n, seed=sd, screen=screen)
         if outside:
             raise ValueError(f"inputs: a drawn input is outside the domain of {op}: {outside[0]}")
         if problem:
@@ -224,6 +225,25 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
                     f"{reduced[0]} were drawn with smaller sides to fit")
     return OracleResult("op", op, functions, tally.rows(), tuple(found), tuple(problems), dts, bks, n, sd, prof,
                         tuple(cuts))
+
+
+def _size(ex: Example) -> int:
+    return sum(x.size for x in ex.inputs)
+
+
+def _screen_builder(op: str, dtype: str, shapes: str, params: dict[str, Any] | None, cap: int | None,
+                    too_big: list[int]) -> Callable[[Source], Example | None]:
+    """:func:`~reference_impl.strategies.build_example` with the size cap of
+    :func:`size_capped`: the examples the search screens without hypothesis."""
+
+    def build(src: Source) -> Example | None:
+        ex = build_example(src, op, dtype, shapes, params)
+        if cap is not None and _size(ex) > cap:
+            too_big[0] += 1
+            return None
+        return ex
+
+    return build
 
 
 def _transposed(op: str, g: Any, x: np.ndarray) -> bool:
@@ -278,7 +298,6 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
         arrays = {"cotangent": ex.cotangent, **dict(zip(names, ex.inputs))} if vjp else dict(zip(names, ex.inputs))
         # copies taken before your functions run: a counterexample shows what they were given
         given = {k: v.copy() for k, v in arrays.items()}
-        desc = ex.describe()
         want = wanted(wrt, ex.inputs)
         for i in want:
             if ex.inputs[i].dtype.kind != "f":
@@ -286,7 +305,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
 
         def failed(check: str, message: str, call: str, against: str = "reference",
                    kind: str = "user function error") -> Finding:
-            return Finding(check, against, kind, message, call, desc, given)
+            return Finding(check, against, kind, message, call, ex.describe(), given)
 
         def modified(role: str, snap: Snapshot, call: str) -> Finding:
             msg = _modified(role, snap)
@@ -316,19 +335,22 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
             if snap.changed():
                 return modified("forward", snap, call)
             arr = None
+            expected = None
             if not err:
-                shape = np.shape(OPS[op].forward(*ref_inputs, **ex.params))
-                arr, err = as_returned_array(ret, "the result", shape, dtype)
+                # the reference's forward, computed once: its shape here, its value in the comparison
+                expected = OPS[op].forward(*ref_inputs, **ex.params)
+                arr, err = as_returned_array(ret, "the result", np.shape(expected), dtype)
             if err:
                 msg = user_message("forward", err)
                 tally.record_error("forward", dt, sc, "reference", msg)
                 return failed("forward", msg, call)
-            for against, (out, _, factor, note) in opinions.items():
-                for check, comp in op_comparisons(op, ref_inputs, ex.params, None, forward=arr, expected_forward=out,
-                                                  factor=factor, note=note):
+            for against, (theirs_out, _, factor, note) in opinions.items():
+                compared_to = expected if against == "reference" else theirs_out
+                for check, comp in op_comparisons(op, ref_inputs, ex.params, None, forward=arr,
+                                                  expected_forward=compared_to, factor=factor, note=note):
                     tally.record(check, dt, sc, against, comp)
                     if not comp.ok and first is None:
-                        first = disagreement(check, against, "your forward", comp, call, desc, given)
+                        first = disagreement(check, against, "your forward", comp, call, ex.describe(), given)
         if vjp is not None:
             call = f"vjp(cotangent, {', '.join(names)}{kw})"
             snap = Snapshot(["cotangent", *names], [ex.cotangent, *ex.inputs])
@@ -364,7 +386,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
                     tally.record(check, dt, sc, against, comp)
                     if not comp.ok and first is None:
                         what = f"your VJP w.r.t. '{check[4:-1]}'"
-                        first = disagreement(check, against, what, comp, call, desc, given)
+                        first = disagreement(check, against, what, comp, call, ex.describe(), given)
         return first
 
     return evaluate

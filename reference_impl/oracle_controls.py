@@ -285,9 +285,10 @@ class Budget:
         return run
 
     def search(self, strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding | None], *,
-               max_examples: int, seed: int | None) -> tuple[Finding | None, bool, str | None]:
+               max_examples: int, seed: int | None, screen: Callable[[Any], Any] | None = None
+               ) -> tuple[Finding | None, bool, str | None]:
         """:func:`reference_impl.runner.search` within this budget."""
         try:
-            return runner_search(strategy, self.wrap(evaluate), max_examples=max_examples, seed=seed)
+            return runner_search(strategy, self.wrap(evaluate), max_examples=max_examples, seed=seed, screen=screen)
         except OutOfTime:
             return None, False, None

@@ -4,8 +4,10 @@ An *opinion* is code under test -- a user's function, a framework. Whatever
 it does wrong (raises, even ``SystemExit``; returns ``None``, a list, a
 Python float, a masked array, the wrong shape or dtype, NaN) becomes a
 message about it, never a crash of the caller. :func:`search` draws inputs
-with hypothesis until an ``evaluate`` function returns a
-:class:`~reference_impl.engine.Finding`, then lets hypothesis shrink it.
+until an ``evaluate`` function returns a
+:class:`~reference_impl.engine.Finding`, then lets hypothesis shrink it: with
+a plain NumPy generator where the caller gives the builder of its examples
+(the op checks), with hypothesis itself otherwise.
 
 This module imports hypothesis; ``import reference_impl`` does not import it.
 """
@@ -19,6 +21,7 @@ import os
 import shutil
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -27,9 +30,18 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
-from hypothesis.errors import FailedHealthCheck, Flaky, Unsatisfiable, UnsatisfiedAssumption
+from hypothesis.control import currently_in_test_context
+from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
+from hypothesis.errors import (
+    FailedHealthCheck,
+    Flaky,
+    HypothesisDeprecationWarning,
+    Unsatisfiable,
+    UnsatisfiedAssumption,
+)
 
 from .engine import Finding
+from .strategies import GeneratorSource
 
 __all__ = ["call_opinion", "as_returned_array", "unpack_tuple", "user_message", "search", "type_name",
            "unknown_name"]
@@ -166,21 +178,68 @@ def _private_hypothesis_home() -> Iterator[None]:
         set_hypothesis_home_dir(previous)
 
 
+_REPLAY_KEY = b"reference_impl.screened"
 _SEARCH_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                   HealthCheck.large_base_example]
 
 
+def _screen(build: Callable[[GeneratorSource], Any], evaluate: Callable[[Any], Finding | None],
+            max_examples: int, seed: int | None, on_example: Callable[[], None] | None
+            ) -> tuple[Finding | None, list[int] | None, int]:
+    """Evaluate up to ``max_examples`` examples built from one NumPy
+    generator seeded by ``seed``: ``(first finding, the decisions that built
+    its example, valid examples)``. ``build`` returns ``None`` for an example
+    to skip (a filter), ``assume(False)`` in ``evaluate`` skips one too; as in
+    hypothesis, ten skipped per example wanted end the screen."""
+    rng = np.random.default_rng(seed)
+    valid = skipped = 0
+    while valid < max_examples and skipped < 10 * max_examples:
+        src = GeneratorSource(rng)
+        example = build(src)
+        if example is None:
+            skipped += 1
+            continue
+        if on_example is not None:
+            on_example()
+        try:
+            finding = evaluate(example)
+        except UnsatisfiedAssumption:
+            skipped += 1
+            continue
+        valid += 1
+        if finding is not None:
+            return finding, src.choices, valid
+    return None, None, valid
+
+
 def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding | None], *,
            max_examples: int, seed: int | None,
-           on_example: Callable[[], None] | None = None) -> tuple[Finding | None, bool, str | None]:
+           on_example: Callable[[], None] | None = None,
+           screen: Callable[[GeneratorSource], Any] | None = None) -> tuple[Finding | None, bool, str | None]:
     """Run ``evaluate`` on examples drawn from ``strategy`` until it returns a
     :class:`Finding` (then hypothesis shrinks the input) or ``max_examples``
     pass. Returns ``(finding of the minimal input, nondeterministic, problem)``.
+
+    With ``screen`` -- the function that builds ``strategy``'s examples from a
+    :class:`~reference_impl.strategies.Source` -- the examples are first built
+    from a NumPy generator, without hypothesis' per-example bookkeeping; only
+    a failing one is handed to hypothesis, as the choice sequence that
+    rebuilds it, to reproduce and shrink.
 
     Settings are independent of any hypothesis profile the caller loaded:
     no deadline (the first call may compile), no example database (nothing
     is written to the working directory), a fixed ``seed`` or a random one."""
     last: list[Finding] = []
+    replay: list[int] | None = None
+    screened: Finding | None = None
+    if screen is not None and not currently_in_test_context():
+        # inside a @given test the search below reports that it cannot nest
+        with warnings.catch_warnings():
+            # assume() in the code under test skips the example here as in hypothesis' own run
+            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+            screened, replay, valid = _screen(screen, evaluate, max_examples, seed, on_example)
+        if screened is None:
+            return None, False, None if valid else "no valid example could be drawn (every draw was skipped)"
 
     def prop(example: Any) -> None:
         if on_example is not None:
@@ -190,20 +249,31 @@ def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding |
             last.append(finding)
         _raise(finding)
 
+    database: InMemoryExampleDatabase | None = None
+    phases: tuple[Phase, ...] = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+    if replay is not None:
+        # hypothesis replays the screened example from an in-memory database, then shrinks it
+        database = InMemoryExampleDatabase()
+        # under the secondary key: hypothesis takes an example under the primary key as already shrunk
+        database.save(_REPLAY_KEY + b".secondary", choices_to_bytes(replay))
+        phases = (Phase.reuse, Phase.shrink)
     try:
         test = given(strategy)(prop)
-        test = settings(settings.get_profile("default"), max_examples=max_examples, deadline=None, database=None,
+        test = settings(settings.get_profile("default"), max_examples=max_examples, deadline=None, database=database,
                         derandomize=False, report_multiple_bugs=False, print_blob=False,
-                        suppress_health_check=_SEARCH_HEALTH,
-                        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink))(test)
-        if seed is not None:
+                        suppress_health_check=_SEARCH_HEALTH, phases=phases)(test)
+        if replay is not None:
+            # hypothesis.seed() would drop the database: the seed of the shrink is set as it sets it
+            test._hypothesis_internal_database_key = _REPLAY_KEY  # type: ignore[attr-defined]
+            test._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
+        elif seed is not None:
             test = hypothesis_seed(seed)(test)
         with _private_hypothesis_home():
             test()
     except _Found as e:
         return e.finding, False, None
     except Flaky:
-        return (last[-1] if last else None), True, None
+        return (last[-1] if last else screened), True, None
     except Unsatisfiable as e:
         return None, False, f"no valid example could be drawn ({e})"
     except FailedHealthCheck as e:
@@ -211,4 +281,7 @@ def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding |
         # its own search, and hypothesis refuses to nest one in another
         return None, False, (f"the oracle runs its own hypothesis search and cannot run inside a @given test; "
                              f"call it from a plain test ({str(e).splitlines()[0]})")
+    if screened is not None:
+        # the replay did not fail again: the code under test is not deterministic
+        return screened, True, None
     return None, False, None

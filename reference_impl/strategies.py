@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from .ops import OPS
 
-__all__ = ["Example", "examples", "values", "shapes_for", "PALETTES", "MAX_SIDE", "REAL_RANGES", "EXP_THRESHOLDS",
+__all__ = ["Example", "examples", "build_example", "Source", "HypothesisSource", "GeneratorSource",
+           "values", "shapes_for", "PALETTES", "MAX_SIDE", "REAL_RANGES", "EXP_THRESHOLDS",
            "EXTREME_LOGITS"]
 
 MAX_SIDE = 64
@@ -85,6 +85,65 @@ class Example:
         return f"Example<{self.describe()}>"
 
 
+# ------------------------------------------------------------------ sources of randomness
+#
+# Every drawn decision (a shape's side, a range's name, a seed) is one
+# bounded integer, asked of a *source*: hypothesis' ``draw`` (so that the
+# decision shrinks towards the first option) or a plain NumPy generator (so
+# that a screen of many examples costs no hypothesis bookkeeping). The two
+# run the same functions below, so they cover the same shapes, ranges and
+# frequencies, and a generator's decisions, replayed by hypothesis as its
+# choice sequence, rebuild the same example.
+
+
+class Source:
+    """Where the decisions come from: :meth:`integer` in ``[lo, hi]``."""
+
+    def integer(self, lo: int, hi: int) -> int:
+        raise NotImplementedError
+
+    def pick(self, options: tuple[Any, ...]) -> Any:
+        """One of ``options``, the first the simplest."""
+        return options[self.integer(0, len(options) - 1)]
+
+
+# Strategies are built once, not per draw: hypothesis computes properties
+# of every new strategy object, which costs more than the draw itself.
+_INTEGERS: dict[tuple[int, int], st.SearchStrategy[int]] = {}
+
+
+class HypothesisSource(Source):
+    """Decisions drawn by hypothesis: one bounded-integer choice each."""
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+
+    def integer(self, lo: int, hi: int) -> int:
+        strategy = _INTEGERS.get((lo, hi))
+        if strategy is None:
+            strategy = _INTEGERS[(lo, hi)] = st.integers(lo, hi)
+        return int(self.draw(strategy))
+
+
+class GeneratorSource(Source):
+    """Decisions drawn by a NumPy generator, recorded in :attr:`choices` in
+    the order hypothesis would make them."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.choices: list[int] = []
+
+    def integer(self, lo: int, hi: int) -> int:
+        # a uniform double scaled to the range: a tenth of the cost of rng.integers per call, and
+        # uniform to within 2**-53 relative over ranges up to SEED_MAX
+        value = lo + int(self.rng.random() * (hi - lo + 1))
+        self.choices.append(value)
+        return value
+
+
+SEED_MAX = 2**32 - 1
+
+
 # ------------------------------------------------------------------ values
 
 
@@ -109,46 +168,39 @@ def _distribution(rng: np.random.Generator, shape: tuple[int, ...], mode: str, p
     return e / e.sum(axis=-1, keepdims=True)
 
 
-# Strategies are built once here, not per draw: hypothesis computes properties
-# of every new strategy object, which costs more than the draw itself.
-_SEEDS = st.integers(0, 2**32 - 1)
-_ZERO_FRACTIONS = st.sampled_from((0.0, 0.25, 0.5))
-_LOGIT_SCALES = st.sampled_from(LOGIT_SCALES)
-_LOGIT_OFFSETS = st.sampled_from(LOGIT_OFFSETS)
 _DISTRIBUTION_MODES = {
-    "positive_distribution": st.sampled_from(("smooth", "peaked", "extreme", "near_zero")),
-    "distribution": st.sampled_from(("smooth", "peaked", "one_hot", "sparse", "extreme")),
+    "positive_distribution": ("smooth", "peaked", "extreme", "near_zero"),
+    "distribution": ("smooth", "peaked", "one_hot", "sparse", "extreme"),
 }
-_REAL_RANGES = st.sampled_from(REAL_RANGES)
-_REAL_SCALES = st.sampled_from(REAL_SCALES)
+_ZERO_FRACTIONS = (0.0, 0.25, 0.5)
 
 
-def _draw_values(draw: st.DrawFn, rng: np.random.Generator, kind: str, shape: tuple[int, ...], dtype: np.dtype
+def _draw_values(src: Source, rng: np.random.Generator, kind: str, shape: tuple[int, ...], dtype: np.dtype
                  ) -> tuple[np.ndarray, dict[str, Any]]:
     """The body of :func:`values` with the generator given: an example
     fills all its arrays from one seeded generator (seeding one costs more
     than filling a small array)."""
     recipe: dict[str, Any] = {"kind": kind}
     if kind in ("real", "kinked"):
-        x, r = _real(draw, rng, shape, dtype)
+        x, r = _real(src, rng, shape, dtype)
         recipe.update(r)
         if kind == "kinked":
             # exact zeros of both signs at the kink, in a drawn fraction of places
-            frac = draw(_ZERO_FRACTIONS)
+            frac = src.pick(_ZERO_FRACTIONS)
             mask = rng.random(shape) < frac
             signs = rng.random(shape) < 0.5
             x = np.where(mask, np.where(signs, 0.0, -0.0), x)
             recipe["zero_fraction"] = frac
     elif kind == "logits":
-        scale = draw(_LOGIT_SCALES)
-        offset = draw(_LOGIT_OFFSETS)
+        scale = src.pick(LOGIT_SCALES)
+        offset = src.pick(LOGIT_OFFSETS)
         x = rng.standard_normal(shape) * scale + offset
         recipe.update(scale=scale, offset=offset)
     elif kind == EXTREME_LOGITS:
         big = float(np.finfo(dtype).max) / 10
         x = rng.choice([-big, -big / 3, 0.0, big / 7, big], size=shape) * rng.uniform(0.5, 1.0, size=shape)
     elif kind in _DISTRIBUTION_MODES:
-        mode = draw(_DISTRIBUTION_MODES[kind])
+        mode = src.pick(_DISTRIBUTION_MODES[kind])
         x = _distribution(rng, shape, mode, positive=kind == "positive_distribution")
         recipe["mode"] = mode
     else:
@@ -165,19 +217,20 @@ def _draw_values(draw: st.DrawFn, rng: np.random.Generator, kind: str, shape: tu
 @st.composite
 def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Draw an array of ``kind`` (see ``ops.Domain``) and its recipe."""
-    seed = draw(_SEEDS)
-    arr, recipe = _draw_values(draw, np.random.default_rng(seed), kind, shape, np.dtype(dtype))
+    src = HypothesisSource(draw)
+    seed = src.integer(0, SEED_MAX)
+    arr, recipe = _draw_values(src, np.random.default_rng(seed), kind, shape, np.dtype(dtype))
     return arr, {"seed": seed, **recipe}
 
 
-def _real(draw: st.DrawFn, rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype
+def _real(src: Source, rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype
           ) -> tuple[np.ndarray, dict[str, Any]]:
     """Real values from one of ``REAL_RANGES``, with the recipe that rebuilds them."""
-    name = draw(_REAL_RANGES)
+    name = src.pick(REAL_RANGES)
     # the signs are drawn first whatever the range, so that values() gives the same arrays for a seed as before
     signs = rng.random(shape) < 0.5
     if name == "normal":
-        scale = draw(_REAL_SCALES)
+        scale = src.pick(REAL_SCALES)
         return rng.standard_normal(shape) * scale, {"range": name, "scale": scale}
     if name == "exp_thresholds":
         x = _EXP_THRESHOLDS[rng.integers(0, len(EXP_THRESHOLDS), size=shape)] + rng.uniform(-2, 2, size=shape)
@@ -192,34 +245,40 @@ def _real(draw: st.DrawFn, rng: np.random.Generator, shape: tuple[int, ...], dty
 
 # ------------------------------------------------------------------ shapes
 
-_side = st.one_of(st.just(1), st.integers(1, MAX_SIDE), st.integers(2, MAX_SIDE), st.integers(1, 8))
-_ranks = st.integers(1, 3)
-_sides_by_rank = {1: st.integers(1, MAX_SIDE), 2: st.integers(1, MAX_SIDE), 3: st.integers(1, 16)}
-_batches = st.integers(1, 4)
-_short_sides = st.integers(1, 16)
-_lead_forms = st.integers(0, 2)
-"""Index into ``((), (n,), (b, m))``: the leading batch axes of a row or a dense input."""
-_broadcast_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=16)
-_matmul_forms = st.sampled_from(("mm", "mm", "mv", "vm", "vv", "batched", "batched_both"))
+_MATMUL_FORMS = ("mm", "mm", "mv", "vm", "vv", "batched", "batched_both")
+_RANK_SIDES = {1: MAX_SIDE, 2: MAX_SIDE, 3: 16}
+"""The largest side per rank of an elementwise input."""
+_BROADCAST_SIDE = 16
 
 
-@st.composite
-def _elementwise_shape(draw: st.DrawFn) -> Shapes:
-    rank = draw(_ranks)
-    side = _sides_by_rank[rank]
-    return (tuple(draw(side) for _ in range(rank)),)
+def _side(src: Source) -> int:
+    """A side: 1 (one row, one class) in a quarter of draws, else 1..64, 2..64 or 1..8."""
+    form = src.integer(0, 3)
+    if form == 0:
+        return 1
+    return src.integer(*((1, MAX_SIDE), (2, MAX_SIDE), (1, 8))[form - 1])
 
 
-@st.composite
-def _broadcast_pair(draw: st.DrawFn) -> Shapes:
-    shapes = draw(_broadcast_pairs)
-    return tuple(shapes.input_shapes)
+def _elementwise_shape(src: Source) -> Shapes:
+    rank = src.integer(1, 3)
+    return (tuple(src.integer(1, _RANK_SIDES[rank]) for _ in range(rank)),)
 
 
-@st.composite
-def _matmul_pair(draw: st.DrawFn) -> Shapes:
-    form = draw(_matmul_forms)
-    m, k, n, b = draw(_side), draw(_side), draw(_side), draw(_batches)
+def _broadcast_pair(src: Source) -> Shapes:
+    """Two shapes that broadcast together: a common shape of 0-3 axes, from
+    which each operand drops leading axes and turns some to 1."""
+    rank = src.integer(0, 3)
+    full = [src.integer(1, _BROADCAST_SIDE) for _ in range(rank)]
+    pair = []
+    for _ in range(2):
+        kept = full[src.integer(0, rank):]
+        pair.append(tuple(1 if src.integer(0, 1) else side for side in kept))
+    return tuple(pair)
+
+
+def _matmul_pair(src: Source) -> Shapes:
+    form = src.pick(_MATMUL_FORMS)
+    m, k, n, b = _side(src), _side(src), _side(src), src.integer(1, 4)
     return {
         "mm": ((m, k), (k, n)),
         "mv": ((m, k), (k,)),
@@ -230,49 +289,32 @@ def _matmul_pair(draw: st.DrawFn) -> Shapes:
     }[form]
 
 
-def _lead(draw: st.DrawFn) -> tuple[int, ...]:
+def _lead(src: Source) -> tuple[int, ...]:
     """Leading batch axes: none, one of any size, or two small ones."""
-    forms = ((), (draw(_side),), (draw(_batches), draw(_short_sides)))
-    return forms[draw(_lead_forms)]
+    forms = ((), (_side(src),), (src.integer(1, 4), src.integer(1, 16)))
+    return forms[src.integer(0, 2)]
 
 
-@st.composite
-def _dense_triple(draw: st.DrawFn) -> Shapes:
-    i, o = draw(_side), draw(_side)
-    lead = _lead(draw)
+def _dense_triple(src: Source) -> Shapes:
+    i, o = _side(src), _side(src)
+    lead = _lead(src)
     return ((*lead, i), (i, o), (o,))
 
 
-@st.composite
-def _rows(draw: st.DrawFn) -> Shapes:
-    lead = _lead(draw)
-    return ((*lead, draw(_side)),)
+def _rows(src: Source) -> Shapes:
+    lead = _lead(src)
+    return ((*lead, _side(src)),)
 
 
-@st.composite
-def _row_pairs(draw: st.DrawFn) -> Shapes:
-    (shape,) = draw(_ROWS)
+def _row_pairs(src: Source) -> Shapes:
+    (shape,) = _rows(src)
     return (shape, shape)
 
 
-@st.composite
-def _same_pair(draw: st.DrawFn) -> Shapes:
-    (shape,) = draw(_ELEMENTWISE)
+def _same_pair(src: Source) -> Shapes:
+    (shape,) = _elementwise_shape(src)
     return (shape, shape)
 
-
-_ROWS = _rows()
-_ELEMENTWISE = _elementwise_shape()
-
-_FREE: dict[str, st.SearchStrategy[Shapes]] = {
-    "elementwise": _ELEMENTWISE,
-    "broadcast_pair": _broadcast_pair(),
-    "matmul": _matmul_pair(),
-    "dense": _dense_triple(),
-    "rows": _ROWS,
-    "row_pairs": _row_pairs(),
-    "same_pair": _same_pair(),
-}
 
 PALETTES: dict[str, tuple[Shapes, ...]] = {
     "elementwise": (((1,),), ((64,),), ((7, 13),), ((3, 4, 5),)),
@@ -284,26 +326,37 @@ PALETTES: dict[str, tuple[Shapes, ...]] = {
     "same_pair": (((1,), (1,)), ((7, 13), (7, 13)), ((64,), (64,)), ((3, 4, 5), (3, 4, 5))),
 }
 
-_PALETTE_STRATEGIES = {kind: st.sampled_from(palette) for kind, palette in PALETTES.items()}
+
+def _free_shapes(kind: str) -> Callable[[Source], Shapes]:
+    return {"elementwise": _elementwise_shape, "broadcast_pair": _broadcast_pair, "matmul": _matmul_pair,
+            "dense": _dense_triple, "rows": _rows, "row_pairs": _row_pairs, "same_pair": _same_pair}[kind]
+
+
+def _shapes(src: Source, kind: str, mode: str) -> Shapes:
+    if mode == "palette":
+        shapes: Shapes = src.pick(PALETTES[kind])
+        return shapes
+    if mode != "free":
+        raise ValueError(f"mode: {mode!r} is not 'free' or 'palette'")
+    return _free_shapes(kind)(src)
+
+
+@st.composite
+def _shape_strategy(draw: st.DrawFn, kind: str, mode: str) -> Shapes:
+    return _shapes(HypothesisSource(draw), kind, mode)
+
+
+_SHAPE_STRATEGIES: dict[tuple[str, str], st.SearchStrategy[Shapes]] = {}
 
 
 def shapes_for(op: str, mode: str = "free") -> st.SearchStrategy[Shapes]:
     """Strategy of input shapes for ``op``; ``mode`` is ``free`` or ``palette``."""
     kind = OPS[op].domain.shapes
-    if mode == "palette":
-        return _PALETTE_STRATEGIES[kind]
-    if mode != "free":
+    if mode not in ("free", "palette"):
         raise ValueError(f"mode: {mode!r} is not 'free' or 'palette'")
-    return _FREE[kind]
-
-
-_PARAM_CHOICES: dict[tuple[str, ...], st.SearchStrategy[str]] = {}
-
-
-def _choice(allowed: tuple[str, ...]) -> st.SearchStrategy[str]:
-    if allowed not in _PARAM_CHOICES:
-        _PARAM_CHOICES[allowed] = st.sampled_from(allowed)
-    return _PARAM_CHOICES[allowed]
+    if (kind, mode) not in _SHAPE_STRATEGIES:
+        _SHAPE_STRATEGIES[(kind, mode)] = _shape_strategy(kind, mode)
+    return _SHAPE_STRATEGIES[(kind, mode)]
 
 
 def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -327,10 +380,11 @@ is not run just to learn it): the ``row_pairs`` ops are losses, reduced to
 a scalar by every reduction they accept. Kinds not listed run the forward."""
 
 
-@st.composite
-def examples(draw: st.DrawFn, op: str, dtype: Any, shapes: str = "free",
-             params: dict[str, Any] | None = None) -> Example:
-    """Draw a valid ``Example`` for ``op`` in ``dtype``.
+def build_example(src: Source, op: str, dtype: Any, shapes: str = "free",
+                  params: dict[str, Any] | None = None) -> Example:
+    """A valid ``Example`` for ``op`` in ``dtype``, every decision asked of
+    ``src``: :func:`examples` with hypothesis, or a plain generator
+    (:class:`GeneratorSource`) for a screen without hypothesis' overhead.
 
     ``params`` fixes keyword parameters; the others are drawn from the op's
     allowed values.
@@ -339,21 +393,29 @@ def examples(draw: st.DrawFn, op: str, dtype: Any, shapes: str = "free",
         raise KeyError(f"op: unknown op {op!r}; known: {sorted(OPS)}")
     spec = OPS[op]
     dtype = np.dtype(dtype)
-    input_shapes = draw(shapes_for(op, shapes))
-    seed = draw(_SEEDS)
+    input_shapes = _shapes(src, spec.domain.shapes, shapes)
+    seed = src.integer(0, SEED_MAX)
     rng = np.random.default_rng(seed)
     inputs = []
     recipe: dict[str, Any] = {"seed": seed}
     for name, kind, shape in zip(spec.arg_names, spec.domain.values, input_shapes):
-        arr, r = _draw_values(draw, rng, kind, shape, dtype)
+        arr, r = _draw_values(src, rng, kind, shape, dtype)
         inputs.append(arr)
         recipe[name] = r
     chosen = dict(params or {})
     for k, allowed in spec.params.items():
         if k not in chosen:
-            chosen[k] = draw(_choice(allowed))
+            chosen[k] = src.pick(tuple(allowed))
     shape_of = _OUTPUT_SHAPES.get(spec.domain.shapes)
     out_shape = tuple(shape_of(input_shapes)) if shape_of else np.shape(spec.impl(*inputs, **chosen))
-    g, r = _draw_values(draw, rng, "real", out_shape, dtype)
+    g, r = _draw_values(src, rng, "real", out_shape, dtype)
     recipe["cotangent"] = r
     return Example(op, tuple(inputs), chosen, g, recipe)
+
+
+@st.composite
+def examples(draw: st.DrawFn, op: str, dtype: Any, shapes: str = "free",
+             params: dict[str, Any] | None = None) -> Example:
+    """Draw a valid ``Example`` for ``op`` in ``dtype`` (:func:`build_example`
+    with hypothesis as the source, so that the example shrinks)."""
+    return build_example(HypothesisSource(draw), op, dtype, shapes, params)
