@@ -31,7 +31,12 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from hypothesis.control import currently_in_test_context
-from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
+from hypothesis.database import InMemoryExampleDatabase
+
+try:  # the replay of a screened example needs hypothesis' choice sequences
+    from hypothesis.database import choices_to_bytes
+except ImportError:  # an older hypothesis: every example is drawn by hypothesis itself
+    choices_to_bytes = None  # type: ignore[assignment]
 from hypothesis.errors import (
     FailedHealthCheck,
     Flaky,
@@ -232,7 +237,7 @@ def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding |
     last: list[Finding] = []
     replay: list[int] | None = None
     screened: Finding | None = None
-    if screen is not None and not currently_in_test_context():
+    if screen is not None and choices_to_bytes is not None and not currently_in_test_context():
         # inside a @given test the search below reports that it cannot nest
         with warnings.catch_warnings():
             # assume() in the code under test skips the example here as in hypothesis' own run
