@@ -532,7 +532,9 @@ def _vjp_mse(g: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: str = "mean
     ag = abs(float(g)) * c
     d = np.abs(p - t)
     cond = ag * (np.abs(p) + np.abs(t) + d)
-    floor = (1 + ag) * (1 + c * d)  # a flushed subnormal g loses up to tiny times d(grad)/dg = c |d|
+    # a flushed subnormal g loses up to tiny times d(grad)/dg = c |d|; a flushed
+    # subnormal intermediate c g loses up to tiny times |d|
+    floor = (1 + ag) * (1 + (1 + c) * d)
     return [(cond, 3 * ag * d, "C = c |g| (|yhat| + |y| + |d|); F = 3 c |g d|", floor),
             (cond, 3 * ag * d, "C = c |g| (|yhat| + |y| + |d|); F = 3 c |g d|", floor)]
 
