@@ -14,11 +14,9 @@ This module imports hypothesis; ``import reference_impl`` does not import it.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import difflib
 import os
-import shutil
 import tempfile
 import traceback
 import warnings
@@ -159,7 +157,6 @@ def _raise(finding: Finding | None) -> None:
         raise _Found(finding)
 
 
-_PRIVATE_HOME: list[str] = []
 
 
 @contextlib.contextmanager
@@ -167,20 +164,19 @@ def _private_hypothesis_home() -> Iterator[None]:
     """Hypothesis caches what it learns about source files under its home
     folder, ``.hypothesis/`` in the working directory by default: the
     search must leave the caller's folder alone, so it points hypothesis at
-    a private temporary folder (removed at exit) while it runs, unless the
-    caller chose one (``HYPOTHESIS_STORAGE_DIRECTORY``)."""
+    a private temporary folder while it runs and removes it afterwards (a
+    worker process ends without running exit handlers, so nothing is left to
+    them), unless the caller chose one (``HYPOTHESIS_STORAGE_DIRECTORY``)."""
     if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
         yield
         return
-    if not _PRIVATE_HOME:
-        _PRIVATE_HOME.append(tempfile.mkdtemp(prefix="reference_impl-hypothesis-"))
-        atexit.register(shutil.rmtree, _PRIVATE_HOME[0], True)
     previous = storage_directory(intent_to_write=False).home_directory
-    set_hypothesis_home_dir(_PRIVATE_HOME[0])
-    try:
-        yield
-    finally:
-        set_hypothesis_home_dir(previous)
+    with tempfile.TemporaryDirectory(prefix="reference_impl-hypothesis-", ignore_cleanup_errors=True) as home:
+        set_hypothesis_home_dir(home)
+        try:
+            yield
+        finally:
+            set_hypothesis_home_dir(previous)
 
 
 _REPLAY_KEY = b"reference_impl.screened"
