@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import check_class_axis, check_distribution
+from .broadcasting import unbroadcast
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
 
 __all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "_REGISTRY"]
@@ -76,23 +77,6 @@ def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:
         lo = (x - (d - virtual)) + (-m - virtual)
     lo = np.where(np.isfinite(lo), lo, 0)
     return np.exp(d) * (1 + lo)
-
-
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting added or stretched, so the
-    result has ``shape``: the adjoint of ``np.broadcast_to(x, grad.shape)``.
-    Raises ``ValueError`` when ``shape`` does not broadcast to ``grad``'s."""
-    grad = np.asarray(grad)
-    shape = tuple(int(n) for n in shape)
-    extra = grad.ndim - len(shape)
-    if extra < 0 or any(n not in (1, m) for n, m in zip(shape, grad.shape[extra:])):
-        raise ValueError(f"shape: {shape} does not broadcast to grad's shape {grad.shape}")
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return np.array(grad.reshape(shape), copy=True)
 
 
 def _check_broadcast(arrays: Arrays, params: Params) -> None:

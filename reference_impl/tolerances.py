@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from .broadcasting import unbroadcast
+
 __all__ = [
     "unit_roundoff",
     "ELEMENTARY_ULPS",
@@ -183,17 +185,6 @@ def _saturated(value: Any) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.asarray(value, dtype=np.float64)
     return v if np.isfinite(v).all() else np.nan_to_num(v, nan=_F64_MAX, posinf=_F64_MAX)
-
-
-def _sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``x`` over the axes broadcasting added or stretched to reach its shape from ``shape``."""
-    extra = x.ndim - len(shape)
-    if extra > 0:
-        x = x.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
-    if stretched:
-        x = x.sum(axis=stretched, keepdims=True)
-    return x.reshape(shape)
 
 
 def _length(big: tuple[int, ...], shape: tuple[int, ...]) -> float:
@@ -385,22 +376,22 @@ def _fwd_mse(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Rule:
 # ---------------------------------------------------------------- VJP rules: C (condition), F (formula)
 
 
-@vjp_rule("add", value=lambda g, a, b: [_sum_to(g, a.shape), _sum_to(g, b.shape)])
+@vjp_rule("add", value=lambda g, a, b: [unbroadcast(g, a.shape), unbroadcast(g, b.shape)])
 def _vjp_add(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Rule]:
     out: list[Rule] = []
     for x in (a, b):
-        m = _sum_to(np.abs(g), x.shape)
+        m = unbroadcast(np.abs(g), x.shape)
         r = _length(g.shape, x.shape)
         out.append((m, (r - 1) * m, "C = sum |g|; F = (r - 1) sum |g| over the r broadcast", r))
     return out
 
 
-@vjp_rule("multiply", value=lambda g, a, b: [_sum_to(g * b, a.shape), _sum_to(g * a, b.shape)])
+@vjp_rule("multiply", value=lambda g, a, b: [unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)])
 def _vjp_multiply(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Rule]:
     out: list[Rule] = []
     for x, other in ((a, b), (b, a)):
-        m = _sum_to(np.abs(g * other), x.shape)
-        floor = _sum_to(np.broadcast_to(np.abs(g) + np.abs(other) + 1, g.shape), x.shape)
+        m = unbroadcast(np.abs(g * other), x.shape)
+        floor = unbroadcast(np.broadcast_to(np.abs(g) + np.abs(other) + 1, g.shape), x.shape)
         out.append((2 * m, _length(g.shape, x.shape) * m, "C = 2 sum |g other|; F = r sum |g other|", floor))
     return out
 
@@ -412,8 +403,8 @@ def _abs_matmul_vjp(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = g.reshape(1, 1) if a.ndim == 1 and b.ndim == 1 else (
         np.expand_dims(g, -2) if a.ndim == 1 else (np.expand_dims(g, -1) if b.ndim == 1 else g))
-    ga = _sum_to(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
-    gb = _sum_to(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+    ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+    gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
     return ga, gb
 
 

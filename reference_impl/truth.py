@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .broadcasting import unbroadcast
 from .frameworks.recipes import SPECS
 
 __all__ = ["PRECISION", "Truth", "forward", "vjp"]
@@ -131,16 +132,6 @@ def _exp(d: Any) -> Any:
     return arb(0) if d < _NEGLIGIBLE_EXPONENT else d.exp()
 
 
-def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    extra = g.ndim - len(shape)
-    if extra > 0:
-        g = g.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if stretched:
-        g = g.sum(axis=stretched, keepdims=True)
-    return np.asarray(g).reshape(shape)
-
-
 def _mid(x: np.ndarray) -> np.ndarray:
     return np.asarray(np.vectorize(lambda b: float(b.mid()), otypes=[float])(x))
 
@@ -151,7 +142,7 @@ def _zeros(shape: tuple[int, ...]) -> np.ndarray:
 
 def _namespace() -> SimpleNamespace:
     """What a truth recipe in ``SPECS[op]`` receives (see recipes.py)."""
-    return SimpleNamespace(arb=_flint().arb, map=_map, exp=_exp, zeros=_zeros, mid=_mid, unbroadcast=_unbroadcast)
+    return SimpleNamespace(arb=_flint().arb, map=_map, exp=_exp, zeros=_zeros, mid=_mid, unbroadcast=unbroadcast)
 
 
 def _recipes(op: str) -> tuple[Callable[..., Any], Callable[..., tuple[Any, ...]]]:
