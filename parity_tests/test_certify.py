@@ -115,8 +115,8 @@ def test_usage_problems_exit_2(argv: list[str], fragment: str, capsys: pytest.Ca
 
 @pytest.mark.numpy_only
 @pytest.mark.parametrize(("content", "fragment"), [
-    pytest.param(None, "does not exist", id="missing"),
-    pytest.param("{not json", "is not JSON", id="not-json"),
+    pytest.param(None, "cannot be read (No such file or directory)", id="missing"),
+    pytest.param("{not json", "not valid JSON: Expecting property name", id="not-json"),
     pytest.param('{"rows": [{"subject": "relu"}]}', "rows[0] lacks section/subject/backend/dtype", id="not-a-row"),
     pytest.param('{"format": 1}', "no 'rows' list", id="no-rows"),
 ])

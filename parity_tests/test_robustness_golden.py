@@ -66,7 +66,7 @@ def test_dev_zero_is_refused() -> None:
 def test_a_folder_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "doc_002.json"
     folder.mkdir()
-    _fails(folder, "a folder")
+    _fails(folder, "a directory, not a regular file")
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def test_a_special_file_in_the_folder_is_a_manifest_problem_not_a_hang(tmp_path:
     (tmp_path / "doc_002.json").unlink()
     (tmp_path / "doc_002.json").mkdir()
     problems = golden.manifest_problems(tmp_path)
-    assert any(p.startswith("doc_002.json: a folder") for p in problems), problems
+    assert any(p.startswith("doc_002.json: a directory") for p in problems), problems
 
 
 def test_verify_of_a_missing_folder_exits_2_with_one_line() -> None:

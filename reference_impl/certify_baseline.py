@@ -6,13 +6,12 @@ and numerals, the shape of a certificate), so a bad baseline costs nothing.
 
 from __future__ import annotations
 
-import json
 import math
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import bounded_json
 from .certify_tasks import CertRow
 
 __all__ = ["UsageError", "load_baseline", "compare_baseline", "baseline_text", "MAX_BASELINE_BYTES", "MAX_DEPTH"]
@@ -40,77 +39,22 @@ MAX_BASELINE_BYTES = 64 * 2**20
 MAX_DEPTH = 64
 """A certificate nests a handful of levels; deeper JSON is not one."""
 MAX_NUMBER_DIGITS = 400
-"""Longer numerals are refused before the JSON parser converts them."""
+"""Longest numeral, in characters, accepted before the JSON parser converts it."""
 _ROW_KEYS = ("section", "subject", "backend", "dtype")
-
-
-def _depth(text: str) -> int:
-    """The deepest nesting of brackets and braces outside strings."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
-def _number(text: str) -> float:
-    if len(text) > MAX_NUMBER_DIGITS:
-        raise ValueError(f"a number of {len(text)} digits")
-    return float(text)
-
-
-def _int(text: str) -> int:
-    if len(text) > MAX_NUMBER_DIGITS:
-        raise ValueError(f"a number of {len(text)} digits")
-    return int(text)
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
     """Read an earlier ``--json`` certificate; :class:`UsageError` naming the
     file and the problem when it is not one. Checked before any row runs:
     a regular file, at most :data:`MAX_BASELINE_BYTES`, nesting at most
-    :data:`MAX_DEPTH`, numbers of at most :data:`MAX_NUMBER_DIGITS` digits,
+    :data:`MAX_DEPTH`, numerals of at most :data:`MAX_NUMBER_DIGITS` characters
+    (:mod:`reference_impl.bounded_json`),
     rows with string keys, a dict ``environment``."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise UsageError(f"--baseline: {path} does not exist") from None
-    except OSError as e:
-        raise UsageError(f"--baseline: cannot read {path}: {e.strerror or e}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise UsageError(f"--baseline: {path} is {kind}; give a certificate written by --json")
-    if st.st_size > MAX_BASELINE_BYTES:
-        raise UsageError(f"--baseline: {path} has {st.st_size} bytes, more than the limit of {MAX_BASELINE_BYTES}")
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BASELINE_BYTES + 1)
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"--baseline: cannot read {path}: {e}") from None
-    if len(raw) > MAX_BASELINE_BYTES:
-        raise UsageError(f"--baseline: {path} is larger than the limit of {MAX_BASELINE_BYTES} bytes")
-    if _depth(text) > MAX_DEPTH:
-        raise UsageError(f"--baseline: {path} nests deeper than {MAX_DEPTH} levels; it is not a certificate")
-    try:
-        data = json.loads(text, parse_float=_number, parse_int=_int)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"--baseline: {path} is not JSON: {e.msg} at line {e.lineno}") from None
-    except (ValueError, RecursionError) as e:
-        raise UsageError(f"--baseline: {path} is not a certificate: {e}") from None
+        data = bounded_json.read_json(Path(path), max_bytes=MAX_BASELINE_BYTES, max_depth=MAX_DEPTH,
+                                      max_number_chars=MAX_NUMBER_DIGITS)
+    except bounded_json.JSONLimitError as e:
+        raise UsageError(f"--baseline: {path}: {e}; give a certificate written by --json") from None
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise UsageError(f"--baseline: {path} is not a certificate written by --json (no 'rows' list)")
     for i, r in enumerate(data["rows"]):

@@ -17,11 +17,9 @@ with ``fullmatch`` on length-bounded strings.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -29,6 +27,8 @@ from typing import Any
 
 import jsonschema
 from referencing.exceptions import Unresolvable
+
+from .. import bounded_json
 
 __all__ = [
     "SCHEMA_FILE",
@@ -128,83 +128,18 @@ def writable(directory: Directory) -> Path:
 
 def read_bytes(file: Traversable) -> bytes:
     """The file's bytes, if it is a regular file of at most :data:`MAX_FILE_BYTES`."""
-    if isinstance(file, Path):
-        try:
-            info = os.stat(file)
-        except OSError as e:
-            raise FixtureError(f"{file.name}: cannot be read ({e.strerror or e})") from None
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device?)"
-            raise FixtureError(f"{file.name}: {kind}; a fixture is a regular JSON file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise FixtureError(f"{file.name}: {info.st_size} bytes, more than the limit of {MAX_FILE_BYTES}")
-    elif not file.is_file():
-        raise FixtureError(f"{file.name}: not a regular file")
     try:
-        with file.open("rb") as fh:
-            data: bytes = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise FixtureError(f"{file.name}: cannot be read ({e.strerror or e})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise FixtureError(f"{file.name}: more than the limit of {MAX_FILE_BYTES} bytes")
-    return data
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            # json.loads keeps the last duplicate silently; a fixture must not hide a value that way
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _number(literal: str, convert: Callable[[str], Any]) -> Any:
-    if len(literal) > MAX_NUMBER_CHARS:
-        raise ValueError(f"a number of {len(literal)} characters ({literal[:12]}...) is longer than the limit of "
-                         f"{MAX_NUMBER_CHARS}")
-    value = convert(literal)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{literal} is beyond the range of float64")
-    return value
-
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _depth(text: str) -> int:
-    """Deepest nesting of arrays and objects, strings skipped (linear: the
-    string pattern has no nested repetition)."""
-    depth = deepest = 0
-    for m in _BRACKET.finditer(_STRING.sub("", text)):
-        depth += 1 if m.group() in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+        return bounded_json.read_bytes(file, MAX_FILE_BYTES)
+    except bounded_json.JSONLimitError as e:
+        raise FixtureError(f"{file.name}: {e}") from None
 
 
 def read_json(file: Traversable) -> Any:
     """Parse a fixture, schema or manifest file within the limits above;
     every problem is a :class:`FixtureError` naming the file."""
-    data = read_bytes(file)
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FixtureError(f"{file.name}: not UTF-8 text ({e})") from None
-    deepest = _depth(text)
-    if deepest > MAX_DEPTH:
-        raise FixtureError(f"{file.name}: JSON nested {deepest} deep, more than the limit of {MAX_DEPTH}")
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant,
-                          parse_int=lambda s: _number(s, int), parse_float=lambda s: _number(s, float))
-    except json.JSONDecodeError as e:
-        raise FixtureError(f"{file.name}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except (ValueError, RecursionError) as e:
+        return bounded_json.loads(read_bytes(file), max_depth=MAX_DEPTH, max_number_chars=MAX_NUMBER_CHARS)
+    except bounded_json.JSONLimitError as e:
         raise FixtureError(f"{file.name}: {e}") from None
 
 
