@@ -241,3 +241,25 @@ def test_truth_rounds_exactly() -> None:
     assert exact.rounded[0] == 0.0 and exact.value[0] == 0.0
     exact = truth.forward("sigmoid", (np.array([-700.0]),))
     assert exact.rounded[0] == np.float64(9.85967654375977e-305)
+
+
+@pytest.mark.parametrize("wide", ["longdouble", "float64"])
+@pytest.mark.parametrize("op", ["tanh", "sigmoid"])
+def test_saturated_slopes_need_no_wide_exponent(op: str, wide: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A huge cotangent times a slope far below float64's smallest number
+    (tanh'(400) ~ 1e-347) is representable. The reference gets it with the
+    wide format's exponent range or without it -- where ``longdouble`` is
+    plain float64 (Windows, Apple silicon), forced here."""
+    from reference_impl import ops
+
+    if wide == "float64":
+        monkeypatch.setattr(ops, "_LONG", np.float64)
+    x = np.array([40.5, -41.0, 79.9, 80.5, -300.0, 372.0, -400.0, 700.0, 745.0, -800.0, 1400.0, 0.3, -2.0, 20.0])
+    sign = np.where(np.arange(x.size) % 3 == 0, -1.0, 1.0)
+    for g in (sign * 1.7e308, sign * 3.1e300, sign * 1.0, sign * 2.0**-1000):
+        exact = truth.vjp(op, g, (x,), {})[0]
+        _assert_close(f"{op} VJP w.r.t. x", OPS[op].vjp(g, x)[0], exact, None, np.dtype(np.float64),
+                      f"saturated, |g| {abs(g[0]):.2g}, {wide}")
+    # beyond |x| ~ 1500 the product is below half the smallest subnormal for every g: exactly 0
+    far = np.array([1e4, -1e6, 1.7e308])
+    assert np.array_equal(OPS[op].vjp(np.full(3, 1.7e308), far)[0], np.zeros(3))
