@@ -132,7 +132,8 @@ def cases(draw: st.DrawFn, op: str, dtype: np.dtype) -> tuple[tuple[np.ndarray, 
     return tuple(inputs), params, np.asarray(g, dtype=dtype), "/".join([*names, "g:" + g_range])
 
 
-def _magnitudes(op: str, g: np.ndarray, xs: tuple[np.ndarray, ...]) -> tuple[Any, list[Any]]:
+def _magnitudes(op: str, g: np.ndarray, xs: tuple[np.ndarray, ...], params: dict[str, Any]
+                ) -> tuple[Any, list[Any]]:
     """Absolute sums of the terms of each result that is a sum (forward, VJPs); None elsewhere."""
     x64 = [np.abs(np.asarray(x, np.float64)) for x in xs]
     ag = np.abs(np.asarray(g, np.float64))
@@ -150,6 +151,13 @@ def _magnitudes(op: str, g: np.ndarray, xs: tuple[np.ndarray, ...]) -> tuple[Any
         e = np.exp(x - x.max(axis=-1, keepdims=True))
         s = e / e.sum(axis=-1, keepdims=True)
         return None, [s * (ag + (s * ag).sum(axis=-1, keepdims=True))]
+    if op == "softmax_cross_entropy":
+        # dJ/dz = (s T - y) g / rows: where the target is close to s T the two terms cancel
+        z = np.asarray(xs[0], np.float64)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        s = e / e.sum(axis=-1, keepdims=True)
+        scale = ag / (z.size // z.shape[-1]) if params["reduction"] == "mean" else ag
+        return None, [scale * (s * x64[1].sum(axis=-1, keepdims=True) + x64[1]), None]
     return None, [None] * len(xs)
 
 
@@ -191,7 +199,7 @@ def test_reference_is_the_truth_rounded(op: str, dtype: np.dtype) -> None:
         # magnitudes of near-overflow inputs may overflow float64 (inf allows anything there), and a huge
         # cotangent times a zero probability is 0 * inf (NaN: the elementwise bound applies)
         with np.errstate(over="ignore", invalid="ignore"):
-            fwd_mag, grad_mags = _magnitudes(op, g, inputs)
+            fwd_mag, grad_mags = _magnitudes(op, g, inputs, params)
         exact_out = truth.forward(op, inputs, params)
         if _beyond_range(exact_out):
             # a result whose true value is beyond the dtype is refused by name, never returned as inf

@@ -103,8 +103,12 @@ class Truth:
         (``inf`` where ``actual`` is not finite)."""
         arb = _flint().arb
         a = np.asarray(actual, dtype=np.float64)
-        spacing = np.maximum(np.spacing(np.abs(self.rounded)).astype(np.float64),
-                             float(np.finfo(self.dtype).smallest_subnormal))
+        r = np.abs(self.rounded)
+        with np.errstate(over="ignore"):  # above the dtype's largest value the next one is inf
+            spacing = np.spacing(r)
+        # at the largest value the ulp is the spacing below it
+        spacing = np.where(np.isinf(spacing) & np.isfinite(r), np.spacing(np.nextafter(r, 0)), spacing)
+        spacing = np.maximum(spacing.astype(np.float64), float(np.finfo(self.dtype).smallest_subnormal))
         out = np.empty(a.shape)
         for idx in np.ndindex(a.shape):
             if not np.isfinite(a[idx]):
