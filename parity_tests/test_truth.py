@@ -187,9 +187,23 @@ def _beyond_range(*exacts: Any) -> bool:
     return not all(np.all(np.isfinite(np.asarray(e.rounded, np.float64))) for e in exacts)
 
 
-@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=["float32", "float64"])
+@pytest.fixture
+def decimal_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference as on a platform whose ``longdouble`` is plain float64
+    (Windows, Apple silicon): float64 computes in the decimal fallback."""
+    from reference_impl import wide
+
+    monkeypatch.setattr(wide, "_LONG", np.float64)
+    assert not wide.extended()
+
+
+@pytest.mark.parametrize(("dtype", "wide"), [(np.dtype(np.float32), "native"), (np.dtype(np.float64), "native"),
+                                             (np.dtype(np.float64), "decimal")],
+                         ids=["float32", "float64", "float64-decimal"])
 @pytest.mark.parametrize("op", sorted(OPS))
-def test_reference_is_the_truth_rounded(op: str, dtype: np.dtype) -> None:
+def test_reference_is_the_truth_rounded(op: str, dtype: np.dtype, wide: str, request: pytest.FixtureRequest) -> None:
+    if wide == "decimal":
+        request.getfixturevalue("decimal_fallback")
     @settings(max_examples=12, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(cases(op, dtype))
@@ -251,17 +265,14 @@ def test_truth_rounds_exactly() -> None:
     assert exact.rounded[0] == np.float64(9.85967654375977e-305)
 
 
-@pytest.mark.parametrize("wide", ["longdouble", "float64"])
+@pytest.mark.parametrize("wide", ["native", "decimal"])
 @pytest.mark.parametrize("op", ["tanh", "sigmoid"])
-def test_saturated_slopes_need_no_wide_exponent(op: str, wide: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_saturated_slopes(op: str, wide: str, request: pytest.FixtureRequest) -> None:
     """A huge cotangent times a slope far below float64's smallest number
-    (tanh'(400) ~ 1e-347) is representable. The reference gets it with the
-    wide format's exponent range or without it -- where ``longdouble`` is
-    plain float64 (Windows, Apple silicon), forced here."""
-    from reference_impl import ops
-
-    if wide == "float64":
-        monkeypatch.setattr(ops, "_LONG", np.float64)
+    (tanh'(400) ~ 1e-347) is representable, in the platform's wide format
+    and in the decimal fallback."""
+    if wide == "decimal":
+        request.getfixturevalue("decimal_fallback")
     x = np.array([40.5, -41.0, 79.9, 80.5, -300.0, 372.0, -400.0, 700.0, 745.0, -800.0, 1400.0, 0.3, -2.0, 20.0])
     sign = np.where(np.arange(x.size) % 3 == 0, -1.0, 1.0)
     for g in (sign * 1.7e308, sign * 3.1e300, sign * 1.0, sign * 2.0**-1000):

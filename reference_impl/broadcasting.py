@@ -18,8 +18,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if extra < 0 or any(n not in (1, m) for n, m in zip(shape, grad.shape[extra:])):
         raise ValueError(f"shape: {shape} does not broadcast to grad's shape {grad.shape}")
     if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
+        grad = np.asarray(grad.sum(axis=tuple(range(extra))))  # an object array's full sum is a bare element
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
+        grad = np.asarray(grad.sum(axis=stretched, keepdims=True))
     return np.array(grad.reshape(shape), copy=True)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, check_choice, check_cotangent, check_same_dtype, check_size, overflow_remedy
+from .wide import precision
 
 __all__ = ["Arrays", "Params", "Domain", "Op", "OPS", "op"]
 
@@ -96,12 +97,13 @@ class Op:
         the true value is beyond the dtype's range, for callers (the
         networks) that report an overflow in their own terms."""
         arrays, full = self._prepare(inputs, params)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), precision():
             return self.impl(*arrays, **full)
 
     def vjp(self, cotangent: Any, *inputs: Any, **params: Any) -> Arrays:
         arrays, full = self._prepare(inputs, params)
-        with np.errstate(over="ignore", invalid="ignore"):  # the rule needs only the output's shape where it overflows
+        # the rule needs only the output's shape where it overflows
+        with np.errstate(over="ignore", invalid="ignore"), precision():
             shape = _output_shape(self.domain.shapes, arrays)
             if shape is None or _reads_output(self.rule):
                 ans = self.impl(*arrays, **full)
@@ -117,7 +119,8 @@ class Op:
     def vjp_from_output(self, cotangent: np.ndarray, ans: np.ndarray, *inputs: np.ndarray, **params: Any) -> Arrays:
         full = {k: v[0] for k, v in self.params.items()}
         full.update(params)
-        return self.rule(cotangent, ans, *inputs, **full)
+        with precision():
+            return self.rule(cotangent, ans, *inputs, **full)
 
 
 def _representable(results: Arrays, name: str, arg_names: tuple[str, ...], what: tuple[str, ...]) -> None:
@@ -186,7 +189,8 @@ class _Forward:
         self.__doc__ = impl.__doc__
 
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        return self.impl(*args, **kwargs)
+        with precision():
+            return self.impl(*args, **kwargs)
 
     def defvjp(self, rule: Callable[..., Arrays]) -> Callable[..., Arrays]:
         s = self.settings

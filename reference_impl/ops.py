@@ -7,13 +7,12 @@ inputs, and returns one gradient per input, each with that input's shape and
 dtype.
 
 The reference is the truth, rounded once. Every formula is evaluated in a
-wider format -- float64 for float32 inputs, the x87 80-bit ``longdouble``
-(64-bit significand) for float64 inputs -- and rounded to the working dtype
-at the end; where a textbook formula cancels or overflows even there, the
+wider format (``reference_impl.wide``: float64 for float32 inputs; for
+float64 inputs the x87 80-bit ``longdouble``, or 40-digit decimals where the
+platform has no wider ``longdouble``) and rounded to the working dtype at
+the end; where a textbook formula cancels or overflows even there, the
 accurate formula is the formula, with a comment saying why. Float32 results
-are within 1 ulp of the exact value, float64 results within a few (where the
-platform's ``longdouble`` is plain double, float64 keeps the accurate
-formulas but not the extra bits).
+are within 1 ulp of the exact value, float64 results within a few.
 
 Conventions (also in the README):
 
@@ -38,45 +37,32 @@ domain, formula, sources, an optional input check) and its VJP rule with
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ._validate import check_class_axis, check_distribution
 from .broadcasting import unbroadcast
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
+from .wide import exp, log, log1p, neg, round_to, wide
+from .wide import tanh as wide_tanh  # the op below is named tanh
 
 __all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "_REGISTRY"]
 
 
 # --------------------------------------------------------------------------- helpers
 
-_LONG = np.longdouble
-
-
-def _wide(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The inputs in the wider format the formulas run in: float32 -> float64
-    (a float32 product is exact there), float64 -> longdouble (11 more bits)."""
-    wide = np.float64 if arrays[0].dtype == np.float32 else _LONG
-    return tuple(np.asarray(a, dtype=wide) for a in arrays)
-
-
-def _round(y: Any, like: np.ndarray) -> np.ndarray:
-    """Round a wide result once to ``like``'s dtype: always a new array. A
-    true value beyond the dtype's range becomes +-inf, as IEEE rounding says."""
-    with np.errstate(over="ignore"):
-        return np.array(y, dtype=like.dtype, copy=True)
 
 
 def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """``exp(x - m)`` with the shift two-summed: the rounding of ``x - m``
     would otherwise become a relative error ``|x - m| u`` in the exp."""
     d = x - m
+    if d.dtype == object:
+        return exp(d)  # a decimal difference is exact to 40 digits
     with np.errstate(invalid="ignore"):  # TwoSum's error term; NaN only where d overflowed, then unused
         virtual = d - x
         lo = (x - (d - virtual)) + (-m - virtual)
     lo = np.where(np.isfinite(lo), lo, 0)
-    return np.exp(d) * (1 + lo)
+    return np.asarray(np.exp(d) * (1 + lo))
 
 
 _LN2_HI = 6.93147180369123816490e-01
@@ -128,8 +114,8 @@ def add_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arr
     """Local gradient 1 for both inputs -- the add gate is a *distributor*
     (004): ``da = unbroadcast(g)``, ``db = unbroadcast(g)``, each summed in the
     wide format and a new array."""
-    (gw,) = _wide(g)
-    return _round(unbroadcast(gw, a.shape), a), _round(unbroadcast(gw, b.shape), b)
+    (gw,) = wide(g)
+    return round_to(unbroadcast(gw, a.shape), a), round_to(unbroadcast(gw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- multiply (002, 004)
@@ -146,8 +132,8 @@ def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def multiply_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
     """Each input's local gradient is the *other* input -- the multiply gate
     is a *switch* (004): ``da = unbroadcast(g * b)``, ``db = unbroadcast(g * a)``."""
-    gw, aw, bw = _wide(g, a, b)
-    return _round(unbroadcast(gw * bw, a.shape), a), _round(unbroadcast(gw * aw, b.shape), b)
+    gw, aw, bw = wide(g, a, b)
+    return round_to(unbroadcast(gw * bw, a.shape), a), round_to(unbroadcast(gw * aw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- matmul (002, 004)
@@ -176,8 +162,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` with ``np.matmul`` semantics (1-D operands promoted, batch
     axes broadcast). Document 002 writes each layer as such a product; the
     dot products accumulate in the wide format and round once."""
-    aw, bw = _wide(a, b)
-    return _round(np.matmul(aw, bw), a)
+    aw, bw = wide(a, b)
+    return round_to(np.matmul(aw, bw), a)
 
 
 def matmul_vjp_wide(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,8 +187,8 @@ def matmul_vjp_wide(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
 def matmul_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
     """``da = g @ b^T``, ``db = a^T @ g`` (transposes of the last two axes),
     reduced over broadcast batch axes; accumulated wide, rounded once."""
-    da, db = matmul_vjp_wide(*_wide(g, a, b))
-    return _round(da, a), _round(db, b)
+    da, db = matmul_vjp_wide(*wide(g, a, b))
+    return round_to(da, a), round_to(db, b)
 
 
 # --------------------------------------------------------------------------- dense (002, 004)
@@ -230,18 +216,18 @@ def _check_dense(arrays: Arrays, params: Params) -> None:
 def dense(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``x @ W + b``, ``W`` of shape ``(inputs, outputs)`` as in document 002
     (``o_input = k_output * wko + bo``); the bias joins the wide sum."""
-    xw, ww, bw = _wide(x, w, b)
-    return _round(np.matmul(xw, ww) + bw, x)
+    xw, ww, bw = wide(x, w, b)
+    return round_to(np.matmul(xw, ww) + bw, x)
 
 
 @dense.defvjp
 def dense_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Arrays:
     """``dx = g @ W^T``; ``dW = x^T @ g`` and ``db = sum(g)`` summed over every
     batch row (document 002: ``dJ/dwko = k_output^T . dJ/do_input``)."""
-    gw, xw, ww = _wide(g, x, w)
+    gw, xw, ww = wide(g, x, w)
     xf = xw.reshape(-1, x.shape[-1])
     gf = gw.reshape(-1, g.shape[-1])
-    return _round(np.matmul(gw, ww.T), x), _round(np.matmul(xf.T, gf), w), _round(gf.sum(axis=0), b)
+    return round_to(np.matmul(gw, ww.T), x), round_to(np.matmul(xf.T, gf), w), round_to(gf.sum(axis=0), b)
 
 
 # --------------------------------------------------------------------------- relu (002)
@@ -267,8 +253,8 @@ def relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     formula="tanh(x) | dx = g * (1 - tanh(x)^2) = g * 4e / (1 + e)^2, e = exp(-2|x|)")
 def tanh(x: np.ndarray) -> np.ndarray:
     """``tanh(x) = (e^x - e^-x) / (e^x + e^-x)`` (002)."""
-    (xw,) = _wide(x)
-    return _round(np.tanh(xw), x)
+    (xw,) = wide(x)
+    return round_to(wide_tanh(xw), x)
 
 
 @tanh.defvjp
@@ -276,16 +262,16 @@ def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``tanh'(x) = 1 - tanh(x)^2`` (002). Near saturation ``1 - t^2``
     cancels to 0 long before the true slope underflows, so beyond
     ``|x| = 0.55`` it is the equal ``4e / (1 + e)^2`` with ``e = exp(-2|x|)``."""
-    gw, xw = _wide(g, x)
-    ax = np.abs(xw)
-    e = np.exp(-2 * ax)
-    t = np.tanh(xw)
+    gw, xw = wide(g, x)
+    ax = np.asarray(np.abs(xw))
+    e = exp(-2 * ax)
+    t = wide_tanh(xw)
     dx = np.asarray(gw * np.where(ax < 0.55, 1 - t * t, 4 * e / ((1 + e) * (1 + e))))
     # where e is below the wide format's normal range (1 + e is 1 there): g 4e, without e underflowing
-    tail = e < np.finfo(e.dtype).tiny
+    tail = e < np.finfo(e.dtype).tiny if e.dtype != object else np.zeros(e.shape, bool)
     if tail.any():
         dx[tail] = _times_exp(gw[tail], 2 * ax[tail], 2)
-    return (_round(dx, x),)
+    return (round_to(dx, x),)
 
 
 # --------------------------------------------------------------------------- sigmoid (003, 004)
@@ -296,9 +282,9 @@ def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), evaluated as
     ``e^x / (1 + e^x)`` for ``x < 0`` so that no ``exp`` overflows."""
-    (xw,) = _wide(x)
-    e = np.exp(-np.abs(xw))
-    return _round(np.where(xw >= 0, 1 / (1 + e), e / (1 + e)), x)
+    (xw,) = wide(x)
+    e = exp(-np.abs(xw))
+    return round_to(np.where(xw >= 0, 1 / (1 + e), e / (1 + e)), x)
 
 
 @sigmoid.defvjp
@@ -306,15 +292,15 @@ def sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal
     ``e / (1 + e)^2`` with ``e = exp(-|x|)``: ``1 - s`` from a rounded ``s``
     is 0 beyond x ~ 17 (float32) though the slope is representable to ~103."""
-    gw, xw = _wide(g, x)
-    ax = np.abs(xw)
-    e = np.exp(-ax)
+    gw, xw = wide(g, x)
+    ax = np.asarray(np.abs(xw))
+    e = exp(-ax)
     dx = np.asarray(gw * (e / ((1 + e) * (1 + e))))
     # where e is below the wide format's normal range (1 + e is 1 there): g e, without e underflowing
-    tail = e < np.finfo(e.dtype).tiny
+    tail = e < np.finfo(e.dtype).tiny if e.dtype != object else np.zeros(e.shape, bool)
     if tail.any():
         dx[tail] = _times_exp(gw[tail], ax[tail], 0)
-    return (_round(dx, x),)
+    return (round_to(dx, x),)
 
 
 # --------------------------------------------------------------------------- softmax (000, 002)
@@ -337,7 +323,7 @@ def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
     order = np.argsort(g, axis=-1, kind="stable")
     gs = np.take_along_axis(g, order, axis=-1)
     cw = np.cumsum(np.take_along_axis(w, order, axis=-1), axis=-1)
-    k = np.argmax(cw >= 0.5 * cw[..., -1:], axis=-1)[..., None]
+    k = np.argmax(cw >= cw[..., -1:] / 2, axis=-1)[..., None]
     return np.take_along_axis(gs, k, axis=-1)
 
 
@@ -346,8 +332,8 @@ def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
 def softmax(x: np.ndarray) -> np.ndarray:
     """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002),
     shifted by the row maximum so that no ``exp`` overflows."""
-    (xw,) = _wide(x)
-    return _round(_softmax_wide(xw), x)
+    (xw,) = wide(x)
+    return round_to(_softmax_wide(xw), x)
 
 
 @softmax.defvjp
@@ -357,10 +343,10 @@ def softmax_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     constant ``c`` is taken from ``g``. With ``c`` the s-weighted median of
     ``g``, ``g_k - c = 0`` for a dominant class and ``g_k - <g, s>`` no longer
     cancels."""
-    gw, xw = _wide(g, x)
+    gw, xw = wide(g, x)
     s = _softmax_wide(xw)
     gc = gw - _weighted_median(gw, s)
-    return (_round(s * (gc - (gc * s).sum(axis=-1, keepdims=True)), x),)
+    return (round_to(s * (gc - (gc * s).sum(axis=-1, keepdims=True)), x),)
 
 
 # --------------------------------------------------------------------------- losses (000, 002, 004)
@@ -378,6 +364,7 @@ def _check_pair(arrays: Arrays, first: str, second: str) -> None:
 
 
 def _reduce_rows(rows: np.ndarray, reduction: str) -> np.ndarray:
+    rows = np.asarray(rows)  # an object array's row sums of a 1-D input are a bare element
     return rows.mean() if reduction == "mean" else rows.sum()
 
 
@@ -401,8 +388,8 @@ def cross_entropy(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.n
 
     ``probs`` (yhat) are predicted probabilities, ``target`` (y) a target
     distribution; both on the last axis. Every term is >= 0: no cancellation."""
-    pw, tw = _wide(p, t)
-    return _round(_reduce_rows(-(tw * np.log(pw)).sum(axis=-1), reduction), p)
+    pw, tw = wide(p, t)
+    return round_to(_reduce_rows(-(tw * log(pw)).sum(axis=-1), reduction), p)
 
 
 @cross_entropy.defvjp
@@ -411,9 +398,9 @@ def cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarr
     """``dJ/dyhat_i = -y_i / yhat_i`` (002) and ``dJ/dy_i = -log(yhat_i)``,
     scaled by the reduction. This is the unconstrained partial derivative,
     not its projection onto the probability simplex."""
-    gw, pw, tw = _wide(g, p, t)
+    gw, pw, tw = wide(g, p, t)
     s = _row_scale(gw, p, reduction)
-    return _round(-(tw / pw) * s, p), _round(-np.log(pw) * s, t)
+    return round_to(neg(tw / pw) * s, p), round_to(neg(log(pw)) * s, t)
 
 
 def _check_softmax_cross_entropy(arrays: Arrays, params: Params) -> None:
@@ -429,9 +416,9 @@ def _log_softmax_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     k = np.argmax(z, axis=-1)[..., None]
     zk = np.take_along_axis(z, k, axis=-1)
     e = _exp_shifted(z, zk)
-    np.put_along_axis(e, k, 0, axis=-1)
+    np.put_along_axis(e, k, zk - zk, axis=-1)  # a zero of the wide format (0 would be an int among decimals)
     others = e.sum(axis=-1, keepdims=True)
-    nll = (zk - z) + np.log1p(others)
+    nll = (zk - z) + log1p(others)
     s = e / (1 + others)
     np.put_along_axis(s, k, 1 / (1 + others), axis=-1)
     return nll, s, k
@@ -444,9 +431,9 @@ def _log_softmax_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def softmax_cross_entropy(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
     """``J = -sum_i y_i log softmax(z)_i`` per row (000, 002), fused through
     the log-softmax above, finite for logits of any magnitude."""
-    zw, tw = _wide(z, t)
+    zw, tw = wide(z, t)
     nll, _, _ = _log_softmax_parts(zw)
-    return _round(_reduce_rows((tw * nll).sum(axis=-1), reduction), z)
+    return round_to(_reduce_rows((tw * nll).sum(axis=-1), reduction), z)
 
 
 @softmax_cross_entropy.defvjp
@@ -456,13 +443,13 @@ def softmax_cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, z: np.ndarray, t: 
     distribution (002: the output-layer error), and ``dJ/dy = -log softmax(z)``;
     both scaled by the reduction. The entries of ``dJ/dz`` sum to 0, so the
     dominant class's is minus the sum of the others: ``s_k - y_k`` cancels."""
-    gw, zw, tw = _wide(g, z, t)
+    gw, zw, tw = wide(g, z, t)
     nll, s, k = _log_softmax_parts(zw)
     dz = s * tw.sum(axis=-1, keepdims=True) - tw
     np.put_along_axis(dz, k, 0, axis=-1)
-    np.put_along_axis(dz, k, -dz.sum(axis=-1, keepdims=True), axis=-1)
+    np.put_along_axis(dz, k, neg(dz.sum(axis=-1, keepdims=True)), axis=-1)
     scale = _row_scale(gw, z, reduction)
-    return _round(dz * scale, z), _round(nll * scale, t)
+    return round_to(dz * scale, z), round_to(nll * scale, t)
 
 
 _MSE_REDUCTIONS = ("mean", "sum", "half_sum")
@@ -484,10 +471,10 @@ def mse(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
     elements (torch's ``mse_loss``); ``sum``: ``sum((yhat - y)^2)``;
     ``half_sum``: ``1/2 sum((yhat - y)^2)``, the documents' form (004, with
     ``n = 1``), whose gradient is the bare residual ``yhat - y``."""
-    pw, tw = _wide(p, t)
+    pw, tw = wide(p, t)
     d = pw - tw
     total = (d * d).sum()
-    return _round({"mean": total / p.size, "sum": total, "half_sum": total / 2}[reduction], p)
+    return round_to({"mean": total / p.size, "sum": total, "half_sum": total / 2}[reduction], p)
 
 
 @mse.defvjp
@@ -495,7 +482,7 @@ def mse_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarray, reduct
     """``dJ/dyhat = c (yhat - y) g`` with ``c = 2/N`` (mean), ``2`` (sum) or
     ``1`` (half_sum, 004); ``dJ/dy = -dJ/dyhat``. The residual multiplies the
     cotangent before any scaling, so a zero residual gives 0 for any ``g``."""
-    gw, pw, tw = _wide(g, p, t)
+    gw, pw, tw = wide(g, p, t)
     r = (pw - tw) * gw
     dp = {"mean": 2 * r / p.size, "sum": 2 * r, "half_sum": r}[reduction]
-    return _round(dp, p), _round(-dp, t)
+    return round_to(dp, p), round_to(neg(dp), t)

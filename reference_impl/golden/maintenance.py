@@ -173,7 +173,9 @@ def derived_drift(directory: Directory = None, *, all_changes: bool = False) -> 
                 pairs.append((f"entries[{i}].expected[{k}].value", np.asarray(e.value), v, tol))
             for where, stored, new, tol in pairs:
                 c = engine.compare(new, stored, tol, DTYPE, model="error model of the recomputation")
-                changed = stored.shape != new.shape or not np.array_equal(stored, new)
+                # bitwise: a zero whose sign changed is a change too (array_equal has -0.0 == 0.0)
+                changed = stored.shape != new.shape or not (
+                    np.array_equal(stored, new) and np.array_equal(np.signbit(stored), np.signbit(new)))
                 if (not c.ok) or (all_changes and changed):
                     drifts.append(Drift(ff.name, entry.id, where, stored, new, c.ok, c.describe()))
     return drifts

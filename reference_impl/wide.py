@@ -1,0 +1,133 @@
+"""The wider format the reference computes in, on every platform.
+
+Each op evaluates its formula in a format wider than the inputs' and rounds
+once (``reference_impl.ops``): float32 inputs in float64; float64 inputs in
+NumPy's ``longdouble`` where that is wider -- the x87 80-bit format on
+x86-64 (64-bit significand, exponents to +-16384), IEEE quad on aarch64
+Linux -- and elsewhere (Windows, Apple silicon: ``longdouble`` is plain
+float64) in Python's :mod:`decimal` at 40 digits, elementwise on object
+arrays: slower, with the same guarantee, checked against ball arithmetic in
+the truth tier with this fallback forced.
+
+The formulas are written once, with NumPy operators and the elementary
+functions below (``exp``, ``log``, ``log1p``, ``tanh``), which dispatch on
+the array: NumPy's own for float64 and ``longdouble``, :mod:`decimal`'s for
+object arrays. ``precision()`` sets the decimal context an op runs in, so
+that the caller's own decimal context never changes a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh"]
+
+_LONG = np.longdouble
+"""The platform's ``longdouble``; the fallback below is taken where it has
+no more precision than float64 (tests force it by setting this to float64)."""
+
+_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN, Emin=-999999, Emax=999999,
+                           traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
+"""40 significant digits (133 bits) and an exponent range no float64
+product, sum or exp of the ops can leave."""
+
+
+def extended() -> bool:
+    """Whether ``longdouble`` is wider than float64 (at least the x87's 64-bit significand)."""
+    return bool(np.finfo(_LONG).nmant >= 63)
+
+
+def wide(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The inputs in the format the formulas run in: float32 -> float64 (a
+    float32 product is exact there); float64 -> ``longdouble`` (11 more bits
+    on x87) or, without a wider ``longdouble``, exact :class:`decimal.Decimal`
+    values in an object array."""
+    if arrays[0].dtype == np.float32:
+        return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+    if extended():
+        return tuple(np.asarray(a, dtype=_LONG) for a in arrays)
+    return tuple(_elementwise(decimal.Decimal, np.asarray(a, dtype=np.float64)) for a in arrays)
+
+
+def round_to(y: Any, like: np.ndarray) -> np.ndarray:
+    """Round a wide result once to ``like``'s dtype: always a new array. A
+    true value beyond the dtype's range becomes +-inf, as IEEE rounding says
+    (a decimal converts through its exact digits, correctly rounded)."""
+    with np.errstate(over="ignore"):
+        return np.array(y, dtype=like.dtype, copy=True)
+
+
+@contextlib.contextmanager
+def precision() -> Iterator[None]:
+    """The decimal context the formulas run in where the fallback is used (a no-op elsewhere)."""
+    if extended():
+        yield
+        return
+    with decimal.localcontext(_CONTEXT):
+        yield
+
+
+def _elementwise(f: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.frompyfunc(f, 1, 1)(x), dtype=object)
+
+
+def _decimal(f: Callable[[decimal.Decimal], decimal.Decimal]) -> Callable[[Any], decimal.Decimal]:
+    """``f`` on an element of an object array, which may hold a plain int
+    where a formula put a constant (``np.put_along_axis(e, k, 0)``)."""
+    return lambda v: f(v if isinstance(v, decimal.Decimal) else decimal.Decimal(v))
+
+
+def _decimal_log1p(v: decimal.Decimal) -> decimal.Decimal:
+    """``log(1 + v)``; below 1e-10 the series, as ``1 + v`` would drop ``v``'s low digits."""
+    if abs(v) < decimal.Decimal("1e-10"):
+        return v - v * v / 2 + v * v * v / 3
+    return (1 + v).ln()
+
+
+def _decimal_tanh(v: decimal.Decimal) -> decimal.Decimal:
+    """``tanh(v) = (1 - e) / (1 + e)``, ``e = exp(-2|v|)``, signed; below
+    1e-5 the series, where ``1 - e`` would cancel."""
+    a = abs(v)
+    if a < decimal.Decimal("1e-5"):
+        a2 = a * a
+        t = a * (1 - a2 / 3 + 2 * a2 * a2 / 15 - 17 * a2 * a2 * a2 / 315)
+    else:
+        e = (-2 * a).exp()
+        t = (1 - e) / (1 + e)
+    return t.copy_sign(v)
+
+
+def neg(x: Any) -> np.ndarray:
+    """``-x`` with IEEE's sign of zero in every format (decimal's unary minus
+    turns ``-0`` into ``+0``; the fallback must give the same bits)."""
+    x = np.asarray(x)
+    return _elementwise(_decimal(decimal.Decimal.copy_negate), x) if x.dtype == object else np.asarray(np.negative(x))
+
+
+def exp(x: Any) -> np.ndarray:
+    """``e**x`` elementwise in ``x``'s format."""
+    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
+    return _elementwise(_decimal(decimal.Decimal.exp), x) if x.dtype == object else np.asarray(np.exp(x))
+
+
+def log(x: Any) -> np.ndarray:
+    """Natural logarithm elementwise in ``x``'s format."""
+    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
+    return _elementwise(_decimal(decimal.Decimal.ln), x) if x.dtype == object else np.asarray(np.log(x))
+
+
+def log1p(x: Any) -> np.ndarray:
+    """``log(1 + x)`` elementwise in ``x``'s format, accurate for tiny ``x``."""
+    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
+    return _elementwise(_decimal(_decimal_log1p), x) if x.dtype == object else np.asarray(np.log1p(x))
+
+
+def tanh(x: Any) -> np.ndarray:
+    """Hyperbolic tangent elementwise in ``x``'s format."""
+    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
+    return _elementwise(_decimal(_decimal_tanh), x) if x.dtype == object else np.asarray(np.tanh(x))
