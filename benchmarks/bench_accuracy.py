@@ -11,7 +11,8 @@ Not a test: prints
 3. the reference's forward + VJP time of two networks beside the same
    networks written as plain NumPy formulas.
 
-Run: ``PYTHONPATH=. python benchmarks/bench_accuracy.py [--examples N] [--only gradcheck]``.
+Run: ``PYTHONPATH=. python benchmarks/bench_accuracy.py [--examples N] [--only gradcheck] [--decimal-fallback]``
+(the last computes float64 as on a platform whose ``longdouble`` is plain double).
 """
 
 from __future__ import annotations
@@ -300,7 +301,13 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=100, help="check_op examples for the gradcheck comparison")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--only", choices=("ulp", "gradcheck", "networks"), help="print one section")
+    parser.add_argument("--decimal-fallback", action="store_true",
+                        help="compute float64 as where longdouble is plain double (Windows, Apple silicon)")
     args = parser.parse_args()
+    if args.decimal_fallback:
+        from reference_impl import wide
+
+        wide._LONG = np.float64
     if args.only in (None, "ulp"):
         ulp_table(args.samples)
     if args.only in (None, "gradcheck"):
