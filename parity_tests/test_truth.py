@@ -282,3 +282,24 @@ def test_saturated_slopes(op: str, wide: str, request: pytest.FixtureRequest) ->
     # beyond |x| ~ 1500 the product is below half the smallest subnormal for every g: exactly 0
     far = np.array([1e4, -1e6, 1.7e308])
     assert np.array_equal(OPS[op].vjp(np.full(3, 1.7e308), far)[0], np.zeros(3))
+
+
+@pytest.mark.usefixtures("decimal_fallback")
+def test_decimal_fallback_ignores_the_callers_decimal_context() -> None:
+    """The fallback computes in its own decimal context: a caller's 3-digit
+    context with every trap set changes no bit of any op's result."""
+    import decimal
+
+    rng = np.random.default_rng(7)
+    cases = {"tanh": (rng.standard_normal((3, 4)),), "softmax": (rng.standard_normal((3, 4)),),
+             "dense": (rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2)),
+             "softmax_cross_entropy": (rng.standard_normal((3, 4)), np.full((3, 4), 0.25))}
+    expected = {op: (OPS[op].forward(*xs), OPS[op].vjp(np.ones_like(OPS[op].forward(*xs)), *xs))
+                for op, xs in cases.items()}
+    caller = decimal.Context(prec=3, traps=list(decimal.Context().flags))  # every signal raises
+    with decimal.localcontext(caller):
+        for op, xs in cases.items():
+            out = OPS[op].forward(*xs)
+            grads = OPS[op].vjp(np.ones_like(out), *xs)
+            assert np.array_equal(out, expected[op][0])
+            assert all(np.array_equal(a, b) for a, b in zip(grads, expected[op][1]))
