@@ -38,8 +38,12 @@ product, sum or exp of the ops can leave."""
 
 
 def extended() -> bool:
-    """Whether ``longdouble`` is wider than float64 (at least the x87's 64-bit significand)."""
-    return bool(np.finfo(_LONG).nmant >= 63)
+    """Whether ``longdouble`` is wider than float64 in precision (at least the
+    x87's 64-bit significand) and in exponent range (IBM's double-double on
+    POWER has the first, not the second: a tiny slope times a huge cotangent
+    would underflow there)."""
+    info = np.finfo(_LONG)
+    return bool(info.nmant >= 63 and info.maxexp > np.finfo(np.float64).maxexp)
 
 
 def wide(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
