@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import decimal
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,12 @@ def extended() -> bool:
     x87's 64-bit significand) and in exponent range (IBM's double-double on
     POWER has the first, not the second: a tiny slope times a huge cotangent
     would underflow there)."""
-    info = np.finfo(_LONG)
+    return _wider(_LONG)
+
+
+@functools.cache
+def _wider(long: Any) -> bool:
+    info = np.finfo(long)
     return bool(info.nmant >= 63 and info.maxexp > np.finfo(np.float64).maxexp)
 
 
@@ -66,14 +72,12 @@ def round_to(y: Any, like: np.ndarray) -> np.ndarray:
         return np.array(y, dtype=like.dtype, copy=True)
 
 
-@contextlib.contextmanager
-def precision() -> Iterator[None]:
+_NO_CONTEXT = contextlib.nullcontext()
+
+
+def precision() -> contextlib.AbstractContextManager[Any]:
     """The decimal context the formulas run in where the fallback is used (a no-op elsewhere)."""
-    if extended():
-        yield
-        return
-    with decimal.localcontext(_CONTEXT):
-        yield
+    return _NO_CONTEXT if extended() else decimal.localcontext(_CONTEXT)
 
 
 def _elementwise(f: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
