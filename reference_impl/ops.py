@@ -51,7 +51,6 @@ __all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "_REGISTRY"]
 # --------------------------------------------------------------------------- helpers
 
 
-
 def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """``exp(x - m)`` with the shift two-summed: the rounding of ``x - m``
     would otherwise become a relative error ``|x - m| u`` in the exp."""
