@@ -1,4 +1,5 @@
-"""Root pytest configuration: hypothesis profiles and float64 for JAX.
+"""Root pytest configuration: hypothesis profiles, float64 for JAX, and the
+``decimal_fallback`` fixture.
 
 Profiles (see ``reference_impl/profiles.py``): ``dev`` (default), ``ci``,
 ``thorough``. Choose with ``--hypothesis-profile=ci`` (hypothesis' own option,
@@ -12,7 +13,18 @@ import os
 os.environ.setdefault("JAX_ENABLE_X64", "1")  # before any jax array exists: float64 must stay float64
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from reference_impl import profiles
+import numpy as np
+import pytest
+
+from reference_impl import profiles, wide
 
 profiles.register()
 profiles.load_from_env()
+
+
+@pytest.fixture
+def decimal_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference as on a platform whose ``longdouble`` is plain float64
+    (Windows, Apple silicon): float64 computes in the decimal fallback."""
+    monkeypatch.setattr(wide, "_LONG", np.float64)
+    assert not wide.extended()

@@ -343,14 +343,11 @@ def test_packaged_derived_values_do_not_drift() -> None:
     assert drifts == [], "\n".join(d.describe() for d in drifts)
 
 
-def test_derived_values_have_the_same_bits_in_the_decimal_fallback(fixture_copy: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("decimal_fallback")
+def test_derived_values_have_the_same_bits_in_the_decimal_fallback(fixture_copy: Path) -> None:
     """Regenerated where ``longdouble`` is plain float64 (Windows, Apple
     silicon: the reference computes float64 in decimal), every derived value
     keeps the shipped bits, the signs of zeros included."""
-    from reference_impl import wide
-
-    monkeypatch.setattr(wide, "_LONG", np.float64)
     drifts = golden.derived_drift(fixture_copy, all_changes=True)
     assert drifts == [], "\n".join(d.describe() for d in drifts)
 

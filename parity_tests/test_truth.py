@@ -187,16 +187,6 @@ def _beyond_range(*exacts: Any) -> bool:
     return not all(np.all(np.isfinite(np.asarray(e.rounded, np.float64))) for e in exacts)
 
 
-@pytest.fixture
-def decimal_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reference as on a platform whose ``longdouble`` is plain float64
-    (Windows, Apple silicon): float64 computes in the decimal fallback."""
-    from reference_impl import wide
-
-    monkeypatch.setattr(wide, "_LONG", np.float64)
-    assert not wide.extended()
-
-
 @pytest.mark.parametrize(("dtype", "wide"), [(np.dtype(np.float32), "native"), (np.dtype(np.float64), "native"),
                                              (np.dtype(np.float64), "decimal")],
                          ids=["float32", "float64", "float64-decimal"])

@@ -149,6 +149,12 @@ def _recompute(entry: Entry, from_stored_inputs: bool) -> tuple[dict[int, np.nda
     return new_inputs, new_expected
 
 
+def _same_bits(stored: np.ndarray, new: np.ndarray) -> bool:
+    """Equal values with equal signs of zero (``array_equal`` has -0.0 == 0.0)."""
+    return stored.shape == new.shape and np.array_equal(stored, new) and np.array_equal(
+        np.signbit(stored), np.signbit(new))
+
+
 def derived_drift(directory: Directory = None, *, all_changes: bool = False) -> list[Drift]:
     """Recompute every derived number through the reference and diff it
     against the stored one (regenerate-and-diff). Returns the differences
@@ -173,10 +179,7 @@ def derived_drift(directory: Directory = None, *, all_changes: bool = False) -> 
                 pairs.append((f"entries[{i}].expected[{k}].value", np.asarray(e.value), v, tol))
             for where, stored, new, tol in pairs:
                 c = engine.compare(new, stored, tol, DTYPE, model="error model of the recomputation")
-                # bitwise: a zero whose sign changed is a change too (array_equal has -0.0 == 0.0)
-                changed = stored.shape != new.shape or not (
-                    np.array_equal(stored, new) and np.array_equal(np.signbit(stored), np.signbit(new)))
-                if (not c.ok) or (all_changes and changed):
+                if (not c.ok) or (all_changes and not _same_bits(stored, new)):
                     drifts.append(Drift(ff.name, entry.id, where, stored, new, c.ok, c.describe()))
     return drifts
 
@@ -196,19 +199,14 @@ def regenerate_derived(directory: Directory = None, *, write: bool = False) -> l
         touched = False
         for i, entry in enumerate(ff.entries):
             new_inputs, new_expected = _recompute(entry, from_stored_inputs=False)
-            for j, v in new_inputs.items():
-                stored = np.asarray(entry.inputs[j].value)
-                if not np.array_equal(stored, v) or np.signbit(stored).tolist() != np.signbit(v).tolist():
-                    changes.append(Drift(ff.name, entry.id, f"entries[{i}].inputs[{j}].value", stored, v, True,
+            recomputed = [("inputs", j, entry.inputs[j].value, v) for j, v in new_inputs.items()]
+            recomputed += [("expected", k, entry.expected[k].value, v) for k, v in new_expected.items()]
+            for part, j, value, v in recomputed:
+                stored = np.asarray(value)
+                if not _same_bits(stored, v):
+                    changes.append(Drift(ff.name, entry.id, f"entries[{i}].{part}[{j}].value", stored, v, True,
                                          f"stored {stored.tolist()}, recomputed {v.tolist()}"))
-                    raw["entries"][i]["inputs"][j]["value"] = _to_json(v)
-                    touched = True
-            for k, v in new_expected.items():
-                stored = np.asarray(entry.expected[k].value)
-                if not np.array_equal(stored, v) or np.signbit(stored).tolist() != np.signbit(v).tolist():
-                    changes.append(Drift(ff.name, entry.id, f"entries[{i}].expected[{k}].value", stored, v, True,
-                                         f"stored {stored.tolist()}, recomputed {v.tolist()}"))
-                    raw["entries"][i]["expected"][k]["value"] = _to_json(v)
+                    raw["entries"][i][part][j]["value"] = _to_json(v)
                     touched = True
         if write and touched:
             path = writable(folder) / ff.name
