@@ -50,8 +50,6 @@ class Row:
         return {k: _json_float(v) for k, v in self.__dict__.items()}
 
 
-
-
 @dataclass(frozen=True)
 class OracleResult:
     """What :func:`check_op`, :func:`check_network` and :func:`check_sgd_step` return."""

@@ -389,47 +389,45 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
                                f"{adj.describe()}{where}", extra)
 
     # ---- the checked dtype against float64, and the framework opinions
+    def rerun(move: Callable[[np.ndarray], np.ndarray], at_args: Sequence[Any], at_v: Sequence[np.ndarray]
+              ) -> list[list[list[np.ndarray]]]:
+        """The VJP's gradients at ``SPREAD_TRIALS`` moved copies of the
+        inputs and cotangent (``move`` applied to each floating leaf)."""
+
+        def jiggle(x: np.ndarray) -> np.ndarray:
+            return move(x).astype(x.dtype) if x.dtype.kind == "f" else x.copy()
+
+        runs = []
+        for _ in range(numerics.SPREAD_TRIALS):
+            a_m = tuple(pytree.tree_map(jiggle, a) for a in at_args)
+            v_m = [jiggle(v) for v in at_v]
+            try:
+                g_m, _e, _ = _run_vjp(pb, pytree.unflatten(out_s, v_m), a_m, wrt, names, "")
+            except UnsatisfiedAssumption:
+                continue
+            if g_m is not None:
+                runs.append(g_m)
+        return runs
+
     perturbed: dict[str, list[list[list[np.ndarray]]]] = {}
 
     def spread_runs(of: np.dtype) -> list[list[list[np.ndarray]]]:
         if of.name not in perturbed:
             rho = numerics.SPREAD_ROUNDINGS * numerics.unit_roundoff(of)
-            runs = []
-            for _ in range(numerics.SPREAD_TRIALS):
-                def jiggle(x: np.ndarray) -> np.ndarray:
-                    if x.dtype.kind != "f":
-                        return x.copy()
-                    return (x + rho * rng.standard_normal(x.shape) * numerics.direction_scale(x)).astype(x.dtype)
-                a_p = tuple(pytree.tree_map(jiggle, a) for a in work_args)
-                v_p = [jiggle(v) for v in work_v]
-                try:
-                    g_p, _e, _ = _run_vjp(pb, pytree.unflatten(out_s, v_p), a_p, wrt, names, "")
-                except UnsatisfiedAssumption:
-                    continue
-                if g_p is not None:
-                    runs.append(g_p)
-            perturbed[of.name] = runs
+            perturbed[of.name] = rerun(
+                lambda x: x + rho * rng.standard_normal(x.shape) * numerics.direction_scale(x), work_args, work_v)
         return perturbed[of.name]
 
     jittered: list[list[list[np.ndarray]]] = []
 
+    def one_ulp_away(x: np.ndarray) -> np.ndarray:
+        toward = np.where(rng.random(x.shape) < 0.5, -np.inf, np.inf).astype(x.dtype)
+        return np.where(rng.random(x.shape) < 0.5, np.nextafter(x, toward), x)
+
     def noise_runs() -> list[list[list[np.ndarray]]]:
         # the checked dtype's own rounding noise: the same VJP at inputs and cotangent one ulp away
         if not jittered:
-            for _ in range(numerics.SPREAD_TRIALS):
-                def jiggle(x: np.ndarray) -> np.ndarray:
-                    if x.dtype.kind != "f":
-                        return x.copy()
-                    toward = np.where(rng.random(x.shape) < 0.5, -np.inf, np.inf).astype(x.dtype)
-                    return np.where(rng.random(x.shape) < 0.5, np.nextafter(x, toward), x).astype(x.dtype)
-                a_j = tuple(pytree.tree_map(jiggle, a) for a in args)
-                v_j = [jiggle(v) for v in v_leaves]
-                try:
-                    g_j, _e, _ = _run_vjp(pb, pytree.unflatten(out_s, v_j), a_j, wrt, names, "")
-                except UnsatisfiedAssumption:
-                    continue
-                if g_j is not None:
-                    jittered.append(g_j)
+            jittered.extend(rerun(one_ulp_away, args, v_leaves))
         return jittered
 
     def compare(check: str, against: str, theirs: list[list[np.ndarray]], ours: list[list[np.ndarray]],
