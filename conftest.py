@@ -16,7 +16,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np
 import pytest
 
-from reference_impl import profiles, wide
+from reference_impl import wide
+from reference_impl.engine import profiles
 
 profiles.register()
 profiles.load_from_env()

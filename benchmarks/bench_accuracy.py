@@ -2,7 +2,7 @@
 
 Not a test: prints
 
-1. the largest error in ulps against ball arithmetic (``reference_impl.truth``)
+1. the largest error in ulps against ball arithmetic (``reference_impl.frameworks.truth``)
    of the reference, torch and jax, per op, forward / VJP, dtype and named
    range (NaN or inf where the exact value is finite prints as ``nonfinite``);
 2. the time of ``check_op`` with 100 examples beside
@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 import reference_impl as ri
-from reference_impl import OPS, truth
+from reference_impl import OPS
+from reference_impl.frameworks import truth
 from reference_impl.networks import MLP
 
 RANGES: dict[str, Callable[[np.random.Generator, tuple[int, ...], np.dtype], np.ndarray]] = {
@@ -112,7 +113,7 @@ def ulp_table(samples: int) -> None:
 # gradient with central finite differences (fast mode: one random direction
 # per input, a Jacobian-vector product against its finite-difference
 # estimate, with fixed rtol/atol). check_op compares the user's VJP with the
-# accurate reference under the error model of reference_impl.tolerances,
+# accurate reference under the error model of reference_impl.accuracy.ops,
 # element by element, and also draws the inputs (hypothesis search). Both are
 # timed on the same 100 inputs, same dtype, each with its own input handling:
 # check_op's time includes drawing them, gradcheck's the conversion to torch
@@ -179,7 +180,7 @@ def _torch_function(op: str, params: dict[str, Any]) -> Callable[..., Any]:
 def _drawn_examples(op: str, dtype: str, n: int, seed: int) -> list[Any]:
     """The inputs check_op draws with this seed: the same search (the same
     screen of examples), recording them."""
-    from reference_impl.runner import search
+    from reference_impl.engine.search import search
     from reference_impl.strategies import Source, build_example
     from reference_impl.strategies import examples as draw_examples
 
@@ -215,7 +216,7 @@ def _time_floor(op: str, dtype: str, n: int, seed: int, repeats: int) -> tuple[f
     screen's builder) and one evaluation of the reference VJP on each, in
     the wider format the guarantee needs. gradcheck's time divided by their
     sum is the largest ratio any check that keeps them could reach."""
-    from reference_impl.oracle_controls import reference_inputs
+    from reference_impl.oracle.controls import reference_inputs
 
     t_draw = float("inf")
     drawn: list[Any] = []

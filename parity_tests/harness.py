@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from reference_impl.adjoint import OP_MODEL, op_adjoint
-from reference_impl.engine import Comparison, compare, op_comparisons
+from reference_impl.accuracy.ops import Bound
+from reference_impl.engine.adjoint import OP_MODEL, op_adjoint
+from reference_impl.engine.comparison import Comparison, compare, op_comparisons
 from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import Example
-from reference_impl.tolerances import Bound
 
 
 class ParityFailure(AssertionError):

@@ -126,8 +126,8 @@ __all__ = [
 
 # The user-facing oracle imports hypothesis, so it is loaded on first use:
 # ``import reference_impl`` stays NumPy-only.
-_ORACLE_NAMES = frozenset({"check_op", "check_network", "check_sgd_step", "Oracle", "OracleResult"})
-_GRADCHECK_NAMES = frozenset({"check_vjp", "check_grad", "Arg", "Inputs", "GradcheckResult"})
+_ORACLE_NAMES = frozenset({"check_op", "check_network", "check_sgd_step", "check_vjp", "check_grad", "Oracle",
+                           "OracleResult", "GradcheckResult", "Arg", "Inputs"})
 
 
 def __getattr__(name: str) -> Any:
@@ -135,8 +135,4 @@ def __getattr__(name: str) -> Any:
         from . import oracle
 
         return getattr(oracle, name)
-    if name in _GRADCHECK_NAMES:
-        from . import gradcheck
-
-        return getattr(gradcheck, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

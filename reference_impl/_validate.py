@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .tolerances import distribution_sum_tolerance
+from .accuracy.ops import distribution_sum_tolerance
 
 __all__ = [
     "SUPPORTED_DTYPES",

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import certify, golden
+from . import golden
+from .certify import command as certify
 
 __all__ = ["main", "build_parser"]
 

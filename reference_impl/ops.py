@@ -43,7 +43,7 @@ from ._validate import check_class_axis, check_distribution
 from .broadcasting import unbroadcast
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
 from .wide import exp, log, log1p, neg, round_to, wide
-from .wide import tanh as wide_tanh  # the op below is named tanh
+from .wide import tanh as wide_tanh
 
 __all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "_REGISTRY"]
 

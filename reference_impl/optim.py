@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._sgd import Params, check_lr, step_pairs
-from .networks import MLP, NetworkGradients, Tape
+from .networks import MLP, NetworkGradients, Params, Tape, check_lr, step_pairs
 from .sources import fill_citations
 
 __all__ = ["check_lr", "check_steps", "sgd_step", "Trajectory", "train"]
@@ -42,7 +41,7 @@ def sgd_step(params: Any, grads: Any, lr: Any) -> Params:
     :class:`~reference_impl.networks.NetworkGradients` of those parameters.
     Returns new arrays; the inputs are not modified. An ``lr`` beyond the
     parameters' dtype, or a step that overflows it, is a ``ValueError``
-    naming ``lr`` (see :mod:`reference_impl._sgd`). Sources: {002}; {000}.
+    naming ``lr`` (see :func:`reference_impl.networks.step_pairs`). Sources: {002}; {000}.
     """
     check_lr(lr)
     if isinstance(grads, NetworkGradients):

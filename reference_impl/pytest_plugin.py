@@ -47,7 +47,7 @@ _OPTIONS = (
      "comma-separated frameworks to compare with as well as the reference: torch, jax (default: none)"),
     ("examples", "gradient_oracle_examples", "N", "examples per dtype and check (default: the profile's)"),
     ("profile", "gradient_oracle_profile", "NAME",
-     "a profile of reference_impl.profiles: dev (25 examples, random seed), ci (100, seed 0), thorough "
+     "a profile of reference_impl.engine.profiles: dev (25 examples, random seed), ci (100, seed 0), thorough "
      "(1000, random), ...; default: $REFERENCE_IMPL_PROFILE, else dev"),
     ("seed", "gradient_oracle_seed", "N", "hypothesis seed of every check (default: the profile's)"),
 )
@@ -117,7 +117,7 @@ def oracle_settings(config: pytest.Config, marker: pytest.Mark | None = None) ->
     profile = _option(config, "gradient_oracle_profile")
     if profile is not None:
         # imported only when the option is given: it imports hypothesis
-        from reference_impl.profiles import PROFILES
+        from .engine.profiles import PROFILES
 
         if profile not in PROFILES:
             raise pytest.UsageError(f"--gradient-oracle-profile: {profile!r} is not one of {', '.join(PROFILES)}")
@@ -151,7 +151,7 @@ def oracle_settings(config: pytest.Config, marker: pytest.Mark | None = None) ->
 def gradient_oracle(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A :class:`reference_impl.oracle.Oracle` configured by the
     ``--gradient-oracle-*`` options and the test's ``gradient_oracle`` marker."""
-    from reference_impl.oracle import Oracle
+    from .oracle import Oracle
 
     oracle = Oracle(**oracle_settings(request.config, request.node.get_closest_marker("gradient_oracle")))
     yield oracle

@@ -1,13 +1,20 @@
-"""The frameworks the reference is checked against: PyTorch and JAX.
+"""The other opinions and the judge: PyTorch, JAX and ball arithmetic.
 
-Optional (the ``frameworks`` extra: ``pip install "reference-impl[frameworks]"``)
-and loaded only when a check asks for a framework; ``import reference_impl``
-does not import this package.
+Everything that needs an optional dependency is here, and only here: torch,
+jax and optax (the ``frameworks`` extra), python-flint (the ``truth``
+extra), array-api-compat (the ``generic`` extra). Each is imported on first
+use; ``import reference_impl`` does not import this package.
 
 * :mod:`.recipes` -- one row per op: how torch and jax compute it with their
-  own operations, the conventions that may explain a difference, named
-  special cases. Imports neither framework.
+  own operations, its exact value in ball arithmetic, the conventions that
+  may explain a difference, named special cases. Imports no framework.
 * :mod:`.backends` -- run an op through torch or jax and their autograd.
 * :mod:`.networks` -- whole networks as ``torch.nn.Linear`` layers and as
   ``jax.nn`` functions, with their gradients and SGD (imports both).
+* :mod:`.array_api` -- torch's and jax's autograd of a user's function
+  written against the array API standard (an opinion for ``check_vjp``).
+* :mod:`.truth` -- the truth: each op's recipes evaluated in ``arb`` balls and
+  rounded once.
+
+May import the reference and the accuracy model; nothing that checks.
 """

@@ -17,8 +17,8 @@
   to a zero added to each ``z``.
 Part of the optional ``frameworks`` subpackage: it imports torch and jax,
 and is loaded only when a network is compared with them. The strategies
-that draw networks are in :mod:`reference_impl.net_strategies`; locating
-where two networks part is :mod:`reference_impl.network_checks`.
+that draw networks are in :mod:`reference_impl.strategies.networks`; locating
+where two networks part is :mod:`reference_impl.engine.divergence`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ and ``certify`` then cover it in both dtypes with no test file changed.
    ``op_registry.py``. Right below it the VJP rule, decorated with
    ``@<forward>.defvjp``: ``rule(g, ans, *inputs, **params)`` returns one
    gradient per input, each of that input's shape and dtype.
-2. ``reference_impl/tolerances.py``: the error model of the acceptance rule,
+2. ``reference_impl/accuracy/ops.py``: the error model of the acceptance rule,
    ``_fwd_<op>(*inputs, **params)`` and ``_vjp_<op>(g, *inputs, **params)``
    (one rule per gradient), each giving the condition term ``C``, the formula
    term ``F``, the model's text and a floor's factors; register them with
@@ -25,7 +25,7 @@ and ``certify`` then cover it in both dtypes with no test file changed.
    the ``truth_forward`` / ``truth_vjp`` recipes in ball arithmetic (the
    textbook formula, rearranged only to remove a cancellation, never the
    reference's code); at least one named special case in ``SPECIALS``
-   (``test_special_cases.py`` requires one per op); and where they apply the
+   (the special-case tests require one per op); and where they apply the
    ``conventions`` that may explain a difference, ``identities``, an
    ``fd_direction`` and (rarely) an ``override`` with its reason. A row
    without its torch, jax or truth recipes is refused, naming the op, and an
@@ -36,7 +36,7 @@ so this table (and the engine, which reads its conventions) imports neither torc
 ``torch`` recipes get ``ns.torch`` and ``ns.F`` (``torch.nn.functional``);
 ``jax`` recipes get ``ns.jax``, ``ns.jnp``, ``ns.nn`` (``jax.nn``),
 ``ns.special`` (``jax.scipy.special``) and ``ns.optax``; truth recipes get
-the python-flint helpers of ``reference_impl.truth`` (see "truth recipes"
+the python-flint helpers of ``reference_impl.frameworks.truth`` (see "truth recipes"
 below). A framework recipe must use the framework's own operations; writing
 the reference's formula in torch would prove nothing.
 """
@@ -113,12 +113,12 @@ class OpSpec:
     """``(ns, *arrays, **params) -> array`` with jax's own ops."""
     truth_forward: Callable[..., Any] | None = None
     """``(ns, *balls, **params) -> balls``: the exact forward in python-flint
-    ball arithmetic (see :func:`reference_impl.truth.forward`)."""
+    ball arithmetic (see :func:`reference_impl.frameworks.truth.forward`)."""
     truth_vjp: Callable[..., tuple[Any, ...]] | None = None
     """``(ns, g, *balls, **params) -> (balls, ...)``: the exact gradients, one
     per input, for the cotangent ``g`` (balls)."""
     identities: tuple[str, ...] = ()
-    """Names of framework-free identities in ``test_identities.py``."""
+    """Names of framework-free identities the identity tests check."""
     special: tuple[SpecialCase, ...] = ()
     fd_direction: Callable[[tuple[np.ndarray, ...], np.random.Generator], tuple[np.ndarray, ...]] | None = None
     """Direction for the finite-difference adjoint test, when a plain normal
@@ -186,7 +186,7 @@ def _jax_mse(ns: Any, p: Any, t: Any, reduction: str = "mean") -> Any:
 
 # ---------------------------------------------------------------- truth recipes
 # Ball arithmetic (python-flint arb) on object arrays of balls. ``ns`` is
-# built by reference_impl.truth: ``ns.arb``, ``ns.map(fn, balls)``,
+# built by reference_impl.frameworks.truth: ``ns.arb``, ``ns.map(fn, balls)``,
 # ``ns.exp(ball)`` (0 for hopelessly negative arguments), ``ns.zeros(shape)``,
 # ``ns.mid(balls)`` (float64 midpoints, exact for the exact inputs) and
 # ``ns.unbroadcast(g, shape)``. The formulas are the textbook definitions,

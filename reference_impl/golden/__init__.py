@@ -19,7 +19,7 @@ Every expected quantity says where it comes from (``origin``):
   or a count that the document derives exactly is ``exact`` (tolerance 0).
 * ``derived`` -- computed by the reference from document numbers and stored,
   so that nobody mistakes it for a printed number; its tolerance comes from
-  the error model (:mod:`reference_impl.tolerances`) when it is checked.
+  the error model (:mod:`reference_impl.accuracy.ops`) when it is checked.
   ``python -m reference_impl.golden regenerate-derived`` recomputes them.
 * ``rule`` -- holds by a rule the document states, with no number printed:
   a softmax output sums to 1 (tolerance: one half unit per printed term);

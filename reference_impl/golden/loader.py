@@ -425,7 +425,7 @@ class _Checker:
         }[rule]
         got = r["tolerance"]
         if want is None and got is not None:
-            raise self.fail(f"{q}.tolerance", f"must be null: rule {rule!r} is computed by reference_impl.tolerances "
+            raise self.fail(f"{q}.tolerance", f"must be null: rule {rule!r} is computed by reference_impl.accuracy.ops "
                                               "when the value is checked")
         if want is not None and (got is None or not math.isclose(got, want, rel_tol=1e-12, abs_tol=0.0)):
             raise self.fail(f"{q}.tolerance", f"{got!r} does not follow from the printed precision: rule {rule!r} "

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine, tolerances
+from .. import engine
+from ..accuracy import ops as tolerances
 from .files import (
     MANIFEST_FILE,
     Directory,

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .. import engine, tolerances
+from .. import engine
+from ..accuracy import ops as tolerances
 from ..ops import OPS
 from .files import ReplayError
 from .loader import DERIVATIONS, DTYPE, Entry, Expectation, Input
@@ -272,7 +273,7 @@ def _tolerance_text(e: Expectation) -> str:
         return f"half a unit of {e.decimals} decimals per printed term = {e.tolerance:.2e}"
     if e.tolerance_rule == "exact":
         return "exact (an integer or a count), plus the error model for floats"
-    return "error model (reference_impl.tolerances)"
+    return "error model (reference_impl.accuracy.ops)"
 
 
 def replay(entry: Entry, backend: Any = None) -> tuple[Outcome, ...]:

@@ -1,32 +1,19 @@
-"""Check any gradient: ``check_vjp`` for a function of arrays and its VJP,
-``check_grad`` for a scalar loss over a pytree of parameters.
-
-The verdict needs no finite-difference step: the Taylor remainder of
-``phi(x) = <v, f(x)>`` shrinks like ``h^2`` when the VJP is right and like
-``h`` when it is not, and the check reports the observed order. Beside it, an
-adjoint test against Richardson-extrapolated central differences, the float32
-gradient against the float64 one under a measured backward-stability model,
-the calling contract (finite gradients of the input's dtype, shape and
-structure; no argument modified in place) and, for functions written against
-the array API, torch's and jax's autograd of the same source.
-
-Pieces, each usable alone:
-
-* :mod:`.pytree` -- flatten / unflatten nested tuples, lists and dicts;
-* :mod:`.inputs` -- :class:`Arg` / :class:`Inputs` descriptions and their strategy;
-* :mod:`.calls` -- running user code: exceptions, ``assume()``, in-place writes;
-* :mod:`.numerics` -- Taylor order fit, Ridders' extrapolation, error models;
-* :mod:`.frameworks` -- torch / jax autograd of an array-API function;
-* :mod:`.engine` -- one example through every check, and the budgeted search.
-
-Imports hypothesis; ``import reference_impl`` loads this package on first use.
+"""Deprecated path, kept for one release: ``check_vjp``, ``check_grad``,
+``Arg`` and ``Inputs`` are ``reference_impl.check_vjp`` etc. (defined in
+:mod:`reference_impl.oracle.function` and :mod:`reference_impl.strategies.inputs`);
+``reference_impl.gradcheck.numerics`` is :mod:`reference_impl.engine.differences`.
 """
 
 from __future__ import annotations
 
-from .api import DEFAULT_MAX_ELEMENTS, DEFAULT_TIME_BUDGET, check_grad, check_vjp
-from .inputs import KINDS, Arg, Inputs
-from .report import Counterexample, GradcheckResult, Row
+import warnings
+
+from ..oracle.function import DEFAULT_MAX_ELEMENTS, DEFAULT_TIME_BUDGET, check_grad, check_vjp
+from ..oracle.function_report import Counterexample, GradcheckResult, Row
+from ..strategies.inputs import KINDS, Arg, Inputs
 
 __all__ = ["check_vjp", "check_grad", "Arg", "Inputs", "KINDS", "GradcheckResult", "Row", "Counterexample",
            "DEFAULT_MAX_ELEMENTS", "DEFAULT_TIME_BUDGET"]
+
+warnings.warn("reference_impl.gradcheck is deprecated; use reference_impl.check_vjp / check_grad / Arg / Inputs "
+              "(defined in reference_impl.oracle)", DeprecationWarning, stacklevel=2)

@@ -1,0 +1,126 @@
+"""The acceptance rule on implementations a user might write.
+
+Correct code built on another stable algorithm than the reference's must
+pass (no false alarm); code that is wrong at the extremes must fail with the
+default search, whatever its seed (no missed bug). Each case is a plain
+``check_op`` call, as a user would make it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference_impl as ri
+
+LOG2_E = float(np.log2(np.e))
+
+
+def _rows(x: np.ndarray) -> int:
+    return int(np.prod(x.shape[:-1], dtype=np.int64))
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=-1, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+# ----------------------------------------------------------------- correct, other algorithms: must pass
+
+
+def softmax_through_logsumexp(x: np.ndarray) -> np.ndarray:
+    return np.exp(x - _logsumexp(x))
+
+
+def softmax_cross_entropy_vjp_through_logsumexp(g, z, t, reduction="mean"):
+    log_p = z - _logsumexp(z)
+    scale = g / _rows(z) if reduction == "mean" else g
+    return (np.exp(log_p) * t.sum(axis=-1, keepdims=True) - t) * scale, -log_p * scale
+
+
+def sigmoid_through_exp2(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp2 overflows to inf for very negative x: 1 / (1 + inf) = 0 is right
+        return 1 / (1 + np.exp2(-x * LOG2_E))
+
+
+def sigmoid_vjp_through_exp2(g, x):
+    s = sigmoid_through_exp2(x)
+    return (g * s * (1 - s),)
+
+
+@pytest.mark.numpy_only
+def test_softmax_through_logsumexp_passes() -> None:
+    ri.check_op("softmax", forward=softmax_through_logsumexp, seed=0).raise_if_failed()
+
+
+@pytest.mark.numpy_only
+def test_softmax_cross_entropy_gradient_through_logsumexp_passes() -> None:
+    ri.check_op("softmax_cross_entropy", vjp=softmax_cross_entropy_vjp_through_logsumexp, seed=0).raise_if_failed()
+
+
+@pytest.mark.numpy_only
+def test_softmax_cross_entropy_gradient_through_logsumexp_passes_at_logits_near_minus_1000() -> None:
+    z = np.float32(-1000.0) + np.array([[0.0, -3.5, 2.25, 7.0], [1.0, -1.0, 0.5, 0.0]], dtype=np.float32)
+    t = np.array([[0.0, 1.0, 0.0, 0.0], [0.25, 0.25, 0.5, 0.0]], dtype=np.float32)
+    g = np.asarray(1.0, dtype=np.float32)
+    mine = softmax_cross_entropy_vjp_through_logsumexp(g, z, t)
+    ref = ri.softmax_cross_entropy_vjp(g, z, t)
+    from reference_impl.accuracy.ops import vjp_bound
+
+    for m, r, b in zip(mine, ref, vjp_bound("softmax_cross_entropy", g, (z, t), {})):
+        assert np.all(np.abs(m.astype(np.float64) - r) <= b.tolerance(np.float32)), (m, r)
+
+
+@pytest.mark.numpy_only
+def test_sigmoid_through_exp2_passes() -> None:
+    ri.check_op("sigmoid", forward=sigmoid_through_exp2, vjp=sigmoid_vjp_through_exp2, seed=0).raise_if_failed()
+
+
+# ----------------------------------------------------------------- wrong at the extremes: must fail
+
+
+def textbook_sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def textbook_sigmoid_vjp(g, x):
+    with np.errstate(over="ignore", invalid="ignore"):  # exp(-x) = inf for x < -88 (float32): inf / inf = NaN
+        e = np.exp(-x)
+        return (g * e / ((1 + e) * (1 + e)),)
+
+
+def clamped_cross_entropy(p, t, reduction="mean"):
+    rows = -(t * np.log(np.maximum(p, 1e-10))).sum(axis=-1)
+    return np.asarray(rows.mean() if reduction == "mean" else rows.sum(), dtype=p.dtype)
+
+
+def clamped_cross_entropy_vjp(g, p, t, reduction="mean"):
+    scale = g / _rows(p) if reduction == "mean" else g
+    return -(t / p) * scale, -np.log(np.maximum(p, 1e-10)).astype(p.dtype) * scale
+
+
+def diagonal_softmax_vjp(g, x):
+    s = softmax_through_logsumexp(x)
+    return (g * s * (1 - s),)
+
+
+@pytest.mark.numpy_only
+@pytest.mark.parametrize("seed", [None, 1])
+def test_textbook_sigmoid_nan_is_found_in_float32(seed: int | None) -> None:
+    result = ri.check_op("sigmoid", forward=textbook_sigmoid, vjp=textbook_sigmoid_vjp, dtypes=("float32",),
+                         seed=seed)
+    assert not result.ok
+    assert "non-finite" in result.report() or "nan" in result.report().lower()
+
+
+@pytest.mark.numpy_only
+@pytest.mark.parametrize("seed", [None, 1])
+def test_log_clamped_at_1e_10_is_found(seed: int | None) -> None:
+    assert not ri.check_op("cross_entropy", forward=clamped_cross_entropy, seed=seed).ok
+    assert not ri.check_op("cross_entropy", vjp=clamped_cross_entropy_vjp, seed=seed).ok
+
+
+@pytest.mark.numpy_only
+def test_diagonal_only_softmax_vjp_is_found() -> None:
+    assert not ri.check_op("softmax", vjp=diagonal_softmax_vjp, seed=0).ok

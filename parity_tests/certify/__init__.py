@@ -1,0 +1,1 @@
+"""``python -m reference_impl certify``."""

@@ -1,0 +1,3 @@
+"""The checkers of user code (check_op, check_network, check_sgd_step,
+check_vjp, check_grad) and the engine under them.
+"""

@@ -1,0 +1,1 @@
+"""Meta-tests: the checks themselves catch known-wrong gradients and pass correct ones."""

@@ -1,0 +1,1 @@
+"""The golden fixtures: schema, manifest, replay, and the documents' own text."""

@@ -1,0 +1,1 @@
+"""The package itself: layout, layering, imports, installation and the pytest plugin."""

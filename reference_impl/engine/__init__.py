@@ -1,0 +1,37 @@
+"""The one check engine under every checker of the project.
+
+One comparison in one direction (:mod:`.comparison`: actual against expected,
+the errors, the verdicts, the worst-error accumulator, the finding and its
+counterexample), one way to run code under test (:mod:`.calls`), one search
+(:mod:`.search`), the finite-difference numerics (:mod:`.differences`: Taylor
+remainder order, Ridders' extrapolation, the rounding floor) and the adjoint
+tests built on them (:mod:`.adjoint`), where two networks part first
+(:mod:`.divergence`), the rows and reports every checker returns
+(:mod:`.results`), pytrees (:mod:`.pytree`) and the hypothesis profiles
+(:mod:`.profiles`).
+
+May import the reference, the accuracy model and the frameworks' recipes;
+never the checkers above it (``oracle``, ``certify``, ``golden``). This face
+imports :mod:`.comparison` only, which needs NumPy; :mod:`.search`,
+:mod:`.calls` and :mod:`.profiles` import hypothesis.
+"""
+
+from __future__ import annotations
+
+from .comparison import (
+    STRICT_ULP_LIMIT,
+    VERDICTS,
+    WRONG_RATIO,
+    Comparison,
+    Counterexample,
+    Finding,
+    Worst,
+    compare,
+    op_comparisons,
+    ulp_error,
+)
+
+__all__ = [
+    "WRONG_RATIO", "STRICT_ULP_LIMIT", "VERDICTS", "ulp_error", "Comparison", "compare", "Worst",
+    "op_comparisons", "Finding", "Counterexample",
+]

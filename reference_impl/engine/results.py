@@ -1,0 +1,223 @@
+"""What the oracle returns: rows of worst errors, counterexamples, the report.
+
+One :class:`Row` per check, dtype, shape class and opinion, filled by the
+engine's worst-error accumulator (:class:`reference_impl.engine.Worst`);
+:class:`OracleResult` prints them with the shrunk counterexamples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .comparison import Comparison, Counterexample, Worst
+
+__all__ = ["Row", "OracleResult", "Tally", "format_rows"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a result: a check (``forward``, ``vjp[x]``, ``loss``,
+    ``dW``, ...) in one dtype and shape class against one opinion."""
+
+    check: str
+    dtype: str
+    shape_class: str
+    against: str
+    """``reference``, ``torch`` or ``jax``."""
+    examples: int
+    worst_abs_error: float
+    worst_rel_error: float
+    worst_ulp_error: float
+    worst_ratio: float
+    """Largest ``|error| / tolerance`` over every element of every example (<= 1 passes)."""
+    tolerance: float
+    """The tolerance at the element with the largest ratio."""
+    model: str
+    """The error model that tolerance comes from."""
+    status: str
+    """``pass``, ``fail`` (values disagree) or ``error`` (the function did not return a valid result)."""
+    verdict: str = "pass"
+    """The least benign verdict of the row (``reference_impl.engine.VERDICTS``, or ``error``)."""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _json_float(v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class OracleResult:
+    """What :func:`check_op`, :func:`check_network` and :func:`check_sgd_step` return."""
+
+    kind: str
+    """``op``, ``network`` or ``sgd_step``."""
+    subject: str
+    """The op's name or the network's description."""
+    functions: tuple[str, ...]
+    """Which of your functions were checked (``forward``, ``vjp``, ...)."""
+    rows: tuple[Row, ...]
+    counterexamples: tuple[Counterexample, ...]
+    """At most one per dtype: the shrunk failing input."""
+    problems: tuple[str, ...]
+    """Misuse of the oracle or a missing backend; nothing was checked where these apply."""
+    dtypes: tuple[str, ...]
+    backends: tuple[str, ...]
+    max_examples: int
+    seed: int | None
+    profile: str
+    cuts: tuple[str, ...] = ()
+    """What ``max_elements`` and ``time_budget`` cut: inputs not checked, a search or shrink stopped early."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing went wrong and at least one example was compared."""
+        return (not self.problems and not self.counterexamples and bool(self.rows)
+                and all(r.passed for r in self.rows))
+
+    @property
+    def examples(self) -> int:
+        """Inputs your functions were run on (per dtype and shape class, summed)."""
+        seen: dict[tuple[str, str], int] = {}
+        for r in self.rows:
+            key = (r.dtype, r.shape_class)
+            seen[key] = max(seen.get(key, 0), r.examples)
+        return sum(seen.values())
+
+    @property
+    def worst_ratio(self) -> float:
+        return max((r.worst_ratio for r in self.rows), default=0.0)
+
+    def title(self) -> str:
+        what = "/".join(self.functions) or "nothing"
+        subject = f"op '{self.subject}'" if self.kind == "op" else self.subject
+        return f"{what} of {subject}"
+
+    def summary_line(self) -> str:
+        """One line: status, subject, examples, worst error/tolerance."""
+        if self.problems:
+            return f"ERROR {self.title()}: {self.problems[0]}"
+        status = "PASS" if self.ok else "FAIL"
+        against = ", ".join(["reference", *self.backends])
+        cut = f" (cut: {len(self.cuts)} limit(s) reached)" if self.cuts else ""
+        return (f"{status} {self.title()}: {self.examples} examples in {', '.join(self.dtypes)} against {against}; "
+                f"worst error/tolerance {self.worst_ratio:.3g}{cut}")
+
+    def report(self) -> str:
+        """The readable report: every row, the counterexamples and the problems."""
+        errors = dict.fromkeys(f"error in {r.check} ({r.dtype}, {r.shape_class}): {r.model}"
+                               for r in self.rows if r.status == "error")  # each distinct invalid result, once
+        return render_report(
+            f"gradient oracle: {self.title()} -- {'PASSED' if self.ok else 'FAILED'}",
+            f"settings: dtypes {list(self.dtypes)}, backends {['reference', *self.backends]}, "
+            f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}",
+            notes=[*(f"problem: {p}" for p in self.problems), *(f"cut: {c}" for c in self.cuts)],
+            table=format_rows(self.rows) if self.rows else [],
+            footnotes=["(errors are |yours - theirs|; tolerance from reference_impl.accuracy.ops at the element "
+                       "with the worst error/tolerance)", *errors],
+            counterexamples=self.counterexamples, seed=self.seed)
+
+    __str__ = report
+
+    def raise_if_failed(self) -> OracleResult:
+        """Raise ``AssertionError`` carrying :meth:`report` unless :attr:`ok`; returns ``self``."""
+        if not self.ok:
+            raise AssertionError(self.report())
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "subject": self.subject, "functions": list(self.functions), "ok": self.ok,
+            "dtypes": list(self.dtypes), "backends": list(self.backends), "max_examples": self.max_examples,
+            "seed": self.seed, "profile": self.profile, "problems": list(self.problems), "cuts": list(self.cuts),
+            "rows": [r.to_dict() for r in self.rows],
+            "counterexamples": [c.to_dict() for c in self.counterexamples],
+        }
+
+
+def render_report(title: str, settings: str, *, notes: Sequence[str], table: Sequence[str], footnotes: Sequence[str],
+                  counterexamples: Sequence[Counterexample], seed: int | None) -> str:
+    """The one layout of every checker's report (``check_op``,
+    ``check_network``, ``check_sgd_step``, ``check_vjp``, ``check_grad``):
+    title, settings, notes, the rows' table with its footnotes, then each
+    counterexample and how to reproduce it."""
+    lines = [title, f"  {settings}", *(f"  {n}" for n in notes)]
+    if table:
+        lines.append("")
+        lines.extend(f"  {line}" for line in (*table, *footnotes))
+    for c in counterexamples:
+        lines.append("")
+        lines.extend("  " + line for line in c.describe().splitlines())
+    if counterexamples:
+        lines.append("")
+        lines.append("  reproduce: call your function on the arrays above, or rerun the check with "
+                     f"seed={seed if seed is not None else '<an int>'} (a fixed seed replays the search)")
+    return "\n".join(lines)
+
+
+def _json_float(v: Any) -> Any:
+    # JSON has no inf/nan; a ratio of inf (a shape mismatch) is kept readable
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def _fmt(v: float, spec: str = ".2e") -> str:
+    if isinstance(v, float) and math.isnan(v):
+        return "-"
+    return format(v, spec)
+
+
+def format_rows(rows: Sequence[Row]) -> list[str]:
+    """Rows as an aligned plain-text table."""
+    head = ("dtype", "check", "shape class", "against", "examples", "worst abs", "worst rel", "worst ulp",
+            "err/tol", "tolerance", "status", "verdict")
+    body = [(r.dtype, r.check, r.shape_class, r.against, str(r.examples), _fmt(r.worst_abs_error),
+             _fmt(r.worst_rel_error), _fmt(r.worst_ulp_error, ".3g"), _fmt(r.worst_ratio, ".3g"),
+             _fmt(r.tolerance), r.status.upper(), r.verdict) for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return [fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(b) for b in body)]
+
+
+
+class Tally:
+    """Worst errors per (check, dtype, shape class, against), over every
+    example hypothesis ran -- the search and the shrinking alike: each is a
+    real input the function was run on."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, str, str, str], Worst] = {}
+
+    def _cell(self, check: str, dtype: str, shape_class: str, against: str) -> Worst:
+        return self.cells.setdefault((check, dtype, shape_class, against), Worst())
+
+    def record(self, check: str, dtype: str, shape_class: str, against: str, comp: Comparison,
+               new_example: bool = True) -> None:
+        """Fold one comparison in; ``new_example=False`` for a further
+        comparison on the same input (another layer of one network)."""
+        c = self._cell(check, dtype, shape_class, against)
+        c.examples += int(new_example)
+        c.fold(comp)
+
+    def record_error(self, check: str, dtype: str, shape_class: str, against: str, message: str) -> None:
+        c = self._cell(check, dtype, shape_class, against)
+        c.examples += 1
+        c.error(message)
+
+    def rows(self) -> tuple[Row, ...]:
+        order = {"reference": 0, "torch": 1, "jax": 2, "contract": 3}
+        keys = sorted(self.cells, key=lambda k: (k[1], k[2], k[0], order.get(k[3], 9), k[3]))
+        out = []
+        for k in keys:
+            c = self.cells[k]
+            out.append(Row(k[0], k[1], k[2], k[3], c.examples, c.abs_error, c.rel_error, c.ulp_error,
+                           c.ratio, c.tolerance, c.model, c.status, c.verdict))
+        return tuple(out)

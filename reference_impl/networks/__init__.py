@@ -1,0 +1,27 @@
+"""The documents' networks: multilayer perceptrons composed from the
+registry's ops and the step on their parameters (:mod:`.mlp`), and each
+document's network as a named preset (:mod:`.presets`). NumPy only; imports
+the reference's ops and nothing above them.
+"""
+
+from __future__ import annotations
+
+from .mlp import (
+    ACTIVATIONS,
+    COSTS,
+    MLP,
+    LayerGradients,
+    LayerRecord,
+    NetworkGradients,
+    Params,
+    Tape,
+    check_lr,
+    step_pairs,
+)
+from .presets import PRESETS, Preset, preset_000, preset_002, preset_003, preset_004, recursion_003
+
+__all__ = [
+    "ACTIVATIONS", "COSTS", "MLP", "LayerRecord", "Tape", "LayerGradients", "NetworkGradients", "Params",
+    "check_lr", "step_pairs",
+    "Preset", "preset_000", "preset_002", "preset_003", "preset_004", "PRESETS", "recursion_003",
+]

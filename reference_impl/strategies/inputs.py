@@ -1,0 +1,265 @@
+"""Describing the inputs of a function to check: :class:`Arg` and :class:`Inputs`.
+
+An :class:`Arg` names a value kind of the library (``reference_impl.strategies``)
+and a shape; an :class:`Inputs` lists the arguments of ``f`` in call order::
+
+    Inputs(z=Arg("logits", shape=("batch", 10)),
+           y=Arg("labels", shape=("batch",), classes=10))
+
+Value kinds:
+
+=========================  ==========================================================
+``real``                   normal values (scales 1e-3 to 1e2), values near exp's
+                           overflow and underflow thresholds (+-88.7, +-104, +-709.8,
+                           +-745.1), saturated ones (to 100 in float32, 800 in float64)
+                           and tiny ones (down to subnormal)
+``kinked``                 ``real`` with exact ``+0.0`` / ``-0.0`` in a drawn fraction of
+                           places; the gradient there is a convention and is not tested
+                           (steps along a random direction keep each element's sign)
+``logits``                 normal values, scales 0.1 to 1e4, offsets up to +-1e4
+``distribution``           rows on the simplex: smooth, peaked, one-hot or sparse
+``positive_distribution``  rows on the simplex with every entry > 0 (safe under ``log``)
+``one_hot``                one-hot rows (floating; classes = last side)
+``labels``                 integer class indices in ``[0, classes)`` (int64)
+=========================  ==========================================================
+
+``scale=`` fixes the scale (a number or a tuple to draw from) of ``real``,
+``kinked`` and ``logits``; ``range=(low, high)`` draws ``real`` values
+uniformly instead. A side of ``shape`` is an int (fixed), ``None`` (drawn in
+``Inputs.sides``) or a string: a named side, drawn once and shared by every
+argument that names it. Sides shrink towards their low end, values towards
+seed 0, so a failure shrinks to a small input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from ..engine.pytree import flatten, leaf_paths, unflatten
+from . import values as library_values
+
+__all__ = ["Arg", "Inputs", "KINDS", "Drawn", "spec_strategy", "leaf_count"]
+
+KINDS = ("real", "kinked", "logits", "distribution", "positive_distribution", "one_hot", "labels")
+_LIBRARY_KINDS = ("real", "kinked", "logits", "distribution", "positive_distribution")
+
+Side = int | str | None
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument: a value kind, a shape, and optionally a scale or range."""
+
+    kind: str = "real"
+    shape: tuple[Side, ...] = (None,)
+    scale: float | tuple[float, ...] | None = None
+    range: tuple[float, float] | None = None
+    classes: int | str | None = None
+    """``labels`` only: the number of classes (or a named side)."""
+
+    def __post_init__(self) -> None:
+        shape: Any = self.shape  # checked as whatever the caller passed
+        scale: Any = self.scale
+        value_range: Any = self.range
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: unknown value kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        if not isinstance(shape, tuple):
+            raise TypeError(f"shape: expected a tuple of int / None / str sides, got {type(shape).__name__}")
+        for s in shape:
+            if not (s is None or isinstance(s, str) or (_is_int(s) and int(s) >= 1)):
+                raise ValueError(f"shape: each side must be an int >= 1, None or a name; got {s!r}")
+        if scale is not None:
+            scales = scale if isinstance(scale, tuple) else (scale,)
+            if self.kind not in ("real", "kinked", "logits") or not scales or not all(
+                    _is_number(s) and math.isfinite(float(s)) and float(s) > 0 for s in scales):
+                raise ValueError(f"scale: a positive number (or tuple) for real/kinked/logits, got {self.scale!r} "
+                                 f"for kind {self.kind!r}")
+        if value_range is not None:
+            ok = (self.kind == "real" and isinstance(value_range, tuple) and len(value_range) == 2
+                  and all(_is_number(v) and math.isfinite(float(v)) for v in value_range)
+                  and float(value_range[0]) < float(value_range[1]))
+            if not ok:
+                raise ValueError(f"range: a (low, high) pair with low < high, for kind 'real'; got {self.range!r}")
+        if self.kind == "labels":
+            if self.classes is None:
+                raise ValueError("classes: required for kind 'labels' (an int >= 1 or a named side)")
+        elif self.classes is not None:
+            raise ValueError(f"classes: only for kind 'labels', not {self.kind!r}")
+        if self.kind in ("distribution", "positive_distribution", "one_hot") and not self.shape:
+            raise ValueError(f"shape: kind {self.kind!r} needs at least one side (the classes)")
+
+    @property
+    def floating(self) -> bool:
+        return self.kind != "labels"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The arguments of ``f`` in call order, by name. An argument is an
+    :class:`Arg`, or a pytree (dict, tuple, list) whose leaves are :class:`Arg`
+    or fixed NumPy arrays -- the parameters of a model, say."""
+
+    args: tuple[tuple[str, Any], ...]
+    sides: tuple[int, int] = (1, 16)
+
+    def __init__(self, *positional: Any, sides: tuple[int, int] = (1, 16), **named: Any) -> None:
+        items = [(f"arg{i}", a) for i, a in enumerate(positional)] + list(named.items())
+        if not items:
+            raise ValueError("Inputs: at least one argument")
+        for name, a in items:
+            leaves, _ = flatten(a)
+            if not leaves:
+                raise ValueError(f"{name}: an empty container; expected an Arg or a pytree of Args")
+            for leaf in leaves:
+                if not isinstance(leaf, (Arg, np.ndarray)):
+                    raise TypeError(f"{name}: expected an Arg, a NumPy array or a dict/tuple/list of them, "
+                                    f"got a {type(leaf).__name__}")
+        if not (isinstance(sides, tuple) and len(sides) == 2 and all(isinstance(s, int) for s in sides)
+                and 1 <= sides[0] <= sides[1]):
+            raise ValueError(f"sides: a (low, high) pair of ints with 1 <= low <= high, got {sides!r}")
+        object.__setattr__(self, "args", tuple(items))
+        object.__setattr__(self, "sides", sides)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.args)
+
+
+@dataclass
+class Drawn:
+    """One drawn input tuple with what is known about it."""
+
+    args: tuple[Any, ...]
+    kinds: tuple[tuple[str | None, ...], ...]
+    """Per argument, the value kind of each leaf (``None`` where not known:
+    a fixed array, or a user's strategy)."""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    cut: bool = False
+    """The drawn sides were reduced to respect ``max_elements``."""
+
+
+def _cap_sides(sides: dict[Any, int], free: list[Any], shapes: list[tuple[Any, ...]], fixed_elements: int,
+               cap: int) -> bool:
+    def total() -> int:
+        return fixed_elements + sum(math.prod(sides[k] for k in shape) for shape in shapes)
+
+    cut = False
+    while total() > cap:
+        big = max((k for k in free if sides[k] > 1), key=lambda k: sides[k], default=None)
+        if big is None:
+            break
+        sides[big] = max(1, sides[big] // 2)
+        cut = True
+    return cut
+
+
+def _draw_value(draw: st.DrawFn, a: Arg, shape: tuple[int, ...], dtype: np.dtype, classes: int
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    if a.kind in _LIBRARY_KINDS and a.scale is None and a.range is None:
+        drawn: tuple[np.ndarray, dict[str, Any]] = draw(library_values(a.kind, shape, dtype))
+        return drawn
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    r: dict[str, Any] = {"kind": a.kind, "seed": seed}
+    if a.kind == "labels":
+        r["classes"] = classes
+        return rng.integers(0, classes, size=shape).astype(np.int64), r
+    if a.kind == "one_hot":
+        idx = rng.integers(0, shape[-1], size=shape[:-1])
+        out = np.zeros(shape)
+        np.put_along_axis(out, idx[..., None], 1.0, axis=-1)
+        return out.astype(dtype), r
+    if a.range is not None:
+        r["range"] = a.range
+        return rng.uniform(a.range[0], a.range[1], size=shape).astype(dtype), r
+    scales: tuple[float, ...] = a.scale if isinstance(a.scale, tuple) else (float(a.scale or 1.0),)
+    scale = float(draw(st.sampled_from(scales)))
+    x = rng.standard_normal(shape) * scale
+    if a.kind == "kinked":
+        frac = draw(st.sampled_from((0.0, 0.25, 0.5)))
+        mask = rng.random(shape) < frac
+        x = np.where(mask, np.where(rng.random(shape) < 0.5, 0.0, -0.0), x)
+        r["zero_fraction"] = frac
+    r["scale"] = scale
+    return x.astype(dtype), r
+
+
+def _side_key(name: str, leaf: int, i: int, s: Side) -> Any:
+    if isinstance(s, int):
+        return ("fixed", s)
+    if s is None:
+        return ("free", name, leaf, i)
+    return ("named", s)
+
+
+@st.composite
+def spec_strategy(draw: st.DrawFn, spec: Inputs, dtype: Any, max_elements: int) -> Drawn:
+    """Draw one input tuple for ``spec`` in ``dtype`` with at most ``max_elements`` elements in all."""
+    dtype = np.dtype(dtype)
+    lo, hi = spec.sides
+    sides: dict[Any, int] = {}
+    free: list[Any] = []
+    shapes: list[tuple[Any, ...]] = []
+    fixed_elements = 0
+    flat = []
+    for name, tree in spec.args:
+        leaves, structure = flatten(tree)
+        flat.append((name, leaves, structure))
+        for j, leaf in enumerate(leaves):
+            if isinstance(leaf, np.ndarray):
+                fixed_elements += leaf.size
+                continue
+            extra = ((leaf.classes,) if leaf.kind == "labels" else ())
+            keys = []
+            for i, s in enumerate((*leaf.shape, *extra)):
+                key = _side_key(name, j, i, s)
+                if key not in sides:
+                    sides[key] = int(s) if key[0] == "fixed" else draw(st.integers(lo, hi))
+                    if key[0] != "fixed":
+                        free.append(key)
+                keys.append(key)
+            shapes.append(tuple(keys[:len(leaf.shape)]))
+    cut = _cap_sides(sides, free, shapes, fixed_elements, max_elements)
+    args: list[Any] = []
+    kinds: list[tuple[str | None, ...]] = []
+    recipe: dict[str, Any] = {}
+    for name, leaves, structure in flat:
+        out_leaves: list[Any] = []
+        leaf_kinds: list[str | None] = []
+        paths = leaf_paths(structure, name)
+        for j, (leaf, path) in enumerate(zip(leaves, paths)):
+            if isinstance(leaf, np.ndarray):
+                out_leaves.append(leaf.astype(dtype) if leaf.dtype.kind == "f" else leaf.copy())
+                leaf_kinds.append(None)
+                recipe[path] = "fixed"
+                continue
+            shape = tuple(sides[_side_key(name, j, i, s)] for i, s in enumerate(leaf.shape))
+            classes = 0
+            if leaf.kind == "labels":
+                classes = sides[_side_key(name, j, len(leaf.shape), leaf.classes)]
+            arr, r = _draw_value(draw, leaf, shape, dtype, classes)
+            out_leaves.append(arr)
+            leaf_kinds.append(leaf.kind)
+            recipe[path] = r
+        args.append(unflatten(structure, out_leaves))
+        kinds.append(tuple(leaf_kinds))
+    return Drawn(tuple(args), tuple(kinds), recipe, cut)
+
+
+def leaf_count(values: Sequence[Any]) -> int:
+    leaves, _ = flatten(tuple(values))
+    return sum(int(np.size(x)) for x in leaves)
