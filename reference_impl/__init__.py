@@ -17,6 +17,7 @@ with each other.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -132,7 +133,8 @@ _ORACLE_NAMES = frozenset({"check_op", "check_network", "check_sgd_step", "check
 
 def __getattr__(name: str) -> Any:
     if name in _ORACLE_NAMES:
-        from . import oracle
-
-        return getattr(oracle, name)
+        # through sys.modules, not the package attribute: where sys.modules was
+        # restored (pytester, a reload), the attribute may be a stale copy whose
+        # classes (Arg, Inputs) are not the ones the checkers test against
+        return getattr(importlib.import_module(".oracle", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

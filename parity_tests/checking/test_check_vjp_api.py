@@ -13,8 +13,8 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 import reference_impl as ri
+from reference_impl import pytree
 from reference_impl.engine import differences as numerics
-from reference_impl.engine import pytree
 
 Arg, Inputs = ri.Arg, ri.Inputs
 X = Inputs(x=Arg("real", shape=(None,)))

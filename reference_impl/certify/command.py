@@ -37,7 +37,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -154,29 +154,8 @@ def conventions(backends: Sequence[str]) -> list[dict[str, Any]]:
     the frameworks give at relu's kink where they are installed: a
     difference of convention, listed, never counted as a failure."""
     out: list[dict[str, Any]] = [{"name": k, "convention": v, "status": "convention"} for k, v in CONVENTIONS.items()]
-    zeros = np.array([0.0, -0.0])
-    probes: dict[str, list[float]] = {"reference relu": OPS["relu"].vjp(np.ones(2), zeros)[0].tolist()}
-    if "torch" in backends:
-        import torch
-
-        def tgrad(f: Callable[[Any], Any]) -> list[float]:
-            x = torch.tensor(zeros, requires_grad=True)
-            (g,) = torch.autograd.grad(f(x).sum(), x)
-            return [float(v) for v in g.tolist()]
-
-        probes["torch.relu"] = tgrad(torch.relu)
-        probes["torch.maximum(x, 0)"] = tgrad(lambda x: torch.maximum(x, torch.zeros_like(x)))
-        probes["torch.clamp(x, min=0)"] = tgrad(lambda x: torch.clamp(x, min=0))
-    if "jax" in backends:
-        fw_backends.get_backend("jax")  # sets x64 before the first jax array exists
-        import jax
-        import jax.numpy as jnp
-
-        def jgrad(f: Callable[[Any], Any]) -> list[float]:
-            return [float(v) for v in np.asarray(jax.grad(lambda x: f(x).sum())(jnp.asarray(zeros))).tolist()]
-
-        probes["jax.nn.relu"] = jgrad(jax.nn.relu)
-        probes["jnp.maximum(x, 0)"] = jgrad(lambda x: jnp.maximum(x, 0.0))
+    probes: dict[str, list[float]] = {"reference relu": OPS["relu"].vjp(np.ones(2), np.array([0.0, -0.0]))[0].tolist()}
+    probes.update(fw_backends.relu_kink_probes(backends))
     for entry in out:
         if entry["name"] == "relu'(0)":
             entry["measured at [0.0, -0.0]"] = probes

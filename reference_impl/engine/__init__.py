@@ -7,11 +7,10 @@ counterexample), one way to run code under test (:mod:`.calls`), one search
 remainder order, Ridders' extrapolation, the rounding floor) and the adjoint
 tests built on them (:mod:`.adjoint`), where two networks part first
 (:mod:`.divergence`), the rows and reports every checker returns
-(:mod:`.results`), pytrees (:mod:`.pytree`) and the hypothesis profiles
-(:mod:`.profiles`).
+(:mod:`.results`) and the hypothesis profiles (:mod:`.profiles`).
 
-May import the reference, the accuracy model and the frameworks' recipes;
-never the checkers above it (``oracle``, ``certify``, ``golden``). This face
+May import the strategies, the frameworks, the reference and the accuracy
+model; never the checkers above it (``golden``, ``oracle``, ``certify``). This face
 imports :mod:`.comparison` only, which needs NumPy; :mod:`.search`,
 :mod:`.calls` and :mod:`.profiles` import hypothesis.
 """

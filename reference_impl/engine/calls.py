@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from hypothesis.errors import UnsatisfiedAssumption
 
-from . import pytree
+from .. import pytree
 
 __all__ = ["call_user", "Snapshot", "type_name", "check_leaf", "UnsatisfiedAssumption"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import pytree
+from .. import pytree
 
 __all__ = ["BACKENDS", "available", "framework_vjp"]
 

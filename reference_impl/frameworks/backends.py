@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -170,3 +171,32 @@ def versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def relu_kink_probes(backends: Sequence[str]) -> dict[str, list[float]]:
+    """The gradient each framework's relu-like functions give at ``[0.0, -0.0]``
+    (``relu'(0)``, a convention), for those of ``backends`` that are torch or jax."""
+    zeros = np.array([0.0, -0.0])
+    probes: dict[str, list[float]] = {}
+    if "torch" in backends:
+        import torch
+
+        def tgrad(f: Callable[[Any], Any]) -> list[float]:
+            x = torch.tensor(zeros, requires_grad=True)
+            (g,) = torch.autograd.grad(f(x).sum(), x)
+            return [float(v) for v in g.tolist()]
+
+        probes["torch.relu"] = tgrad(torch.relu)
+        probes["torch.maximum(x, 0)"] = tgrad(lambda x: torch.maximum(x, torch.zeros_like(x)))
+        probes["torch.clamp(x, min=0)"] = tgrad(lambda x: torch.clamp(x, min=0))
+    if "jax" in backends:
+        get_backend("jax")  # sets x64 before the first jax array exists
+        import jax
+        import jax.numpy as jnp
+
+        def jgrad(f: Callable[[Any], Any]) -> list[float]:
+            return [float(v) for v in np.asarray(jax.grad(lambda x: f(x).sum())(jnp.asarray(zeros))).tolist()]
+
+        probes["jax.nn.relu"] = jgrad(jax.nn.relu)
+        probes["jnp.maximum(x, 0)"] = jgrad(lambda x: jnp.maximum(x, 0.0))
+    return probes

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.errors import UnsatisfiedAssumption as _Unsatisfied
 
-from ..engine import pytree
+from .. import pytree
 from ..engine.profiles import ENV_VAR, PROFILES
 from ..frameworks.array_api import BACKENDS, available
 from ..strategies.inputs import Arg, Drawn, Inputs, _is_int, _is_number, leaf_count, spec_strategy

@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine
+from .. import engine, pytree
 from ..engine import differences as numerics
-from ..engine import pytree
 from ..engine.calls import Snapshot, UnsatisfiedAssumption, call_user, check_leaf, type_name
 from ..frameworks.array_api import framework_vjp
 from ..strategies.inputs import Drawn

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from ..engine.pytree import flatten, leaf_paths, unflatten
+from ..pytree import flatten, leaf_paths, unflatten
 from . import values as library_values
 
 __all__ = ["Arg", "Inputs", "KINDS", "Drawn", "spec_strategy", "leaf_count"]
