@@ -48,10 +48,10 @@ import numpy as np
 from .. import __version__
 from ..engine.comparison import STRICT_ULP_LIMIT
 from ..engine.profiles import PROFILES
-from ..engine.search import unknown_name
 from ..frameworks import backends as fw_backends
 from ..frameworks.recipes import CONVENTIONS
 from ..ops import OPS
+from ..oracle.args import unknown_name
 from .baseline import UsageError, compare_baseline, load_baseline
 from .report import Certificate, Progress, markdown_report, text_report
 from .tasks import CertRow, Settings, Task, plan, run_task

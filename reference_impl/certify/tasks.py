@@ -161,7 +161,8 @@ def _search(strategy: Any, evaluate: Callable[[Any], Finding | None], s: Setting
         return evaluate(example)
 
     start = time.monotonic()
-    finding, flaky, problem = search(strategy, counted, max_examples=s.max_examples, seed=s.seed, on_example=tick)
+    outcome = search(strategy, counted, max_examples=s.max_examples, seed=s.seed, on_example=tick)
+    finding, flaky, problem = outcome.finding, outcome.nondeterministic, outcome.problem
     row.seconds = time.monotonic() - start
     if problem:
         row.status, row.detail = "skip", problem

@@ -249,12 +249,16 @@ def _integer_factor(a: np.ndarray, e: np.ndarray, tol: np.ndarray) -> float | No
 
 @dataclass
 class Worst:
-    """The worst errors of many comparisons: what a row of a report shows."""
+    """The worst errors of many comparisons: what a row of a report shows.
+    Each figure stays NaN until something measured it (a Taylor-order row
+    has no absolute error; a contract row has neither)."""
 
     examples: int = 0
-    abs_error: float = 0.0
+    abs_error: float = float("nan")
     rel_error: float = float("nan")
     ulp_error: float = float("nan")
+    order: float = float("nan")
+    """The lowest fitted Taylor remainder order (2 when a gradient is right, 1 when wrong)."""
     ratio: float = 0.0
     tolerance: float = float("nan")
     """The tolerance where the ratio is largest."""
@@ -263,20 +267,46 @@ class Worst:
     """The least benign verdict seen (:data:`VERDICTS`)."""
     message: str = ""
 
+    def _worse(self, verdict: str) -> None:
+        if VERDICTS.index(verdict) > VERDICTS.index(self.verdict):
+            self.verdict = verdict
+
     def fold(self, comp: Comparison) -> None:
         """Take one comparison in (on an example already counted)."""
-        if VERDICTS.index(comp.verdict) > VERDICTS.index(self.verdict):
-            self.verdict = comp.verdict
+        self._worse(comp.verdict)
         if comp.mismatch:
             if comp.verdict != "convention":
                 self.abs_error = self.ratio = float("inf")
             self.model = comp.mismatch
             return
-        self.abs_error = max(self.abs_error, comp.max_abs_error)
+        self.abs_error = _max_nan(self.abs_error, comp.max_abs_error)
         self.rel_error = _max_nan(self.rel_error, comp.max_rel_error)
         self.ulp_error = _max_nan(self.ulp_error, comp.max_ulp_error)
         if comp.ratio > self.ratio or math.isnan(self.tolerance):
             self.ratio, self.tolerance, self.model = comp.ratio, comp.tolerance, comp.model
+
+    def fold_ratio(self, abs_error: float, ratio: float, tolerance: float, model: str) -> None:
+        """Take in one error already divided by its tolerance (an adjoint test,
+        two computations of one gradient): beyond the tolerance by less than
+        :data:`WRONG_RATIO` is ``inaccurate``, by more (or NaN) ``wrong``."""
+        self.abs_error = _max_nan(self.abs_error, abs_error)
+        if ratio > self.ratio or math.isnan(self.tolerance):
+            self.ratio, self.tolerance, self.model = ratio, tolerance, model
+        if not ratio <= 1.0:
+            self._worse("inaccurate" if ratio < WRONG_RATIO else "wrong")
+
+    def fold_order(self, order: float, failed: bool, model: str) -> None:
+        """Take in one fitted Taylor remainder order; a failed fit is ``wrong``
+        (order 1: the gradient is not the derivative)."""
+        self.order = _min_nan(self.order, order)
+        if not self.model or failed:
+            self.model = model
+        if failed:
+            self._worse("wrong")
+
+    def note_pass(self, model: str) -> None:
+        """A check with nothing to measure passed (a contract held)."""
+        self.model = self.model or model
 
     def error(self, message: str) -> None:
         """The function under test did not return a valid result."""
@@ -288,6 +318,12 @@ class Worst:
         if self.verdict == "error":
             return "error"
         return "pass" if self.verdict == "pass" else "fail"
+
+
+def _min_nan(old: float, new: float) -> float:
+    if math.isnan(new):
+        return old
+    return new if math.isnan(old) else min(old, new)
 
 
 def _max_nan(old: float, new: float) -> float:

@@ -1,8 +1,13 @@
-"""What the oracle returns: rows of worst errors, counterexamples, the report.
+"""What every checker returns: rows of worst errors, counterexamples, the report.
 
-One :class:`Row` per check, dtype, shape class and opinion, filled by the
-engine's worst-error accumulator (:class:`reference_impl.engine.Worst`);
-:class:`OracleResult` prints them with the shrunk counterexamples.
+One :class:`Row` per check, dtype, shape class and opinion, filled by one
+:class:`Tally` of the engine's worst-error accumulator
+(:class:`reference_impl.engine.Worst`) for ``check_op``, ``check_network``,
+``check_sgd_step``, ``check_vjp`` and ``check_grad`` alike; one table layout
+(:func:`format_rows`, whose optional columns -- the Taylor order, the
+relative and ulp errors -- appear where some row measured them) and one
+report layout (:func:`render_report`). :class:`OracleResult` is what the op
+and network checks return; ``check_vjp``'s result adds the Taylor order.
 """
 
 from __future__ import annotations
@@ -10,11 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from .comparison import Comparison, Counterexample, Worst
 
-__all__ = ["Row", "OracleResult", "Tally", "format_rows"]
+__all__ = ["Row", "Result", "OracleResult", "Tally", "format_rows", "render_report", "format_number"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class Row:
     """``pass``, ``fail`` (values disagree) or ``error`` (the function did not return a valid result)."""
     verdict: str = "pass"
     """The least benign verdict of the row (``reference_impl.engine.VERDICTS``, or ``error``)."""
+    worst_order: float = math.nan
+    """The lowest fitted Taylor remainder order (NaN for the checks that fit none)."""
 
     @property
     def passed(self) -> bool:
@@ -50,8 +57,50 @@ class Row:
         return {k: _json_float(v) for k, v in self.__dict__.items()}
 
 
+class Result:
+    """What every checker's result shares, over its ``rows``, ``problems``
+    and ``counterexamples``: the verdict, the example count, the report and
+    raising it."""
+
+    rows: tuple[Row, ...]
+    counterexamples: tuple[Counterexample, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing went wrong and at least one example was checked."""
+        return (not self.problems and not self.counterexamples and bool(self.rows)
+                and all(r.passed for r in self.rows))
+
+    @property
+    def examples(self) -> int:
+        """Inputs your functions were run on (per dtype and shape class, summed)."""
+        seen: dict[tuple[str, str], int] = {}
+        for r in self.rows:
+            key = (r.dtype, r.shape_class)
+            seen[key] = max(seen.get(key, 0), r.examples)
+        return sum(seen.values())
+
+    @property
+    def worst_ratio(self) -> float:
+        return max((r.worst_ratio for r in self.rows), default=0.0)
+
+    def report(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def raise_if_failed(self) -> Self:
+        """Raise ``AssertionError`` carrying :meth:`report` unless :attr:`ok`; returns ``self``."""
+        __tracebackhide__ = True  # a failing test shows the report, not this frame
+        if not self.ok:
+            raise AssertionError(self.report())
+        return self
+
+
 @dataclass(frozen=True)
-class OracleResult:
+class OracleResult(Result):
     """What :func:`check_op`, :func:`check_network` and :func:`check_sgd_step` return."""
 
     kind: str
@@ -72,25 +121,6 @@ class OracleResult:
     profile: str
     cuts: tuple[str, ...] = ()
     """What ``max_elements`` and ``time_budget`` cut: inputs not checked, a search or shrink stopped early."""
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing went wrong and at least one example was compared."""
-        return (not self.problems and not self.counterexamples and bool(self.rows)
-                and all(r.passed for r in self.rows))
-
-    @property
-    def examples(self) -> int:
-        """Inputs your functions were run on (per dtype and shape class, summed)."""
-        seen: dict[tuple[str, str], int] = {}
-        for r in self.rows:
-            key = (r.dtype, r.shape_class)
-            seen[key] = max(seen.get(key, 0), r.examples)
-        return sum(seen.values())
-
-    @property
-    def worst_ratio(self) -> float:
-        return max((r.worst_ratio for r in self.rows), default=0.0)
 
     def title(self) -> str:
         what = "/".join(self.functions) or "nothing"
@@ -120,14 +150,6 @@ class OracleResult:
             footnotes=["(errors are |yours - theirs|; tolerance from reference_impl.accuracy.ops at the element "
                        "with the worst error/tolerance)", *errors],
             counterexamples=self.counterexamples, seed=self.seed)
-
-    __str__ = report
-
-    def raise_if_failed(self) -> OracleResult:
-        """Raise ``AssertionError`` carrying :meth:`report` unless :attr:`ok`; returns ``self``."""
-        if not self.ok:
-            raise AssertionError(self.report())
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,26 +188,36 @@ def _json_float(v: Any) -> Any:
     return v
 
 
-def _fmt(v: float, spec: str = ".2e") -> str:
+def format_number(v: float, spec: str = ".2e") -> str:
     if isinstance(v, float) and math.isnan(v):
         return "-"
     return format(v, spec)
 
 
 def format_rows(rows: Sequence[Row]) -> list[str]:
-    """Rows as an aligned plain-text table."""
-    head = ("dtype", "check", "shape class", "against", "examples", "worst abs", "worst rel", "worst ulp",
-            "err/tol", "tolerance", "status", "verdict")
-    body = [(r.dtype, r.check, r.shape_class, r.against, str(r.examples), _fmt(r.worst_abs_error),
-             _fmt(r.worst_rel_error), _fmt(r.worst_ulp_error, ".3g"), _fmt(r.worst_ratio, ".3g"),
-             _fmt(r.tolerance), r.status.upper(), r.verdict) for r in rows]
+    """Rows as an aligned plain-text table; the order, relative and ulp
+    columns only where some row has them."""
+    cols: list[tuple[str, Any]] = [
+        ("dtype", lambda r: r.dtype), ("check", lambda r: r.check), ("shape class", lambda r: r.shape_class),
+        ("against", lambda r: r.against), ("examples", lambda r: str(r.examples))]
+    if any(not math.isnan(r.worst_order) for r in rows):
+        cols.append(("order", lambda r: format_number(r.worst_order, ".2f")))
+    cols.append(("worst abs", lambda r: format_number(r.worst_abs_error)))
+    if any(not (math.isnan(r.worst_rel_error) and math.isnan(r.worst_ulp_error)) for r in rows):
+        cols += [("worst rel", lambda r: format_number(r.worst_rel_error)),
+                 ("worst ulp", lambda r: format_number(r.worst_ulp_error, ".3g"))]
+    cols += [("err/tol", lambda r: "-" if r.worst_ratio == 0 and math.isnan(r.tolerance)  # nothing measured
+              else format_number(r.worst_ratio, ".3g")),
+             ("tolerance", lambda r: format_number(r.tolerance)),
+             ("status", lambda r: r.status.upper()), ("verdict", lambda r: r.verdict)]
+    head = tuple(h for h, _ in cols)
+    body = [tuple(cell(r) for _, cell in cols) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     return [fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(b) for b in body)]
-
 
 
 class Tally:
@@ -212,6 +244,25 @@ class Tally:
         c.examples += 1
         c.error(message)
 
+    def record_ratio(self, check: str, dtype: str, shape_class: str, against: str, abs_error: float, ratio: float,
+                     tolerance: float, model: str) -> None:
+        """One example's error already divided by its tolerance (:meth:`Worst.fold_ratio`)."""
+        c = self._cell(check, dtype, shape_class, against)
+        c.examples += 1
+        c.fold_ratio(abs_error, ratio, tolerance, model)
+
+    def record_order(self, check: str, dtype: str, shape_class: str, order: float, failed: bool, model: str) -> None:
+        """One example's fitted Taylor order, against finite differences (:meth:`Worst.fold_order`)."""
+        c = self._cell(check, dtype, shape_class, "differences")
+        c.examples += 1
+        c.fold_order(order, failed, model)
+
+    def record_pass(self, check: str, dtype: str, shape_class: str, against: str, model: str) -> None:
+        """One example on which a check with nothing to measure held."""
+        c = self._cell(check, dtype, shape_class, against)
+        c.examples += 1
+        c.note_pass(model)
+
     def rows(self) -> tuple[Row, ...]:
         order = {"reference": 0, "torch": 1, "jax": 2, "contract": 3}
         keys = sorted(self.cells, key=lambda k: (k[1], k[2], k[0], order.get(k[3], 9), k[3]))
@@ -219,5 +270,5 @@ class Tally:
         for k in keys:
             c = self.cells[k]
             out.append(Row(k[0], k[1], k[2], k[3], c.examples, c.abs_error, c.rel_error, c.ulp_error,
-                           c.ratio, c.tolerance, c.model, c.status, c.verdict))
+                           c.ratio, c.tolerance, c.model, c.status, c.verdict, c.order))
         return tuple(out)

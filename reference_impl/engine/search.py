@@ -1,13 +1,24 @@
-"""The check engine, second half: running an opinion and the search.
+"""The one search under every checker: draw inputs until an ``evaluate``
+function returns a :class:`~reference_impl.engine.Finding`, then let
+hypothesis shrink the input, within a time budget.
 
-An *opinion* is code under test -- a user's function, a framework. Whatever
-it does wrong (raises, even ``SystemExit``; returns ``None``, a list, a
-Python float, a masked array, the wrong shape or dtype, NaN) becomes a
-message about it, never a crash of the caller. :func:`search` draws inputs
-until an ``evaluate`` function returns a
-:class:`~reference_impl.engine.Finding`, then lets hypothesis shrink it: with
-a plain NumPy generator where the caller gives the builder of its examples
-(the op checks), with hypothesis itself otherwise.
+With the builder of its examples (a function of a
+:class:`~reference_impl.strategies.Source`), the examples are first built by
+a plain NumPy generator, without hypothesis' per-example bookkeeping; only a
+failing one is handed to hypothesis, as the choice sequence that rebuilds it,
+to reproduce and shrink. Without one, hypothesis draws every example.
+
+A :class:`Budget` bounds the search in seconds and its shrinking in inputs
+and seconds: past either, the search ends at once with the smallest failure
+found so far. :class:`Misuse` raised by ``evaluate`` (or while drawing) ends
+it at once too, and reaches the caller as the error it carries. Hypothesis'
+home folder is a private temporary one while the search runs, so nothing is
+written to the caller's working directory.
+
+The hypothesis internals the screen-and-replay relies on are all here:
+``choices_to_bytes``, the test's database key and seed attributes, the
+``.secondary`` key convention, the home directory setter;
+the search tests assert that the replay still reproduces and shrinks.
 
 This module imports hypothesis; ``import reference_impl`` does not import it.
 """
@@ -15,12 +26,13 @@ This module imports hypothesis; ``import reference_impl`` does not import it.
 from __future__ import annotations
 
 import contextlib
-import difflib
+import math
 import os
 import tempfile
-import traceback
+import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,100 +58,88 @@ from hypothesis.errors import (
 from ..strategies import GeneratorSource
 from .comparison import Finding
 
-__all__ = ["call_opinion", "as_returned_array", "unpack_tuple", "user_message", "search", "type_name",
-           "unknown_name"]
+__all__ = ["search", "Budget", "SearchOutcome", "Misuse"]
 
 
-def type_name(x: Any) -> str:
-    t = type(x)
-    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+class Misuse(BaseException):
+    """The caller misused a checker in a way seen only once inputs are drawn
+    (a strategy that draws something else than arrays, a ``wrt`` the
+    function's arity refutes). A ``BaseException``: hypothesis lets it
+    through at once instead of shrinking it; :func:`search` re-raises it, and
+    the checker raises ``error``, a ``TypeError`` or ``ValueError`` naming the
+    argument."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
-def unknown_name(arg: str, kind: str, name: Any, valid: Sequence[str]) -> str:
-    """``"<arg>: unknown <kind> 'x' (did you mean 'y'?); valid: a, b, c"``."""
-    close = difflib.get_close_matches(str(name), list(valid), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{arg}: unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"
+class _Stop(BaseException):
+    """Ends the search at once: the budget is spent (in time, or in shrinking)."""
 
 
-def call_opinion(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, str]:
-    """Run code under test: ``(result, "")``, or ``(None, what it raised and where)``.
+@dataclass
+class Budget:
+    """What one search may spend: ``seconds`` in all (``None``: no limit), and
+    past the first failure ``shrink_evaluations`` more inputs and
+    ``shrink_seconds`` (``None``: hypothesis' own shrinking, to its end).
+    Past the deadline no further input is checked: a search that has found
+    nothing ends, a shrink in progress keeps the smallest failure so far
+    (every failing input hypothesis tries while shrinking is smaller than the
+    ones before it). ``cut`` says what stopped it early."""
 
-    ``SystemExit`` and other ``BaseException`` subclasses are caught too, so
-    that a user's ``sys.exit()`` does not end the caller; ``KeyboardInterrupt``
-    still stops the run, and hypothesis' own signals (``assume(False)``)
-    pass through so that hypothesis skips the example."""
-    try:
-        return fn(*args, **kwargs), ""
-    except (KeyboardInterrupt, UnsatisfiedAssumption):
-        raise
-    except BaseException as e:  # the code under test failing is a finding about it, not a crash of the caller
-        if type(e).__module__.startswith("hypothesis"):
-            raise  # hypothesis' control flow (StopTest, ...) must reach hypothesis
-        frames = traceback.extract_tb(e.__traceback__)
-        where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-        return None, f"raised {type(e).__name__}: {e}{where}"
+    seconds: float | None = None
+    shrink_evaluations: int | None = None
+    shrink_seconds: float | None = None
+    deadline: float = field(default=math.inf)
+    last: Finding | None = None
+    cut: str = ""
+    checked: int = 0
+    _shrink_from: tuple[int, float] = (0, 0.0)
 
+    def __post_init__(self) -> None:
+        if self.seconds is not None:
+            self.deadline = time.monotonic() + self.seconds
 
-def user_message(role: str, err: str) -> str:
-    """``err`` as a sentence about the user's function ``role``."""
-    if err.startswith("your "):
-        return err
-    return f"your {role} {err}" if err.startswith("raised ") else f"your {role}: {err}"
+    def _spent(self) -> bool:
+        now = time.monotonic()
+        if now > self.deadline:
+            self.cut = ("shrinking stopped at the smallest failing input so far" if self.last
+                        else f"the search stopped after {self.checked} input(s)")
+            return True
+        if self.last is None:
+            return False
+        checked, since = self._shrink_from
+        return ((self.shrink_evaluations is not None and self.checked - checked >= self.shrink_evaluations)
+                or (self.shrink_seconds is not None and now - since > self.shrink_seconds))
 
+    def wrap(self, evaluate: Callable[[Any], Finding | None]) -> Callable[[Any], Finding | None]:
+        def run(example: Any) -> Finding | None:
+            if self._spent():
+                raise _Stop
+            finding = evaluate(example)
+            self.checked += 1
+            if finding is not None:
+                if self.last is None:
+                    self._shrink_from = (self.checked, time.monotonic())
+                self.last = finding
+            return finding
 
-def as_returned_array(value: Any, what: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray | None, str]:
-    """``(array, "")`` when ``value`` is a finite array of ``shape`` and
-    ``dtype``; otherwise ``(None, what is wrong)``, naming ``what``."""
-    if value is None:
-        return None, f"{what} is None; expected a {dtype.name} array of shape {shape}"
-    if isinstance(value, (list, tuple)):
-        return None, (f"{what} is a {type(value).__name__}, not an array; expected a {dtype.name} array of shape "
-                      f"{shape} (np.asarray(..., dtype=np.{dtype.name}) makes one)")
-    if isinstance(value, np.ma.MaskedArray):
-        return None, (f"{what} is a masked array; its mask would be ignored: return a plain array "
-                      f"(np.ma.getdata(...), or np.ma.filled(...) with the value you mean)")
-    # np.float64 subclasses float: test for NumPy scalars before Python floats
-    if not isinstance(value, np.generic) and isinstance(value, (bool, int, float, complex)):
-        return None, (f"{what} is a Python {type(value).__name__} ({value!r}), not an array; expected a "
-                      f"{dtype.name} array of shape {shape} (a Python float is float64 and drops the dtype)")
-    if isinstance(value, np.ndarray):
-        arr = value
-    elif isinstance(value, np.generic) or hasattr(value, "__array__"):
-        try:
-            arr = np.asarray(value)
-        except Exception as e:  # a framework tensor that refuses conversion (e.g. one that requires grad)
-            return None, f"{what} is a {type_name(value)} that np.asarray cannot convert: {type(e).__name__}: {e}"
-    else:
-        return None, f"{what} is a {type_name(value)}, not an array; expected a {dtype.name} array of shape {shape}"
-    if arr.shape != shape:
-        return None, f"{what} has shape {arr.shape}, expected {shape}"
-    if arr.dtype != dtype:
-        return None, (f"{what} has dtype {arr.dtype}, expected {dtype.name} (the inputs' dtype; a silent "
-                      "precision change is a failure)")
-    if arr.dtype.kind != "f":
-        return None, f"{what} has dtype {arr.dtype}, not a floating dtype"
-    finite = np.isfinite(arr)
-    if not finite.all():
-        idx = tuple(int(i) for i in np.argwhere(~finite)[0]) if arr.ndim else ()
-        return None, f"{what} is not finite: {float(arr[idx])} at index {idx} (of shape {shape})"
-    return arr, ""
+        return run
 
 
-def unpack_tuple(value: Any, what: str, names: Sequence[str], hint: str) -> tuple[tuple[Any, ...] | None, str]:
-    """A tuple with one item per name, or what is wrong with ``value``."""
-    if value is None:
-        return None, f"{what} returned None; expected {hint}"
-    if isinstance(value, list):
-        return None, f"{what} returned a list; expected {hint}"
-    if not isinstance(value, tuple):
-        return None, f"{what} returned a {type_name(value)}; expected {hint}"
-    if len(value) != len(names):
-        return None, f"{what} returned a tuple of {len(value)} item(s); expected {hint}"
-    return value, ""
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a search found: the finding on the smallest failing input (or
+    ``None``), whether a replay failed to reproduce it (the code under test is
+    not deterministic), why no example could be checked (``None`` when some
+    were), and what stopped the search early (``""`` when nothing did)."""
 
-
-# =========================================================================== the search
+    finding: Finding | None
+    nondeterministic: bool = False
+    problem: str | None = None
+    cut: str = ""
+    checked: int = 0
 
 
 class _Found(Exception):
@@ -192,7 +192,8 @@ def _screen(build: Callable[[GeneratorSource], Any], evaluate: Callable[[Any], F
     its example, valid examples)``. ``build`` returns ``None`` for an example
     to skip (a filter), ``assume(False)`` in ``evaluate`` skips one too; as in
     hypothesis, ten skipped per example wanted end the screen."""
-    rng = np.random.default_rng(seed)
+    # any int is a hypothesis seed; NumPy takes non-negative ones (distinct ints stay distinct)
+    rng = np.random.default_rng(None if seed is None else seed % 2**128)
     valid = skipped = 0
     while valid < max_examples and skipped < 10 * max_examples:
         src = GeneratorSource(rng)
@@ -214,12 +215,12 @@ def _screen(build: Callable[[GeneratorSource], Any], evaluate: Callable[[Any], F
 
 
 def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding | None], *,
-           max_examples: int, seed: int | None,
+           max_examples: int, seed: int | None, budget: Budget | None = None,
            on_example: Callable[[], None] | None = None,
-           screen: Callable[[GeneratorSource], Any] | None = None) -> tuple[Finding | None, bool, str | None]:
+           screen: Callable[[GeneratorSource], Any] | None = None) -> SearchOutcome:
     """Run ``evaluate`` on examples drawn from ``strategy`` until it returns a
     :class:`Finding` (then hypothesis shrinks the input) or ``max_examples``
-    pass. Returns ``(finding of the minimal input, nondeterministic, problem)``.
+    pass, within ``budget``.
 
     With ``screen`` -- the function that builds ``strategy``'s examples from a
     :class:`~reference_impl.strategies.Source` -- the examples are first built
@@ -230,6 +231,30 @@ def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding |
     Settings are independent of any hypothesis profile the caller loaded:
     no deadline (the first call may compile), no example database (nothing
     is written to the working directory), a fixed ``seed`` or a random one."""
+    budget = Budget() if budget is None else budget
+    run = budget.wrap(evaluate)
+
+    def outcome(finding: Finding | None, nondeterministic: bool = False, problem: str | None = None) -> SearchOutcome:
+        return SearchOutcome(finding, nondeterministic, problem, budget.cut, budget.checked)
+
+    try:
+        with _private_hypothesis_home():
+            return _search(strategy, run, outcome, max_examples=max_examples, seed=seed, on_example=on_example,
+                           screen=screen)
+    except _Stop:
+        return outcome(budget.last)
+    except BaseExceptionGroup as group:  # hypothesis may wrap a flaky failure in a group
+        misuse = group.subgroup(Misuse)
+        if misuse is not None:
+            raise misuse.exceptions[0] from None
+        if group.subgroup(_Stop) is None:
+            raise
+        return outcome(budget.last)
+
+
+def _search(strategy: st.SearchStrategy[Any], run: Callable[[Any], Finding | None],
+            outcome: Callable[..., SearchOutcome], *, max_examples: int, seed: int | None,
+            on_example: Callable[[], None] | None, screen: Callable[[GeneratorSource], Any] | None) -> SearchOutcome:
     last: list[Finding] = []
     replay: list[int] | None = None
     screened: Finding | None = None
@@ -238,14 +263,14 @@ def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding |
         with warnings.catch_warnings():
             # assume() in the code under test skips the example here as in hypothesis' own run
             warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-            screened, replay, valid = _screen(screen, evaluate, max_examples, seed, on_example)
+            screened, replay, valid = _screen(screen, run, max_examples, seed, on_example)
         if screened is None:
-            return None, False, None if valid else "no valid example could be drawn (every draw was skipped)"
+            return outcome(None, problem=None if valid else "no valid example could be drawn (every draw was skipped)")
 
     def prop(example: Any) -> None:
         if on_example is not None:
             on_example()
-        finding = evaluate(example)
+        finding = run(example)
         if finding is not None:
             last.append(finding)
         _raise(finding)
@@ -269,20 +294,19 @@ def search(strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding |
             test._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
         elif seed is not None:
             test = hypothesis_seed(seed)(test)
-        with _private_hypothesis_home():
-            test()
+        test()
     except _Found as e:
-        return e.finding, False, None
+        return outcome(e.finding)
     except Flaky:
-        return (last[-1] if last else screened), True, None
+        return outcome(last[-1] if last else screened, nondeterministic=True)
     except Unsatisfiable as e:
-        return None, False, f"no valid example could be drawn ({e})"
+        return outcome(None, problem=f"no valid example could be drawn ({e})")
     except FailedHealthCheck as e:
         # raised when the caller is itself a hypothesis test: the oracle runs
         # its own search, and hypothesis refuses to nest one in another
-        return None, False, (f"the oracle runs its own hypothesis search and cannot run inside a @given test; "
-                             f"call it from a plain test ({str(e).splitlines()[0]})")
+        return outcome(None, problem=(f"the oracle runs its own hypothesis search and cannot run inside a @given "
+                                      f"test; call it from a plain test ({str(e).splitlines()[0]})"))
     if screened is not None:
         # the replay did not fail again: the code under test is not deterministic
-        return screened, True, None
-    return None, False, None
+        return outcome(screened, nondeterministic=True)
+    return outcome(None)

@@ -3,20 +3,22 @@ the argument, never raised from deep inside."""
 
 from __future__ import annotations
 
+import difflib
 import numbers
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import networks
+from ..engine.calls import type_name
 from ..engine.profiles import ENV_VAR, PROFILES
-from ..engine.search import type_name, unknown_name
 from ..frameworks import backends as fw_backends
 from ..frameworks.recipes import SPECS
 
 __all__ = ["DTYPES", "BACKENDS", "MAX_BATCH_LIMIT", "resolve_profile", "resolve_common", "check_callable",
-           "resolve_net", "resolve_max_batch", "spec_factor"]
+           "resolve_net", "resolve_max_batch", "spec_factor", "unknown_name"]
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("torch", "jax")
@@ -24,6 +26,13 @@ MAX_BATCH_LIMIT = 4096
 """The largest ``max_batch`` the network checks accept: a drawn batch is
 run through the reference, the frameworks and the error model, all of
 whose costs grow with it."""
+
+
+def unknown_name(arg: str, kind: str, name: Any, valid: Sequence[str]) -> str:
+    """``"<arg>: unknown <kind> 'x' (did you mean 'y'?); valid: a, b, c"``."""
+    close = difflib.get_close_matches(str(name), list(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{arg}: unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"
 
 
 def resolve_profile(profile: str | None, problems: list[str]) -> str:

@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
-from ..engine.comparison import Finding
-from ..engine.search import search as runner_search
-from ..engine.search import type_name
+from ..engine.calls import type_name
 from ..frameworks.recipes import CONVENTIONS
 from ..ops import OPS
 from ..strategies import Example, values
 from ..strategies.inputs import Arg, Inputs, spec_strategy
 
 __all__ = ["DECLARABLE", "resolve_wrt", "resolve_conventions", "resolve_limits", "resolve_inputs",
-           "reference_inputs", "apply_conventions", "user_gradient", "op_inputs_strategy", "Budget", "OutOfTime",
-           "size_capped"]
+           "reference_inputs", "apply_conventions", "user_gradient", "op_inputs_strategy", "size_capped"]
 
 DECLARABLE: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "relu'(0)": ("a number: the derivative your relu takes at exactly +-0 (e.g. 0, 0.5 or 1)", ("relu",)),
@@ -237,57 +232,3 @@ def wanted(wrt: tuple[int, ...] | None, inputs: Sequence[np.ndarray]) -> tuple[i
     if wrt is not None:
         return wrt
     return tuple(i for i, x in enumerate(inputs) if x.dtype.kind == "f")
-
-
-# =========================================================================== the time budget
-
-
-class OutOfTime(BaseException):
-    """Ends a search that has found nothing when its time budget is spent.
-    Not an ``Exception``: hypothesis lets it through at once instead of
-    shrinking it as a failure."""
-
-
-@dataclass
-class Budget:
-    """The time budget of one search. Past the deadline, no further input is
-    checked: a search that has found nothing ends (:class:`OutOfTime`, for
-    :meth:`search` to catch), and a shrink in progress keeps the smallest
-    failure found so far (every later candidate answers with it, so
-    hypothesis finishes at once)."""
-
-    seconds: float | None
-    deadline: float = field(default=math.inf)
-    last: Finding | None = None
-    cut: str = ""
-    checked: int = 0
-
-    def __post_init__(self) -> None:
-        if self.seconds is not None:
-            self.deadline = time.monotonic() + self.seconds
-
-    def wrap(self, evaluate: Callable[[Any], Finding | None]) -> Callable[[Any], Finding | None]:
-        def run(example: Any) -> Finding | None:
-            if time.monotonic() > self.deadline:
-                if not self.cut:
-                    self.cut = ("shrinking stopped at the smallest failing input so far" if self.last
-                                else f"the search stopped after {self.checked} input(s)")
-                if self.last is None:
-                    raise OutOfTime
-                return self.last
-            finding = evaluate(example)
-            self.checked += 1
-            if finding is not None:
-                self.last = finding
-            return finding
-
-        return run
-
-    def search(self, strategy: st.SearchStrategy[Any], evaluate: Callable[[Any], Finding | None], *,
-               max_examples: int, seed: int | None, screen: Callable[[Any], Any] | None = None
-               ) -> tuple[Finding | None, bool, str | None]:
-        """:func:`reference_impl.engine.search.search` within this budget."""
-        try:
-            return runner_search(strategy, self.wrap(evaluate), max_examples=max_examples, seed=seed, screen=screen)
-        except OutOfTime:
-            return None, False, None

@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.errors import UnsatisfiedAssumption as _Unsatisfied
 
-from .. import pytree
+from .. import engine, pytree
 from ..engine.profiles import ENV_VAR, PROFILES
+from ..engine.results import Tally
+from ..engine.search import Budget, Misuse, search
 from ..frameworks.array_api import BACKENDS, available
 from ..strategies.inputs import Arg, Drawn, Inputs, _is_int, _is_number, leaf_count, spec_strategy
-from .function_checks import Counters, Finding, Problem, _Misuse, _validate_drawn, evaluate
-from .function_report import Counterexample, GradcheckResult, Tally
-from .function_search import run_search
+from .function_checks import Counters, Finding, Problem, _validate_drawn, evaluate
+from .function_report import Counterexample, GradcheckResult
 
 __all__ = ["check_vjp", "check_grad", "DEFAULT_MAX_ELEMENTS", "DEFAULT_TIME_BUDGET"]
 
@@ -30,6 +31,12 @@ DEFAULT_MAX_ELEMENTS = 4096
 """Largest number of elements over all inputs of one drawn example."""
 DEFAULT_TIME_BUDGET = 60.0
 """Seconds of search and shrinking for one call, shared equally by the dtypes."""
+SHRINK_EVALUATIONS = 12
+"""Inputs tried while shrinking a failure, past the first failing one.
+Hypothesis shrinks the sides first, and in the first few dozen tries; a
+failure found on a 16 x 16 input is down to a few elements by then."""
+SHRINK_SECONDS = 2.0
+"""Seconds of shrinking at most (a slow user function)."""
 
 
 def _positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
@@ -123,7 +130,7 @@ def _resolve_wrt(wrt: Any, names: tuple[str, ...], n_known: int | None) -> tuple
     return tuple(out)
 
 
-def _counterexample(f: Finding, dtype: str) -> Counterexample:
+def _counterexample(f: engine.Finding, dtype: str) -> Counterexample:
     return f.counterexample(dtype)
 
 
@@ -139,7 +146,7 @@ def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str
     for dt in dtypes:
         dtype = np.dtype(dt)
         deadline = time.monotonic() + per_dtype
-        finding: Finding | None = None
+        finding: engine.Finding | None = None
         if isinstance(inputs, list):
             for k, example in enumerate(inputs):
                 if time.monotonic() > deadline:
@@ -155,8 +162,8 @@ def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str
                         warnings.filterwarnings("ignore", message="Using `(assume|reject)` outside",
                                                 category=HypothesisDeprecationWarning)
                         finding = evaluate(pb, drawn, dtype, (seed or 0) + k, tally, counters)
-                except _Misuse as e:
-                    raise _misuse_error(str(e)) from None
+                except Misuse as e:
+                    raise e.error from None
                 except _Unsatisfied:
                     counters.skipped += 1
                     continue
@@ -166,19 +173,23 @@ def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str
             strategy = _strategy(inputs, dtype, max_elements, counters)
 
             def one(pair: tuple[Drawn, int], dtype: np.dtype = dtype) -> Finding | None:
-                return evaluate(pb, pair[0], dtype, pair[1], tally, counters)
+                try:
+                    return evaluate(pb, pair[0], dtype, pair[1], tally, counters)
+                except _Unsatisfied:
+                    counters.skipped += 1
+                    raise
 
-            outcome = run_search(st.tuples(strategy, st.integers(0, 2**32 - 1)), one, max_examples=max_examples,
-                                 seed=seed, deadline=deadline, counters=counters)
-            if counters.misuse:
-                raise _misuse_error(counters.misuse)
+            budget = Budget(per_dtype, shrink_evaluations=SHRINK_EVALUATIONS, shrink_seconds=SHRINK_SECONDS)
+            try:
+                outcome = search(st.tuples(strategy, st.integers(0, 2**32 - 1)), one, max_examples=max_examples,
+                                 seed=seed, budget=budget)
+            except Misuse as e:
+                raise e.error from None
             finding = outcome.finding
-            if outcome.timed_out:
-                cuts.append(f"{dt}: time_budget {time_budget:g} s ({per_dtype:g} s per dtype) spent; "
-                            + ("shrinking stopped at the smallest failing input so far" if finding
-                               else "the search stopped before max_examples"))
+            if outcome.cut:
+                cuts.append(f"{dt}: time_budget {time_budget:g} s ({per_dtype:g} s per dtype) spent; {outcome.cut}")
             if outcome.problem:
-                problems.append(f"{dt}: {outcome.problem}")
+                problems.append(f"{dt}: {_checked_nothing(outcome.problem)}")
         if finding is not None:
             counterexamples.append(_counterexample(finding, dt))
     if counters.structure_errors and counters.structure_errors == counters.evaluated - counters.skipped:
@@ -195,8 +206,11 @@ def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str
                            profile)
 
 
-def _misuse_error(message: str) -> Exception:
-    return TypeError(message) if "drew a" in message else ValueError(message)
+def _checked_nothing(problem: str) -> str:
+    """The search's word for "every drawn input was skipped", said of the user's functions."""
+    if problem.startswith("no valid example could be drawn"):
+        return "no input could be checked: every drawn input was skipped (assume()/reject() in your functions)"
+    return problem
 
 
 def _strategy(inputs: Any, dtype: np.dtype, max_elements: int, counters: Counters) -> st.SearchStrategy[Drawn]:
@@ -271,7 +285,7 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any], *, inputs: Any, wr
 def _validate_or_raise(example: Any) -> tuple[Any, ...]:
     try:
         return _validate_drawn(example, 0)
-    except _Misuse as e:
+    except Misuse as e:
         raise TypeError(str(e).replace("the strategy drew", "an example holds")) from None
 
 

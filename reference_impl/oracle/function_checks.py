@@ -6,7 +6,7 @@ gradient per ``wrt`` input of the input's structure, shape and dtype, finite),
 the Taylor remainder order and the adjoint test per ``wrt`` input (in float64
 when ``f`` is dtype-generic), the float32-against-float64 comparison, and the
 framework opinions. It returns the first failure as a :class:`Finding`, which
-:func:`reference_impl.oracle.function_search.run_search` hands to hypothesis to shrink.
+:func:`reference_impl.engine.search.search` hands to hypothesis to shrink.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np
 
 from .. import engine, pytree
 from ..engine import differences as numerics
-from ..engine.calls import Snapshot, UnsatisfiedAssumption, call_user, check_leaf, type_name
+from ..engine.calls import Snapshot, UnsatisfiedAssumption, call, returned_array, type_name
+from ..engine.results import Tally
+from ..engine.search import Misuse
 from ..frameworks.array_api import framework_vjp
 from ..strategies.inputs import Drawn
-from .function_report import Tally
 
 __all__ = ["Problem", "Finding", "Counters", "evaluate", "shape_class"]
 
@@ -63,8 +64,6 @@ class Counters:
     misuse: str = ""
 
 
-class _Misuse(Exception):
-    pass
 
 
 def _names(pb: Problem, n: int) -> list[str]:
@@ -90,17 +89,17 @@ def _cast(a: Any, dtype: np.dtype) -> Any:
 
 
 def _validate_drawn(value: Any, n_names: int) -> tuple[Any, ...]:
-    """The drawn value as a tuple of pytrees of arrays, or ``_Misuse`` naming ``inputs``."""
+    """The drawn value as a tuple of pytrees of arrays, or :class:`Misuse` naming ``inputs``."""
     if isinstance(value, np.ndarray):
         value = (value,)
     if not isinstance(value, (tuple, list)):
-        raise _Misuse(f"inputs: the strategy drew a {type_name(value)}; expected a tuple of NumPy arrays "
-                      f"(or of dicts/tuples/lists of arrays), one per argument of f")
+        raise Misuse(TypeError(f"inputs: the strategy drew a {type_name(value)}; expected a tuple of NumPy arrays "
+                               f"(or of dicts/tuples/lists of arrays), one per argument of f"))
     leaves, _ = pytree.flatten(tuple(value))
     for leaf in leaves:
         if isinstance(leaf, np.ma.MaskedArray) or not isinstance(leaf, np.ndarray) or leaf.dtype.kind not in "fiub":
-            raise _Misuse(f"inputs: the strategy drew a {type_name(leaf)} ({leaf!r:.60}) inside an input; "
-                          "expected NumPy arrays of a floating or integer dtype")
+            raise Misuse(TypeError(f"inputs: the strategy drew a {type_name(leaf)} ({leaf!r:.60}) inside an input; "
+                                   "expected NumPy arrays of a floating or integer dtype"))
     return tuple(value)
 
 
@@ -171,7 +170,7 @@ def _abs_inner(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
 
 def _run_f(pb: Problem, args: Sequence[Any], names: list[str], primary: bool
            ) -> tuple[list[np.ndarray] | None, pytree.Structure | None, str]:
-    out, err = call_user(pb.f, args)
+    out, err = call(pb.f, args)
     if err:
         return None, None, f"your {pb.f_name} {err}"
     leaves, s = pytree.flatten(out)
@@ -179,7 +178,7 @@ def _run_f(pb: Problem, args: Sequence[Any], names: list[str], primary: bool
     for path, leaf in zip(pytree.leaf_paths(s, f"{pb.f_name}'s output"), leaves):
         if pb.gradient_only and isinstance(leaf, (float, int)) and not isinstance(leaf, bool):
             leaf = np.asarray(leaf, np.float64)
-        arr, msg = check_leaf(leaf, path, None, None)
+        arr, msg = returned_array(leaf, path)
         if arr is None:
             return None, None, f"your {pb.f_name}: {msg}"
         arrays.append(arr)
@@ -193,7 +192,7 @@ def _run_vjp(pb: Problem, cot: Any, args: Sequence[Any], wrt: Sequence[int], nam
              ) -> tuple[list[list[np.ndarray]] | None, str, bool]:
     """Gradient leaves per ``wrt`` input, validated; or (None, message, structure error?)."""
     call_args = tuple(args) if pb.gradient_only else (cot, *args)
-    value, err = call_user(pb.vjp, call_args)
+    value, err = call(pb.vjp, call_args)
     if err:
         return None, f"your {pb.vjp_name}{what} {err}", False
     grads, err = _match_gradients(pb, value, args, wrt)
@@ -206,7 +205,7 @@ def _run_vjp(pb: Problem, cot: Any, args: Sequence[Any], wrt: Sequence[int], nam
         g_leaves, _ = pytree.flatten(g)
         part = []
         for path, x, gl in zip(pytree.leaf_paths(s, f"d{names[i]}"), in_leaves, g_leaves):
-            arr, msg = check_leaf(gl, f"the gradient {path}", x.shape, x.dtype)
+            arr, msg = returned_array(gl, f"the gradient {path}", x.shape, x.dtype)
             if arr is None:
                 return None, f"your {pb.vjp_name}{what}: {msg}", False
             part.append(arr * scale.astype(arr.dtype).reshape(()) if scale is not None else arr)
@@ -245,13 +244,13 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     else:
         bad = [i for i in pb.wrt if i >= len(args)]
         if bad:
-            raise _Misuse(f"wrt: input index {bad[0]} but f is given {len(args)} input(s)")
+            raise Misuse(ValueError(f"wrt: input index {bad[0]} but f is given {len(args)} input(s)"))
         wrt = pb.wrt
         for i in wrt:
             if not _is_floating(args[i]):
-                raise _Misuse(f"wrt: input {names[i]!r} is not floating (integer data has no gradient)")
+                raise Misuse(ValueError(f"wrt: input {names[i]!r} is not floating (integer data has no gradient)"))
     if not wrt:
-        raise _Misuse("wrt: no floating input to differentiate")
+        raise Misuse(ValueError("wrt: no floating input to differentiate"))
     dt = dtype.name
     sc = shape_class(names, args)
     shapes = ", ".join(f"{n}{tuple(np.shape(a))}" if pytree.flatten(a)[1].kind == "leaf" else f"{n}{{...}}"
@@ -265,13 +264,13 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     snap = Snapshot(names, args)
     out, out_s, err = _run_f(pb, args, names, primary=True)
     if err:
-        tally.error(pb.f_name, dt, sc, "contract", err)
+        tally.record_error(pb.f_name, dt, sc, "contract", err)
         return ctx.finding(pb.f_name, "contract", "user function error", err)
     assert out is not None and out_s is not None
     changed = snap.changed()
     if changed:
         msg = f"your {pb.f_name} modified its input: {changed}"
-        tally.error("inputs unchanged", dt, sc, "contract", msg)
+        tally.record_error("inputs unchanged", dt, sc, "contract", msg)
         return ctx.finding("inputs unchanged", "contract", "modified input", msg)
     rng = np.random.default_rng(seed)
     if pb.gradient_only:
@@ -284,16 +283,16 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     grads, err, structural = _run_vjp(pb, cot, args, wrt, names, "")
     if grads is None:
         counters.structure_errors += int(structural)
-        tally.error(f"gradient[{','.join(names[i] for i in wrt)}]", dt, sc, "contract", err)
+        tally.record_error(f"gradient[{','.join(names[i] for i in wrt)}]", dt, sc, "contract", err)
         return ctx.finding("gradient", "contract", "user function error", err, structure_error=structural)
     changed = snap.changed()
     if changed:
         msg = f"your {pb.vjp_name} modified its input: {changed}"
-        tally.error("inputs unchanged", dt, sc, "contract", msg)
+        tally.record_error("inputs unchanged", dt, sc, "contract", msg)
         return ctx.finding("inputs unchanged", "contract", "modified input", msg)
     for i in wrt:
-        tally.passed(f"gradient[{names[i]}]", dt, sc, "contract", "finite, input's dtype and shape")
-    tally.passed("inputs unchanged", dt, sc, "contract", "f and vjp leave their arguments as they were")
+        tally.record_pass(f"gradient[{names[i]}]", dt, sc, "contract", "finite, input's dtype and shape")
+    tally.record_pass("inputs unchanged", dt, sc, "contract", "f and vjp leave their arguments as they were")
 
     # ---- the working precision for differences: float64 when f is dtype-generic
     work_args, work_out, work_v, work_g = args, out, v_leaves, grads
@@ -307,7 +306,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
             g64, err, structural = _run_vjp(pb, pytree.unflatten(out_s, v64), args64, wrt, names,
                                             " (called in float64 as the reference for float32)")
             if g64 is None:
-                tally.error("float32 vs float64", dt, sc, "float64", err)
+                tally.record_error("float32 vs float64", dt, sc, "float64", err)
                 return ctx.finding("float32 vs float64", "float64", "user function error", err)
             work_args, work_out, work_v, work_g = args64, out64, v64, g64
     work_dtype = np.dtype(pytree.flatten(work_args[wrt[0]])[0][0].dtype)
@@ -371,7 +370,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         fit = numerics.taylor_test(remainder, floor)
         where = f" (evaluated in {work_dtype.name})" if work_dtype != dtype else ""
         # an order is reported only where it was fitted in the asymptotic regime
-        tally.order(f"taylor[{names[i]}]", dt, sc, fit.order if fit.status == "order" else math.nan, fit.failed,
+        tally.record_order(f"taylor[{names[i]}]", dt, sc, fit.order if fit.status == "order" else math.nan, fit.failed,
                     fit.status + where)
         extra = {f"direction[{p}]": d for p, d in zip(pytree.leaf_paths(x_s, names[i]), u)}
         if fit.failed:
@@ -381,7 +380,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         noise = max((abs(_inner(jg[k], u) - ours) for jg in jiggled_work_grads()), default=0.0)
         starts = numerics.ridders_starts(fit)
         adj = numerics.adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u, noise, starts)
-        tally.ratio(f"adjoint[{names[i]}]", dt, sc, "differences", adj.error, adj.ratio, adj.tolerance,
+        tally.record_ratio(f"adjoint[{names[i]}]", dt, sc, "differences", adj.error, adj.ratio, adj.tolerance,
                     "Richardson central differences" + where)
         if not adj.ok:
             return ctx.finding(f"adjoint[{names[i]}]", "differences", "disagreement",
@@ -462,7 +461,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
                     worst, worst_tol, worst_err = float(ratio.flat[flat]), float(tol.flat[flat]), float(err.flat[flat])
                     where_txt = (f"{paths[j]}{list(idx)}: yours {float(np.asarray(a).flat[flat])!r}, "
                                  f"{against} {float(np.asarray(b).flat[flat])!r}")
-            tally.ratio(f"{check}[{names[i]}]", dt, sc, against, worst_err, worst, worst_tol,
+            tally.record_ratio(f"{check}[{names[i]}]", dt, sc, against, worst_err, worst, worst_tol,
                         "backward-stable spread, see numerics")
             if not worst <= 1.0:
                 return ctx.finding(f"{check}[{names[i]}]", against, "disagreement",
@@ -482,7 +481,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
             raise
         except Exception as e:  # f not generic, or the framework failing on the input: a finding, not a crash
             msg = f"{backend} could not differentiate your {pb.f_name}: {type(e).__name__}: {e}"
-            tally.error(f"{backend} autograd", dt, sc, backend, msg)
+            tally.record_error(f"{backend} autograd", dt, sc, backend, msg)
             return ctx.finding(f"{backend} autograd", backend, "backend error", msg)
         if pb.gradient_only:
             theirs = [[t * v_leaves[0].reshape(()) for t in part] for part in theirs]

@@ -16,16 +16,17 @@ from hypothesis import reject
 from hypothesis import strategies as st
 
 from ..accuracy import networks as network_tolerances
-from ..engine.calls import Snapshot
+from ..engine import calls
+from ..engine.calls import Snapshot, returned_array, type_name, unpack_tuple, user_message
 from ..engine.comparison import Counterexample, Finding, compare, disagreement
 from ..engine.divergence import gradient_order
 from ..engine.results import OracleResult, Tally
-from ..engine.search import as_returned_array, call_opinion, type_name, unpack_tuple, user_message
+from ..engine.search import Budget, search
 from ..optim import check_lr, train
 from ..strategies.inputs import Inputs, spec_strategy
 from ..strategies.networks import NetCase, network_cases
 from .args import DTYPES, check_callable, resolve_common, resolve_max_batch, resolve_net
-from .controls import Budget, resolve_conventions, resolve_limits, resolve_wrt
+from .controls import resolve_conventions, resolve_limits, resolve_wrt
 
 __all__ = ["check_network", "check_sgd_step"]
 
@@ -170,15 +171,15 @@ def _search_all(dts: Sequence[str], budget: float | None, strategy: Callable[[st
     cuts: list[str] = []
     for dt in dts:
         run = Budget(None if budget is None else budget / len(dts))
-        hit, flaky, problem = run.search(strategy(dt), evaluator(dt), max_examples=n, seed=sd)
+        outcome = search(strategy(dt), evaluator(dt), max_examples=n, seed=sd, budget=run)
         if outside:
             raise ValueError(f"inputs: a drawn (x, target) is outside what the network accepts: {outside[0]}")
-        if problem:
-            problems.append(f"{dt}: {problem}")
-        if run.cut and budget is not None:
-            cuts.append(f"{dt}: time_budget {budget:g} s ({budget / len(dts):g} s per dtype) spent; {run.cut}")
-        if hit is not None:
-            found.append(hit.counterexample(dt, flaky))
+        if outcome.problem:
+            problems.append(f"{dt}: {outcome.problem}")
+        if outcome.cut and budget is not None:
+            cuts.append(f"{dt}: time_budget {budget:g} s ({budget / len(dts):g} s per dtype) spent; {outcome.cut}")
+        if outcome.finding is not None:
+            found.append(outcome.finding.counterexample(dt, outcome.nondeterministic))
     return found, cuts
 
 
@@ -256,7 +257,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
 
             params = _given_params(case.params, transposed)
             snap = Snapshot(["params", "x", "target"], [params, case.x, case.target])
-            ret, err = call_opinion(user_fn, (params, case.x, case.target), {})
+            ret, err = calls.call(user_fn, (params, case.x, case.target), {})
             changed = snap.changed()
             if changed:
                 msg = f"your value_and_grad modified its input: {changed}"
@@ -268,7 +269,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
                                          f"(loss, grads) with grads a tuple of {depth} {per_layer} per layer")
             mine: dict[str, list[np.ndarray]] = {"loss": [], "dW": [], "db": []}
             if not err and pair is not None:
-                loss, err = as_returned_array(pair[0], "the loss", (), dtype)
+                loss, err = returned_array(pair[0], "the loss", (), dtype)
                 if loss is not None:
                     mine["loss"].append(loss)
             if not err and pair is not None:
@@ -279,7 +280,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
                         returned = layers[l][k]
                         if part == "W" and transposed and isinstance(returned, np.ndarray) and returned.ndim == 2:
                             returned = returned.T
-                        arr, err = as_returned_array(returned, f"d{part}[{l}] (layer {l + 1})", ref.shape, dtype)
+                        arr, err = returned_array(returned, f"d{part}[{l}] (layer {l + 1})", ref.shape, dtype)
                         if arr is None:
                             break
                         mine[f"d{part}"].append(arr)
@@ -398,7 +399,7 @@ def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any 
 
             params = _given_params(case.params, transposed)
             snap = Snapshot(["params", "x", "target"], [params, case.x, case.target])
-            ret, err = call_opinion(user_fn, (params, case.x, case.target, rate), {})
+            ret, err = calls.call(user_fn, (params, case.x, case.target, rate), {})
             changed = snap.changed()
             if changed:
                 msg = f"your step modified its input: {changed}"
@@ -414,7 +415,7 @@ def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any 
                     returned = layers[l][i]
                     if part == "W" and transposed and isinstance(returned, np.ndarray) and returned.ndim == 2:
                         returned = returned.T
-                    arr, err = as_returned_array(returned, f"the new {part}[{l}] (layer {l + 1})",
+                    arr, err = returned_array(returned, f"the new {part}[{l}] (layer {l + 1})",
                                                  case.params[l][i].shape, dtype)
                     if arr is None:
                         break

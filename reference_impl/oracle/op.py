@@ -61,17 +61,17 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.calls import Snapshot
+from ..engine import calls
+from ..engine.calls import Snapshot, returned_array, type_name, unpack_tuple, user_message
 from ..engine.comparison import Counterexample, Finding, disagreement, op_comparisons, op_conventions
 from ..engine.results import OracleResult, Row, Tally, format_rows
-from ..engine.search import as_returned_array, call_opinion, type_name, unknown_name, unpack_tuple, user_message
+from ..engine.search import Budget, search
 from ..frameworks import backends as fw_backends
 from ..ops import OPS
 from ..strategies import Example, Source, build_example, examples
 from ..strategies.inputs import Inputs
-from .args import BACKENDS, DTYPES, check_callable, resolve_common, spec_factor
+from .args import BACKENDS, DTYPES, check_callable, resolve_common, spec_factor, unknown_name
 from .controls import (
-    Budget,
     apply_conventions,
     op_inputs_strategy,
     reference_inputs,
@@ -212,16 +212,15 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
         else:
             strategy = size_capped(op_inputs_strategy(op, narrowed, dt, fixed or None, cap).map(reduced_to_fit), cap,
                                    _size, too_big)
-        hit, flaky, problem = search_budget.search(strategy, evaluate, max_examples=n, seed=sd, screen=screen)
+        outcome = search(strategy, evaluate, max_examples=n, seed=sd, budget=search_budget, screen=screen)
         if outside:
             raise ValueError(f"inputs: a drawn input is outside the domain of {op}: {outside[0]}")
-        if problem:
-            problems.append(f"{dt}: {problem}")
-        if search_budget.cut and budget is not None:
-            cuts.append(f"{dt}: time_budget {budget:g} s ({budget / len(dts):g} s per dtype) spent; "
-                        f"{search_budget.cut}")
-        if hit is not None:
-            found.append(hit.counterexample(dt, flaky))
+        if outcome.problem:
+            problems.append(f"{dt}: {outcome.problem}")
+        if outcome.cut and budget is not None:
+            cuts.append(f"{dt}: time_budget {budget:g} s ({budget / len(dts):g} s per dtype) spent; {outcome.cut}")
+        if outcome.finding is not None:
+            found.append(outcome.finding.counterexample(dt, outcome.nondeterministic))
     if too_big[0] or reduced[0]:
         cuts.append(f"max_elements {cap}: {too_big[0]} drawn input(s) above it were not checked, "
                     f"{reduced[0]} were drawn with smaller sides to fit")
@@ -333,7 +332,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
         if forward is not None:
             call = f"forward({', '.join(names)}{kw})"
             snap = Snapshot(names, ex.inputs)
-            ret, err = call_opinion(forward, ex.inputs, ex.params)
+            ret, err = calls.call(forward, ex.inputs, ex.params)
             if snap.changed():
                 return modified("forward", snap, call)
             arr = None
@@ -341,7 +340,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
             if not err:
                 # the reference's forward, computed once: its shape here, its value in the comparison
                 expected = OPS[op].forward(*ref_inputs, **ex.params)
-                arr, err = as_returned_array(ret, "the result", np.shape(expected), dtype)
+                arr, err = returned_array(ret, "the result", np.shape(expected), dtype)
             if err:
                 msg = user_message("forward", err)
                 tally.record_error("forward", dt, sc, "reference", msg)
@@ -356,7 +355,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
         if vjp is not None:
             call = f"vjp(cotangent, {', '.join(names)}{kw})"
             snap = Snapshot(["cotangent", *names], [ex.cotangent, *ex.inputs])
-            ret, err = call_opinion(vjp, (ex.cotangent, *ex.inputs), ex.params)
+            ret, err = calls.call(vjp, (ex.cotangent, *ex.inputs), ex.params)
             if snap.changed():
                 return modified("vjp", snap, call)
             returned: tuple[Any, ...] | None = None
@@ -370,7 +369,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
                     if _transposed(op, g, x) and "dense layout" not in declared:
                         checked[i] = g  # the engine reports the dense layout convention
                         continue
-                    grad, err = as_returned_array(g, f"the gradient w.r.t. '{names[i]}'", x.shape, dtype)
+                    grad, err = returned_array(g, f"the gradient w.r.t. '{names[i]}'", x.shape, dtype)
                     if grad is None:
                         break
                     checked[i] = grad
