@@ -19,10 +19,6 @@ class ParityFailure(AssertionError):
     pass
 
 
-def _factor(op: str, backend: str) -> tuple[float, str]:
-    o = SPECS[op].override.get(backend)
-    return (o.factor, f" (override x{o.factor}: {o.reason})") if o else (1.0, "")
-
 
 def reproduce_hint(test_id: str | None = None) -> str:
     test_id = test_id or os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
@@ -48,7 +44,7 @@ def _raise_first(ex: Example, backend: str, comps: list[tuple[str, Comparison]])
 
 def check_forward(ex: Example, backend: str, theirs: np.ndarray) -> Comparison:
     """``theirs``, a framework's forward output, against the reference's."""
-    factor, note = _factor(ex.op, backend)
+    factor, note = SPECS[ex.op].factor(backend)
     comps = op_comparisons(ex.op, ex.inputs, ex.params, None, forward=theirs, factor=factor, note=note)
     return _raise_first(ex, backend, comps)[0]
 
@@ -58,7 +54,7 @@ def check_vjp(ex: Example, backend: str, theirs: tuple[np.ndarray, ...]) -> list
     n = len(ex.inputs)
     if len(theirs) != n:
         raise ParityFailure(f"VJP of '{ex.op}': {backend} returned {len(theirs)} gradients, expected {n}")
-    factor, note = _factor(ex.op, backend)
+    factor, note = SPECS[ex.op].factor(backend)
     comps = op_comparisons(ex.op, ex.inputs, ex.params, ex.cotangent, grads=theirs, factor=factor, note=note)
     return _raise_first(ex, backend, comps)
 
@@ -80,7 +76,7 @@ def check_adjoint(ex: Example, seed: int, vjp: Any = None) -> float:
         raise ParityFailure(
             f"adjoint test of op '{ex.op}' ({ex.dtype.name} VJP vs float64 central differences) fails\n"
             f"  example: {ex.describe()}, direction seed {seed}\n"
-            f"  <u, VJP(v)> = {numbers.lhs!r}, <v, Df(x)[u]> ~ {numbers.fd!r}; {comp.describe()}\n"
+            f"  <u, VJP(v)> = {numbers.ours!r}, <v, Df(x)[u]> ~ {numbers.differences!r}; {comp.describe()}\n"
             f"  {reproduce_hint()}"
         )
-    return numbers.abs_error / numbers.tolerance if numbers.tolerance > 0 else 0.0
+    return numbers.ratio

@@ -70,7 +70,7 @@ def test_a_wrong_vjp_prints_the_same_numbers_in_the_suite_the_oracle_and_certify
             return OPS[op].forward(*inputs), diagonal_softmax_vjp(cotangent, *inputs)
 
     row = certify_tasks.CertRow("op", "softmax", "wrong", "float64")
-    from_certify_finding = certify_tasks.op_evaluator("softmax", WrongBackend(), row)(ex)
+    from_certify_finding = certify_tasks.backend_evaluator("softmax", WrongBackend(), row)(ex)
     assert from_certify_finding is not None
     from_certify = _NUMBERS.search(from_certify_finding.message)
 

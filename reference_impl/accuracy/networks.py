@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from .acceptance import tiny as tiny_of
 from .ops import (
     IMPLEMENTATIONS,
     Bound,
     _reduction_scale,
     _sigmoid64,
     _softmax_terms,
-    _tiny,
     forward_bound,
     unit_roundoff,
     vjp_bound,
@@ -344,7 +344,7 @@ def trajectory_bound(trajectory: Any, x: Any = None, target: Any = None) -> Traj
             raise ValueError(f"{name}: differs from the data the trajectory was trained on")
     lr = float(trajectory.lr)
     dtype = np.dtype(trajectory.losses[0].dtype)
-    u, tiny = unit_roundoff(dtype), _tiny(dtype)
+    u, tiny = unit_roundoff(dtype), tiny_of(dtype)
     delta = tuple((np.zeros(w.shape), np.zeros(b.shape)) for w, b in trajectory.params[0])
     deltas, losses = [delta], []
     steps = len(trajectory.gradients)

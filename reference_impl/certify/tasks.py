@@ -175,14 +175,12 @@ def _search(strategy: Any, evaluate: Callable[[Any], Finding | None], s: Setting
 # ------------------------------------------------------------------ ops
 
 
-def op_evaluator(op: str, backend: Any, row: CertRow) -> Callable[[Any], Finding | None]:
+def backend_evaluator(op: str, backend: Any, row: CertRow) -> Callable[[Any], Finding | None]:
     """One example of an op row: ``backend`` (anything with ``name`` and
     ``vjp(op, cotangent, inputs, params) -> (out, grads)``) is the
     implementation under test, the reference the expected side."""
     name = backend.name
-    spec = SPECS[op]
-    override = spec.override.get(name)
-    factor, note = (override.factor, f" (override x{override.factor}: {override.reason})") if override else (1.0, "")
+    factor, note = SPECS[op].factor(name)
     names = OPS[op].arg_names
     call = f"{name}'s own {op} and autograd (reference_impl/frameworks/recipes.py)"
 
@@ -207,7 +205,7 @@ def op_evaluator(op: str, backend: Any, row: CertRow) -> Callable[[Any], Finding
 
 def _op_row(task: Task, s: Settings, tick: Tick) -> CertRow:
     row = CertRow("op", task.subject, task.backend, task.dtype)
-    evaluate = op_evaluator(task.subject, get_backend(task.backend), row)
+    evaluate = backend_evaluator(task.subject, get_backend(task.backend), row)
     shapes = "palette" if task.backend == "jax" else "free"
     return _search(examples(task.subject, task.dtype, shapes=shapes), evaluate, s, tick, row)
 
@@ -226,7 +224,8 @@ def _op_fd_row(task: Task, s: Settings, tick: Tick) -> CertRow:
             return None
         arrays = {"cotangent": ex.cotangent, **dict(zip(names, ex.inputs))}
         return disagreement("VJP (adjoint test)", "fd", f"the adjoint test of op '{op}' ({task.dtype} VJP: "
-                            f"<u, VJP(v)> = {numbers.lhs!r}, float64 central differences {numbers.fd!r})", comp,
+                            f"<u, VJP(v)> = {numbers.ours!r}, float64 central differences "
+                            f"{numbers.differences!r})", comp,
                             f"the reference's {op} VJP; direction seed {seed}", ex.describe(), arrays)
 
     strategy = st.tuples(examples(op, task.dtype), st.integers(0, 2**32 - 1))
@@ -334,7 +333,7 @@ def _network_fd_row(task: Task, s: Settings, tick: Tick) -> CertRow:
         if comp.ok:
             return None
         return disagreement("gradients (adjoint test)", "fd", f"the adjoint test of {mlp} (<u, dL/dparams> = "
-                            f"{numbers.lhs!r}, central difference {numbers.fd!r})", comp,
+                            f"{numbers.ours!r}, central difference {numbers.differences!r})", comp,
                             f"the reference's backward pass; direction seed {seed}", case.describe(mlp),
                             case.arrays())
 

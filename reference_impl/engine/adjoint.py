@@ -1,10 +1,20 @@
-"""The check engine's adjoint (dot-product) test, for ops and networks alike.
+"""The adjoint (dot-product) test: ``<u, VJP(v)> = d/dt <v, f(x + t u)>`` at
+``t = 0``, one outcome (:class:`AdjointOutcome`) for registered ops, whole
+networks and any user function.
+
+Two error models remain, because what is known about ``f`` differs: an op or
+network of the reference has an a-priori bound on each evaluation (the
+accuracy model), so its tolerance is that bound and two central differences
+suffice (:func:`adjoint_numbers`); a user's function comes with none, so its
+test measures its rounding floor and noise and extrapolates further
+(Ridders' tableau, several starting steps: :func:`adjoint_test`, with the
+numerics of :mod:`.differences`).
 
 For a function ``f``, inputs ``x``, a direction ``u`` and a cotangent ``v``::
 
     <u, VJP(v)>  ==  <v, (f(x + h u) - f(x - h u)) / 2h>  + O(h^2)
 
-Error model of the right-hand side (all in float64):
+Error model of the right-hand side of the a-priori test (all in float64):
 
 * the step: ``x +- h u`` is rounded, so the left-hand side uses the exact
   chord ``(x+ - x-) / 2h`` as the direction; no input rounding enters;
@@ -18,6 +28,7 @@ The left-hand side carries the VJP's own bound: ``sum |chord| b_grad``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +41,9 @@ from ..frameworks.recipes import SPECS
 from ..ops import OPS
 from ..strategies import Example
 from .comparison import Comparison, compare
+from .differences import ADJOINT_ROUNDINGS, ADJOINT_SAFETY, RIDDERS_NOISE_GAIN, RIDDERS_STARTS, ridders_derivative
 
-__all__ = ["STEP", "AdjointNumbers", "adjoint_numbers", "op_adjoint", "network_adjoint", "OP_MODEL",
+__all__ = ["STEP", "AdjointOutcome", "adjoint_numbers", "op_adjoint", "network_adjoint", "adjoint_test", "OP_MODEL",
            "NETWORK_MODEL"]
 
 STEP = 2.0**-17
@@ -44,28 +56,42 @@ NETWORK_MODEL = ("adjoint test of the loss: 2 x Richardson truncation + network_
 
 
 @dataclass(frozen=True)
-class AdjointNumbers:
-    """``<u, VJP(v)>``, its finite-difference estimate, their difference and the tolerance."""
+class AdjointOutcome:
+    """``<VJP(v), u>``, its finite-difference estimate, their difference and the tolerance."""
 
-    lhs: float
-    fd: float
-    abs_error: float
+    ours: float
+    """``<VJP(v), u>``"""
+    differences: float
+    """``phi'(0)`` from extrapolated central differences."""
+    error: float
     tolerance: float
 
     @property
+    def ratio(self) -> float:
+        if self.error == 0.0:
+            return 0.0
+        return self.error / self.tolerance if self.tolerance > 0 else math.inf
+
+    @property
     def ok(self) -> bool:
-        return self.abs_error <= self.tolerance
+        return math.isfinite(self.differences) and self.ratio <= 1.0
+
+    def describe(self) -> str:
+        return (f"<VJP(v), u> = {self.ours!r} but Richardson-extrapolated central differences give "
+                f"{self.differences!r}: error {self.error:.3e}, tolerance {self.tolerance:.3e} "
+                f"(error/tolerance = {self.ratio:.3g})")
 
     def comparison(self, dtype: Any, model: str) -> Comparison:
         """The engine's comparison of the two numbers (actual: the VJP's
         side, expected: the finite differences; ulps of the VJP's ``dtype``)."""
-        return compare(np.float64(self.lhs), np.float64(self.fd), self.tolerance, dtype, model, check_dtype=False)
+        return compare(np.float64(self.ours), np.float64(self.differences), self.tolerance, dtype, model,
+                       check_dtype=False)
 
 
 def adjoint_numbers(f: Callable[[tuple[np.ndarray, ...]], Any], grads: Sequence[Any],
                     inputs: Sequence[np.ndarray], cotangent: Any, directions: Sequence[np.ndarray], *,
                     f_error: Callable[[tuple[np.ndarray, ...]], Any], grad_error: Sequence[Any],
-                    step: float = STEP) -> AdjointNumbers:
+                    step: float = STEP) -> AdjointOutcome:
     """The adjoint test of ``grads`` (a VJP of ``f`` at ``inputs`` with
     ``cotangent``, one gradient per input) along ``directions``.
 
@@ -88,10 +114,10 @@ def adjoint_numbers(f: Callable[[tuple[np.ndarray, ...]], Any], grads: Sequence[
     lhs = sum(float(np.sum(c * np.asarray(g, dtype=np.float64))) for c, g in zip(chord, grads))
     grad_err = sum(float(np.sum(np.abs(c) * np.asarray(b, np.float64))) for c, b in zip(chord, grad_error))
     truncation = abs(d2 - d1) / 3
-    return AdjointNumbers(lhs, d1, abs(lhs - d1), 2 * truncation + round1 + round2 + grad_err)
+    return AdjointOutcome(lhs, d1, abs(lhs - d1), 2 * truncation + round1 + round2 + grad_err)
 
 
-def op_adjoint(ex: Example, seed: int, vjp: Callable[..., Any] | None = None) -> AdjointNumbers:
+def op_adjoint(ex: Example, seed: int, vjp: Callable[..., Any] | None = None) -> AdjointOutcome:
     """The adjoint test of ``ex.op``'s VJP (the reference's, or ``vjp``) on
     one example, along a direction drawn from ``seed`` (the recipe's
     ``fd_direction`` where a plain normal one would leave the domain)."""
@@ -109,7 +135,7 @@ def op_adjoint(ex: Example, seed: int, vjp: Callable[..., Any] | None = None) ->
 
 
 def network_adjoint(net: Any, params: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray, target: np.ndarray,
-                    seed: int) -> AdjointNumbers:
+                    seed: int) -> AdjointOutcome:
     """The adjoint test of a whole network: ``<u, dL/dparams>`` from the
     reference's backward pass (in the parameters' dtype) against the central
     difference of the loss along ``u`` in float64."""
@@ -138,3 +164,24 @@ def network_adjoint(net: Any, params: Sequence[tuple[np.ndarray, np.ndarray]], x
         lambda xs: tape_at(xs).loss, grad_flat, flat64, 1.0, dirs,
         f_error=lambda xs: network_tolerances.network_bound(tape_at(xs)).error("loss"),
         grad_error=grad_error)
+
+
+def adjoint_test(phi: Callable[[float], float], ours: float, abs_terms: float, floor: float,
+                 work_u: float, noise: float = 0.0, first_steps: Sequence[float] = RIDDERS_STARTS) -> AdjointOutcome:
+    """Compare ``ours = <VJP(v), u>`` (whose terms sum in magnitude to
+    ``abs_terms``, and which moves by ``noise`` when the inputs move by a few
+    roundings) with the extrapolated differences of ``phi``, started from
+    each of ``first_steps`` in turn until one agrees."""
+    best: AdjointOutcome | None = None
+    for h0 in first_steps:
+        e = ridders_derivative(phi, h0)
+        if not (math.isfinite(e.derivative) and math.isfinite(e.error)):
+            continue
+        tol = (ADJOINT_SAFETY * (e.error + RIDDERS_NOISE_GAIN * floor / e.last_step + noise)
+               + ADJOINT_ROUNDINGS * work_u * (abs_terms + abs(e.derivative)))
+        outcome = AdjointOutcome(ours, e.derivative, abs(ours - e.derivative), tol)
+        if best is None or outcome.tolerance < best.tolerance:
+            best = outcome
+        if outcome.ok:
+            return outcome
+    return best if best is not None else AdjointOutcome(ours, float("nan"), float("inf"), 0.0)

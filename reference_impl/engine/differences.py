@@ -133,10 +133,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..accuracy.acceptance import unit_roundoff
+
 __all__ = [
     "TAYLOR_STEPS", "TAYLOR_MARGIN", "PASS_ORDER",
     "TaylorFit", "taylor_steps", "taylor_test", "fit_taylor_order", "rounding_floor", "direction_scale",
-    "RiddersEstimate", "ridders_derivative", "ridders_starts", "AdjointOutcome", "adjoint_test",
+    "RiddersEstimate", "ridders_derivative", "ridders_starts",
     "spread_tolerance", "unit_roundoff",
 ]
 
@@ -185,11 +187,6 @@ SPREAD_TRIALS = 3
 SPREAD_ROUNDINGS = 32
 SPREAD_SAFETY = 2.0
 NORMWISE_ROUNDINGS = 4
-
-
-def unit_roundoff(dtype: object) -> float:
-    """``u = eps / 2``: 2**-24 for float32, 2**-53 for float64."""
-    return float(np.finfo(np.dtype(dtype)).eps) / 2  # type: ignore[call-overload]
 
 
 # =========================================================================== directions and the floor
@@ -387,31 +384,6 @@ def ridders_derivative(phi: Callable[[float], float], first_step: float) -> Ridd
     return RiddersEstimate(best, err, used)
 
 
-@dataclass(frozen=True)
-class AdjointOutcome:
-    ours: float
-    """``<VJP(v), u>``"""
-    differences: float
-    """``phi'(0)`` from extrapolated central differences."""
-    error: float
-    tolerance: float
-
-    @property
-    def ratio(self) -> float:
-        if self.error == 0.0:
-            return 0.0
-        return self.error / self.tolerance if self.tolerance > 0 else math.inf
-
-    @property
-    def ok(self) -> bool:
-        return math.isfinite(self.differences) and self.ratio <= 1.0
-
-    def describe(self) -> str:
-        return (f"<VJP(v), u> = {self.ours!r} but Richardson-extrapolated central differences give "
-                f"{self.differences!r}: error {self.error:.3e}, tolerance {self.tolerance:.3e} "
-                f"(error/tolerance = {self.ratio:.3g})")
-
-
 def ridders_starts(fit: TaylorFit) -> tuple[float, ...]:
     """First steps for the extrapolation: inside the Taylor window where one
     was fitted, from its small end, then the step below it where ``phi`` is
@@ -421,27 +393,6 @@ def ridders_starts(fit: TaylorFit) -> tuple[float, ...]:
     if fit.status != "order" or len(fit.steps) < 3:
         return (*linear, *RIDDERS_STARTS)
     return tuple(dict.fromkeys((*(fit.steps[k] for k in RIDDERS_WINDOW_STARTS), *linear)))
-
-
-def adjoint_test(phi: Callable[[float], float], ours: float, abs_terms: float, floor: float,
-                 work_u: float, noise: float = 0.0, first_steps: Sequence[float] = RIDDERS_STARTS) -> AdjointOutcome:
-    """Compare ``ours = <VJP(v), u>`` (whose terms sum in magnitude to
-    ``abs_terms``, and which moves by ``noise`` when the inputs move by a few
-    roundings) with the extrapolated differences of ``phi``, started from
-    each of ``first_steps`` in turn until one agrees."""
-    best: AdjointOutcome | None = None
-    for h0 in first_steps:
-        e = ridders_derivative(phi, h0)
-        if not (math.isfinite(e.derivative) and math.isfinite(e.error)):
-            continue
-        tol = (ADJOINT_SAFETY * (e.error + RIDDERS_NOISE_GAIN * floor / e.last_step + noise)
-               + ADJOINT_ROUNDINGS * work_u * (abs_terms + abs(e.derivative)))
-        outcome = AdjointOutcome(ours, e.derivative, abs(ours - e.derivative), tol)
-        if best is None or outcome.tolerance < best.tolerance:
-            best = outcome
-        if outcome.ok:
-            return outcome
-    return best if best is not None else AdjointOutcome(ours, float("nan"), float("inf"), 0.0)
 
 
 # =========================================================================== two computations of one gradient

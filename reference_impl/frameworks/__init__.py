@@ -13,7 +13,8 @@ use; ``import reference_impl`` does not import this package.
   ``jax.nn`` functions, with their gradients and SGD (imports both).
 * :mod:`.array_api` -- torch's and jax's autograd of a user's function
   written against the array API standard (an opinion for ``check_vjp``).
-* :mod:`.truth` -- the truth: each op's recipes evaluated in ``arb`` balls and
+* :mod:`.truth` -- the truth: each op's recipes (the longer ones in
+  :mod:`.truth_recipes`) evaluated in ``arb`` balls and
   rounded once.
 
 May import the reference and the accuracy model; nothing that checks.

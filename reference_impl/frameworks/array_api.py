@@ -11,27 +11,26 @@ before any jax array is made (float64 must stay float64).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib.util import find_spec
 from typing import Any
 
 import numpy as np
 
 from .. import pytree
+from .backends import available
 
-__all__ = ["BACKENDS", "available", "framework_vjp"]
+__all__ = ["BACKENDS", "unavailable_reason", "framework_vjp"]
 
 BACKENDS = ("torch", "jax")
 
 
-def available(name: str) -> str:
-    """Empty when ``name`` can be used, else why not."""
-    try:
-        if name == "torch":
-            import torch  # noqa: F401
-        else:
-            import jax  # noqa: F401
-        import array_api_compat  # noqa: F401
-    except ImportError as e:
-        return f"backends: {name!r} needs {e.name} (pip install 'reference-impl[frameworks,generic]')"
+def unavailable_reason(name: str) -> str:
+    """Empty when ``name`` (torch or jax) can differentiate an array-API
+    function here, else why not: the framework
+    (:func:`reference_impl.frameworks.backends.available`) and array-api-compat."""
+    for module, installed in ((name, available(name)), ("array_api_compat", find_spec("array_api_compat") is not None)):
+        if not installed:
+            return f"backends: {name!r} needs {module} (pip install 'reference-impl[frameworks,generic]')"
     return ""
 
 

@@ -51,6 +51,19 @@ from typing import Any
 import numpy as np
 
 from ..ops import OPS
+from .truth_recipes import (
+    truth_cross_entropy,
+    truth_cross_entropy_vjp,
+    truth_dense_vjp,
+    truth_matmul_vjp,
+    truth_mse,
+    truth_mse_vjp,
+    truth_sce,
+    truth_sce_vjp,
+    truth_sigmoid_derivative,
+    truth_softmax,
+    truth_softmax_vjp,
+)
 
 __all__ = ["Override", "SpecialCase", "OpSpec", "SPECS", "CONVENTIONS"]
 
@@ -140,6 +153,11 @@ class OpSpec:
         if unknown:
             raise ValueError(f"OpSpec.conventions: {sorted(unknown)} are not keys of CONVENTIONS")
 
+    def factor(self, backend: str) -> tuple[float, str]:
+        """The tolerance override for ``backend``: ``(factor, note)``, ``(1.0, "")`` without one."""
+        o = self.override.get(backend)
+        return (o.factor, f" (override x{o.factor}: {o.reason})") if o else (1.0, "")
+
 
 # ---------------------------------------------------------------- recipes
 
@@ -182,115 +200,6 @@ def _jax_mse(ns: Any, p: Any, t: Any, reduction: str = "mean") -> Any:
         return ns.optax.losses.l2_loss(p, t).sum()  # optax's l2_loss is 1/2 (p - t)^2
     sq = ns.optax.losses.squared_error(p, t)
     return sq.mean() if reduction == "mean" else sq.sum()
-
-
-# ---------------------------------------------------------------- truth recipes
-# Ball arithmetic (python-flint arb) on object arrays of balls. ``ns`` is
-# built by reference_impl.frameworks.truth: ``ns.arb``, ``ns.map(fn, balls)``,
-# ``ns.exp(ball)`` (0 for hopelessly negative arguments), ``ns.zeros(shape)``,
-# ``ns.mid(balls)`` (float64 midpoints, exact for the exact inputs) and
-# ``ns.unbroadcast(g, shape)``. The formulas are the textbook definitions,
-# rearranged only by identities that remove a cancellation arb would
-# otherwise resolve with thousands of bits; never the reference's code.
-
-
-def _truth_row_count(x: np.ndarray) -> int:
-    return int(np.prod(x.shape[:-1], dtype=np.int64))
-
-
-def _truth_row_scale(g: Any, x: np.ndarray, reduction: str) -> Any:
-    return g / _truth_row_count(x) if reduction == "mean" else g
-
-
-def _truth_softmax(ns: Any, x: np.ndarray) -> np.ndarray:
-    e = ns.map(ns.exp, x - x.max(axis=-1, keepdims=True))
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
-
-
-def _truth_softmax_vjp(ns: Any, g: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
-    # J^T g = s * (g - <s, g>) written as s_i sum_j s_j (g_i - g_j): no cancellation
-    s = _truth_softmax(ns, x)
-    diff = g[..., :, None] - g[..., None, :]
-    return (np.asarray(s * (diff * s[..., None, :]).sum(axis=-1)),)
-
-
-def _truth_nll(ns: Any, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(-log softmax, softmax, argmax k): with the dominant class k,
-    -log s_i = z_k - z_i + log1p(sum_{j != k} exp(z_j - z_k))."""
-    k = np.argmax(ns.mid(z), axis=-1)[..., None]
-    zk = np.take_along_axis(z, k, axis=-1)
-    e = ns.map(ns.exp, z - zk)
-    np.put_along_axis(e, k, ns.arb(0), axis=-1)
-    others = e.sum(axis=-1, keepdims=True)
-    nll = (zk - z) + ns.map(lambda v: v.log1p(), others)
-    s = e / (1 + others)
-    np.put_along_axis(s, k, 1 / (1 + others), axis=-1)
-    return np.asarray(nll), np.asarray(s), k
-
-
-def _truth_sce(ns: Any, z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
-    return _truth_row_scale((t * _truth_nll(ns, z)[0]).sum(), z, reduction)
-
-
-def _truth_sce_vjp(ns: Any, g: Any, z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[Any, ...]:
-    # dz = s sum(t) - t; the dominant class's entry as minus the sum of the others
-    nll, s, k = _truth_nll(ns, z)
-    dz = s * t.sum(axis=-1, keepdims=True) - t
-    np.put_along_axis(dz, k, ns.arb(0), axis=-1)
-    np.put_along_axis(dz, k, -dz.sum(axis=-1, keepdims=True), axis=-1)
-    scale = _truth_row_scale(g, z, reduction)
-    return dz * scale, nll * scale
-
-
-def _truth_cross_entropy(ns: Any, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
-    return _truth_row_scale(-(t * ns.map(lambda v: v.log(), p)).sum(), p, reduction)
-
-
-def _truth_cross_entropy_vjp(ns: Any, g: Any, p: np.ndarray, t: np.ndarray,
-                             reduction: str = "mean") -> tuple[Any, ...]:
-    scale = _truth_row_scale(g, p, reduction)
-    return -(t / p) * scale, -ns.map(lambda v: v.log(), p) * scale
-
-
-def _mse_divisor(p: np.ndarray, reduction: str) -> int:
-    return {"sum": 1, "half_sum": 2, "mean": p.size}[reduction]
-
-
-def _truth_mse(ns: Any, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> Any:
-    d = p - t
-    return (d * d).sum() / _mse_divisor(p, reduction)
-
-
-def _truth_mse_vjp(ns: Any, g: Any, p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> tuple[Any, ...]:
-    dp = 2 * (p - t) * g / _mse_divisor(p, reduction)
-    return dp, -dp
-
-
-def _truth_matmul_vjp(ns: Any, g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # a vector operand is a one-row (a) or one-column (b) matrix whose axis the product dropped
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-    g2 = g
-    if a.ndim == 1 and b.ndim == 1:
-        g2 = np.asarray(g).reshape(1, 1)
-    elif a.ndim == 1:
-        g2 = np.expand_dims(g, -2)
-    elif b.ndim == 1:
-        g2 = np.expand_dims(g, -1)
-    da = ns.unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
-    db = ns.unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
-    return da, db
-
-
-def _truth_dense_vjp(ns: Any, g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
-    gf, xf = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
-    return np.matmul(g, w.T), np.matmul(xf.T, gf), gf.sum(axis=0)
-
-
-def _truth_sigmoid_derivative(ns: Any, v: Any) -> Any:
-    # sigma' = e^{-|x|} / (1 + e^{-|x|})^2, symmetric, never exp of a large positive
-    e = ns.exp(-abs(v))
-    return e / ((1 + e) ** 2)
 
 
 # ---------------------------------------------------------------- finite-difference directions
@@ -466,7 +375,7 @@ _ROWS = (
            truth_forward=lambda ns, a, b: a * b,
            truth_vjp=lambda ns, g, a, b: (ns.unbroadcast(g * b, a.shape), ns.unbroadcast(g * a, b.shape))),
     OpSpec("matmul", torch=lambda ns, a, b: ns.torch.matmul(a, b), jax=lambda ns, a, b: ns.jnp.matmul(a, b),
-           truth_forward=lambda ns, a, b: np.matmul(a, b), truth_vjp=_truth_matmul_vjp),
+           truth_forward=lambda ns, a, b: np.matmul(a, b), truth_vjp=truth_matmul_vjp),
     OpSpec(
         "dense",
         conventions=("dense layout",),
@@ -475,7 +384,7 @@ _ROWS = (
         torch=lambda ns, x, w, b: ns.F.linear(x, w.T, b),
         jax=lambda ns, x, w, b: ns.jnp.matmul(x, w) + b,
         truth_forward=lambda ns, x, w, b: np.matmul(x, w) + b,
-        truth_vjp=_truth_dense_vjp,
+        truth_vjp=truth_dense_vjp,
     ),
     OpSpec("relu", torch=lambda ns, x: ns.torch.relu(x), jax=lambda ns, x: ns.nn.relu(x),
            truth_forward=lambda ns, x: np.where(ns.mid(x) > 0, x, ns.zeros(x.shape)),
@@ -488,17 +397,17 @@ _ROWS = (
            identities=("tanh_derivative",)),
     OpSpec("sigmoid", torch=lambda ns, x: ns.torch.sigmoid(x), jax=lambda ns, x: ns.nn.sigmoid(x),
            truth_forward=lambda ns, x: ns.map(lambda v: 1 / (1 + ns.exp(-v)), x),
-           truth_vjp=lambda ns, g, x: (g * ns.map(lambda v: _truth_sigmoid_derivative(ns, v), x),),
+           truth_vjp=lambda ns, g, x: (g * ns.map(lambda v: truth_sigmoid_derivative(ns, v), x),),
            identities=("sigmoid_derivative",)),
     OpSpec("softmax", torch=lambda ns, x: ns.torch.softmax(x, dim=-1), jax=lambda ns, x: ns.nn.softmax(x, axis=-1),
-           truth_forward=_truth_softmax, truth_vjp=_truth_softmax_vjp,
+           truth_forward=truth_softmax, truth_vjp=truth_softmax_vjp,
            identities=("softmax_jacobian_rows_sum_to_zero",)),
     OpSpec("cross_entropy", torch=_torch_cross_entropy, jax=_jax_cross_entropy,
-           truth_forward=_truth_cross_entropy, truth_vjp=_truth_cross_entropy_vjp,
+           truth_forward=truth_cross_entropy, truth_vjp=truth_cross_entropy_vjp,
            fd_direction=_fd_multiplicative_first, conventions=("reduction", "cross_entropy gradient")),
-    OpSpec("softmax_cross_entropy", torch=_torch_sce, jax=_jax_sce, truth_forward=_truth_sce, truth_vjp=_truth_sce_vjp,
+    OpSpec("softmax_cross_entropy", torch=_torch_sce, jax=_jax_sce, truth_forward=truth_sce, truth_vjp=truth_sce_vjp,
            identities=("softmax_cross_entropy_gradient_is_softmax_minus_target",), conventions=("reduction",)),
-    OpSpec("mse", torch=_torch_mse, jax=_jax_mse, truth_forward=_truth_mse, truth_vjp=_truth_mse_vjp,
+    OpSpec("mse", torch=_torch_mse, jax=_jax_mse, truth_forward=truth_mse, truth_vjp=truth_mse_vjp,
            conventions=("reduction",)),
 )
 

@@ -15,10 +15,9 @@ from .. import networks
 from ..engine.calls import type_name
 from ..engine.profiles import ENV_VAR, PROFILES
 from ..frameworks import backends as fw_backends
-from ..frameworks.recipes import SPECS
 
 __all__ = ["DTYPES", "BACKENDS", "MAX_BATCH_LIMIT", "resolve_profile", "resolve_common", "check_callable",
-           "resolve_net", "resolve_max_batch", "spec_factor", "unknown_name"]
+           "resolve_net", "resolve_max_batch", "unknown_name"]
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("torch", "jax")
@@ -131,8 +130,3 @@ def resolve_max_batch(max_batch: Any, problems: list[str]) -> int:
         raise ValueError(f"max_batch: {max_batch} is above the limit of {MAX_BATCH_LIMIT} rows per drawn batch")
     return int(max_batch)
 
-
-def spec_factor(op: str, backend: str) -> tuple[float, str]:
-    """The recipe's tolerance override for ``backend`` on ``op``: ``(factor, note)``."""
-    o = SPECS[op].override.get(backend)
-    return (o.factor, f" (override x{o.factor}: {o.reason})") if o else (1.0, "")

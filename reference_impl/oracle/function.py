@@ -19,7 +19,7 @@ from .. import engine, pytree
 from ..engine.profiles import ENV_VAR, PROFILES
 from ..engine.results import Tally
 from ..engine.search import Budget, Misuse, search
-from ..frameworks.array_api import BACKENDS, available
+from ..frameworks.array_api import BACKENDS, unavailable_reason
 from ..strategies.inputs import Arg, Drawn, Inputs, _is_int, _is_number, leaf_count, spec_strategy
 from .function_checks import Counters, Finding, Problem, _validate_drawn, evaluate
 from .function_report import Counterexample, GradcheckResult
@@ -91,7 +91,7 @@ def _resolve_settings(dtypes: Any, max_examples: Any, seed: Any, backends: Any, 
     for b in backends or ():
         if b not in BACKENDS:
             raise ValueError(f"backends: unknown backend {b!r}; valid: {', '.join(BACKENDS)}")
-        why = available(b)
+        why = unavailable_reason(b)
         if why:
             raise ValueError(why)
         if b not in bks:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import engine, pytree
 from ..engine import differences as numerics
+from ..engine.adjoint import adjoint_test
 from ..engine.calls import Snapshot, UnsatisfiedAssumption, call, returned_array, type_name
 from ..engine.results import Tally
 from ..engine.search import Misuse
@@ -379,7 +380,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         ours = _inner(g, u)
         noise = max((abs(_inner(jg[k], u) - ours) for jg in jiggled_work_grads()), default=0.0)
         starts = numerics.ridders_starts(fit)
-        adj = numerics.adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u, noise, starts)
+        adj = adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u, noise, starts)
         tally.record_ratio(f"adjoint[{names[i]}]", dt, sc, "differences", adj.error, adj.ratio, adj.tolerance,
                     "Richardson central differences" + where)
         if not adj.ok:

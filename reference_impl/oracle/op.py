@@ -67,10 +67,11 @@ from ..engine.comparison import Counterexample, Finding, disagreement, op_compar
 from ..engine.results import OracleResult, Row, Tally, format_rows
 from ..engine.search import Budget, search
 from ..frameworks import backends as fw_backends
+from ..frameworks.recipes import SPECS
 from ..ops import OPS
 from ..strategies import Example, Source, build_example, examples
 from ..strategies.inputs import Inputs
-from .args import BACKENDS, DTYPES, check_callable, resolve_common, spec_factor, unknown_name
+from .args import BACKENDS, DTYPES, check_callable, resolve_common, unknown_name
 from .controls import (
     apply_conventions,
     op_inputs_strategy,
@@ -324,7 +325,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
             except Exception as e:  # a framework failing on a valid input is reported, not raised
                 return failed("forward" if forward else "vjp", f"{b} raised {type(e).__name__}: {e}",
                               f"{b}'s own {op} and autograd", b, "backend error")
-            factor, note = spec_factor(op, b)
+            factor, note = SPECS[op].factor(b)
             theirs = apply_conventions(op, declared, ex.inputs, ex.cotangent, [np.asarray(g) for g in grads])
             opinions[b] = (np.asarray(out), theirs, factor, note)
 
