@@ -1,18 +1,30 @@
 """reference_impl: a NumPy reference for every forward pass and gradient in
-five tutorial documents on backpropagation (see :mod:`reference_impl.sources`).
+five tutorial documents on backpropagation, and an oracle that checks other
+people's gradient code against it.
 
-``import reference_impl`` needs NumPy only. The registry :data:`OPS` maps op
-name to an :class:`~reference_impl.ops.Op` with ``forward(*inputs, **params)``
-and ``vjp(cotangent, *inputs, **params)``; the same ops are also plain
-functions here (``softmax``, ``softmax_vjp``, ...) with real signatures:
-inputs by position or by name (``softmax(x=a)``), parameters by name.
+``import reference_impl`` needs NumPy only. :data:`OPS` maps an op's name to
+an :class:`~reference_impl.ops.Op` with ``forward(*inputs, **params)`` and
+``vjp(cotangent, *inputs, **params)``; the same ops are plain functions here
+(``softmax``, ``softmax_vjp``, ...): inputs by position or name, parameters by
+name; bad input is a ``TypeError`` / ``ValueError`` naming the argument, and a
+result beyond the dtype's range is refused, never inf. The checkers
+(``check_op``, ``check_network``, ``check_sgd_step``, ``check_vjp``,
+``check_grad``, ``Arg``, ``Inputs``) load hypothesis on first use.
 
-Inputs are checked by :mod:`reference_impl._validate` (array-likes accepted;
-framework tensors, ndarray subclasses, unsupported dtypes, non-finite values
-and arrays over :func:`max_elements` refused, naming the argument). A plain
-function's results are finite -- a result beyond the dtype's range is a
-``ValueError`` naming the inputs -- and never share memory with the inputs or
-with each other.
+The package, from the ground up (imports run down this list only):
+
+* top-level modules -- the reference: ``ops`` (forward and VJP side by side),
+  ``op_registry``, ``wide`` (the wider format), ``broadcasting``, ``graph``,
+  ``paths``, ``optim``, ``examples``, ``sources``; ``networks/`` (the MLP and
+  the documents' presets);
+* ``accuracy/`` -- the error model: every tolerance, written down once;
+* ``frameworks/`` -- torch, jax and the ball-arithmetic truth: every optional
+  import, and the per-op recipes;
+* ``strategies/`` -- drawing inputs; ``engine/`` -- the one check engine
+  (comparison, calls, search, finite differences, adjoint test, results);
+* ``golden/`` -- the documents' worked numbers as fixtures, replayed;
+* ``oracle/`` -- the checkers; ``certify/`` -- ``python -m reference_impl certify``;
+* ``cli``, ``pytest_plugin`` -- the command line and the pytest plugin.
 """
 
 from __future__ import annotations

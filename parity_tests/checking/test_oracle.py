@@ -306,6 +306,31 @@ def test_params_fix_a_reduction() -> None:
     assert not wrong.ok and "reduction" in wrong.counterexamples[0].message  # the conventions are cited
 
 
+@pytest.mark.numpy_only
+def test_a_vjp_that_forgets_the_mean_is_wrong_not_a_convention() -> None:
+    """A reduction mistake nobody declared: the mean's 1/rows forgotten, and a
+    fused loss that divides by ``shape[0]`` where the mean is over every element."""
+    def sce_vjp_no_mean(g, z, t, reduction):
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        s = e / e.sum(axis=-1, keepdims=True)
+        log_s = shifted - np.log(e.sum(axis=-1, keepdims=True))
+        return g * (s * t.sum(axis=-1, keepdims=True) - t), -g * log_s
+
+    forgot = ri.check_op("softmax_cross_entropy", vjp=sce_vjp_no_mean, params={"reduction": "mean"},
+                         shapes="free", max_examples=25, seed=SEED)
+    assert not forgot.ok
+    c = forgot.counterexamples[0]
+    assert c.verdict == "wrong" and "a reduction mistake" in c.message, c.message
+
+    def mse_vjp_by_rows(g, p, t, reduction):
+        d = 2 * (p - t) * (g / np.asarray(p.shape[0] if p.ndim else 1, p.dtype))
+        return d, -d
+
+    by_rows = ri.check_op("mse", vjp=mse_vjp_by_rows, params={"reduction": "mean"}, max_examples=25, seed=SEED)
+    assert not by_rows.ok and all(c.verdict == "wrong" for c in by_rows.counterexamples), by_rows.report()
+
+
 # --------------------------------------------------------------------------- networks and SGD
 
 NET = MLP((3, 5, 2), ("tanh", "identity"), cost="mse")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import reference_impl as ri
+import reference_impl.networks.mlp
 from reference_impl import OPS, SOURCES
 
 EXPECTED_OPS = {"add", "multiply", "matmul", "dense", "relu", "tanh", "sigmoid", "softmax",
@@ -56,3 +57,28 @@ def test_sources_name_the_five_documents() -> None:
     assert sorted(SOURCES) == ["000", "001", "002", "003", "004"]
     for key, s in SOURCES.items():
         assert s.file_name.startswith(key + "_") and s.title
+
+
+@pytest.mark.parametrize(("old", "new", "name"), [
+    ("reference_impl.gradcheck", "reference_impl.check_vjp", "check_vjp"),
+    ("reference_impl.gradcheck.numerics", "reference_impl.engine.differences", "fit_taylor_order"),
+    ("reference_impl.truth", "reference_impl.frameworks.truth", "forward"),
+])
+def test_moved_paths_still_import_with_a_deprecation_warning_naming_the_new_one(old: str, new: str,
+                                                                               name: str) -> None:
+    code = (f"import warnings, importlib\n"
+            f"with warnings.catch_warnings(record=True) as w:\n"
+            f"    warnings.simplefilter('always')\n"
+            f"    m = importlib.import_module({old!r})\n"
+            f"assert callable(getattr(m, {name!r}))\n"
+            f"print('|'.join(str(x.message) for x in w if issubclass(x.category, DeprecationWarning)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert f"{old} is deprecated" in out and new in out, out
+
+
+def test_the_checkers_keep_their_public_names() -> None:
+    import reference_impl.oracle as oracle
+
+    for name in ("check_op", "check_network", "check_sgd_step", "check_vjp", "check_grad", "Arg", "Inputs"):
+        assert getattr(ri, name) is getattr(oracle, name), name
+    assert ri.networks.MLP is reference_impl.networks.mlp.MLP  # ri.networks as the README shows it

@@ -93,11 +93,15 @@ def test_relu_kink_difference_is_a_convention_not_an_error_ratio() -> None:
     assert "relu'(0)" in found.message and "error/tolerance" not in found.message
 
 
-def test_a_sum_for_a_mean_is_a_reduction_convention() -> None:
+def test_a_sum_for_a_mean_is_a_wrong_result_with_its_factor_named() -> None:
+    """A factor no caller declared is a wrong gradient, never a convention
+    (the reduction is a parameter every implementation receives)."""
     p, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     ref = ri.mse(p, t, reduction="mean")
     comp = compare(ref * p.size, ref, 1e-15, np.float64, conventions=("reduction",))
-    assert comp.verdict == "convention" and "times 12" in comp.describe()
+    assert comp.verdict == "wrong" and "times 12: a reduction mistake" in comp.describe()
+    half = compare(ref / 2, ref, 1e-15, np.float64, conventions=("reduction",))
+    assert half.verdict == "wrong" and "times 0.5" in half.describe()
 
 
 def test_nan_where_the_reference_is_finite_is_classified_non_finite() -> None:

@@ -22,8 +22,9 @@ rounding and a relative error says nothing.
 Verdicts of a disagreement, from the most to the least benign:
 
 * ``convention`` -- a documented difference of convention
-  (``frameworks.recipes.CONVENTIONS``: relu'(0), the reduction, the dense
-  layout, the cross-entropy gradient's projection), never an error ratio;
+  (``frameworks.recipes.CONVENTIONS``: relu'(0), the dense layout, the
+  cross-entropy gradient's projection), never an error ratio; a constant
+  factor (a sum for a mean) is not one: it is ``wrong``, the factor named;
 * ``dtype`` -- the result silently changed precision;
 * ``shape`` -- the result has another shape;
 * ``non-finite`` -- NaN or inf where the reference is finite;
@@ -118,16 +119,19 @@ class Comparison:
     """One of :data:`VERDICTS`."""
     mismatch: str = ""
     """What is wrong when no error can be measured (shape, dtype, non-finite, convention)."""
+    diagnosis: str = ""
+    """What a measured disagreement looks like, where it has a recognisable shape (a constant factor)."""
 
     def describe(self) -> str:
         if self.mismatch:
             return f"{self.verdict}: {self.mismatch}"
         head = "" if self.verdict == "pass" else f"{self.verdict}: "
+        tail = f"; {self.diagnosis}" if self.diagnosis else ""
         return (
             f"{head}worst element {self.worst_index} of shape {self.shape}: actual {self.actual!r}, "
             f"expected {self.expected!r}, abs error {self.abs_error:.3e}, rel error {_fmt(self.rel_error, '.3e')}, "
             f"ulp error {_fmt(self.ulp_error, '.1f')}; tolerance there {self.tolerance:.3e} "
-            f"(error/tolerance = {self.ratio:.3g}; model: {self.model})"
+            f"(error/tolerance = {self.ratio:.3g}; model: {self.model}){tail}"
         )
 
 
@@ -191,15 +195,15 @@ def compare(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str =
     idx = tuple(int(i) for i in np.unravel_index(flat, a.shape)) if a.ndim else ()
     worst = float(ratio.flat[flat])
     ok = bool(worst <= 1.0)
-    verdict, mismatch = "pass", ""
+    verdict, mismatch, diagnosis = "pass", "", ""
     if not ok:
-        verdict, mismatch = _classify(a64, e64, tol, ratio > 1.0, worst, conventions, kink)
+        verdict, mismatch, diagnosis = _classify(a64, e64, tol, ratio > 1.0, worst, conventions, kink)
     return Comparison(
         ok=ok, shape=tuple(a.shape), worst_index=idx, actual=float(a64.flat[flat]), expected=float(e64.flat[flat]),
         abs_error=float(err.flat[flat]), rel_error=float(rel.flat[flat]), ulp_error=float(ulp.flat[flat]),
         tolerance=float(tol.flat[flat]), ratio=worst, max_abs_error=float(err.max()),
         max_rel_error=_nan_max(rel[resolved]), max_ulp_error=_nan_max(ulp[resolved]), model=model,
-        verdict=verdict, mismatch=mismatch,
+        verdict=verdict, mismatch=mismatch, diagnosis=diagnosis,
     )
 
 
@@ -209,24 +213,30 @@ def _close(a: np.ndarray, e: np.ndarray, tol: Any) -> bool:
 
 
 def _classify(a: np.ndarray, e: np.ndarray, tol: np.ndarray, bad: np.ndarray, worst: float,
-              conventions: Sequence[str], kink: Any) -> tuple[str, str]:
-    """``(verdict, message)`` of a value disagreement (shapes and dtypes agree, all finite)."""
+              conventions: Sequence[str], kink: Any) -> tuple[str, str, str]:
+    """``(verdict, mismatch, diagnosis)`` of a value disagreement (shapes and
+    dtypes agree, all finite). A convention is a documented choice the result
+    follows exactly; a constant factor is never one (the reduction is the
+    caller's ``reduction`` parameter, passed to every implementation), so it
+    is ``wrong``, with the factor named."""
     if _RELU_KINK in conventions and kink is not None:
         at_kink = np.broadcast_to(np.asarray(kink, bool), a.shape)
         if np.all(at_kink[bad]):
             return "convention", (f"relu'(0): differs only at {int(bad.sum())} element(s) where the input is "
-                                  f"exactly +-0 ({CONVENTIONS[_RELU_KINK]})")
-    if "reduction" in conventions:
-        factor = _integer_factor(a, e, tol)
-        if factor is not None:
-            return "convention", (f"reduction: the result is the reference's times {factor:g} "
-                                  f"({CONVENTIONS['reduction']})")
+                                  f"exactly +-0 ({CONVENTIONS[_RELU_KINK]})"), ""
     if "cross_entropy gradient" in conventions and a.ndim >= 1 and a.shape[-1] > 1:
         shift = (a - e).mean(axis=-1, keepdims=True)
         if _close(a - shift, e, tol):
             return "convention", (f"cross_entropy gradient: differs by a constant per row, a projection onto the "
-                                  f"simplex ({CONVENTIONS['cross_entropy gradient']})")
-    return ("inaccurate" if worst < WRONG_RATIO else "wrong"), ""
+                                  f"simplex ({CONVENTIONS['cross_entropy gradient']})"), ""
+    verdict = "inaccurate" if worst < WRONG_RATIO else "wrong"
+    if "reduction" in conventions:
+        factor = _integer_factor(a, e, tol)
+        if factor is not None:
+            return "wrong", "", (f"the whole result is the reference's times {factor:g}: a reduction mistake "
+                                 f"(a 1/N missing or applied twice) for the reduction the parameters name "
+                                 f"({CONVENTIONS['reduction']})")
+    return verdict, "", ""
 
 
 def _integer_factor(a: np.ndarray, e: np.ndarray, tol: np.ndarray) -> float | None:

@@ -236,6 +236,8 @@ def _kink_mask(arg: Any, kinds: Sequence[str | None] | None) -> list[np.ndarray]
             for j, x in enumerate(leaves)]
 
 
+# Long: the four stages below (contract, working precision, Taylor and adjoint, spread and opinions) read and
+# extend one example's state (args, outputs, gradients, directions) in order; each is marked "# ----".
 def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally, counters: Counters) -> Finding | None:
     """Every check on one input in one dtype; the first failure, or None."""
     args = tuple(_cast(a, dtype) for a in drawn.args)

@@ -183,6 +183,7 @@ def _search_all(dts: Sequence[str], budget: float | None, strategy: Callable[[st
     return found, cuts
 
 
+# Long: argument checks, then one evaluator closed over the resolved settings; the two halves share a dozen locals.
 def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None, dtypes: Sequence[str] = DTYPES,
                   max_examples: int | None = None, seed: int | None = None, backends: Sequence[str] = (),
                   profile: str | None = None, max_batch: Any = 16, wrt: Any = None, inputs: Any = None,
@@ -226,6 +227,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
     depth = mlp.depth
     per_layer = "(dW, db)" if parts == _PARTS else f"d{parts[0]}"
 
+    # Long: the user's call, its contract, then every layer's comparison against each opinion, on one case.
     def evaluator(dt: str) -> Callable[[NetCase], Finding | None]:
         def evaluate(case: NetCase) -> Finding | None:
             if "outside the domain" in case.recipe:
@@ -324,6 +326,7 @@ def _unpack_grads(value: Any, depth: int, parts: tuple[str, ...]) -> tuple[Any, 
     return ([(g,) for g in layers] if layers is not None else None), err
 
 
+# Long: as check_network, for a step of gradient descent instead of a gradient.
 def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any = None, dtypes: Sequence[str] = DTYPES,
                    max_examples: int | None = None, seed: int | None = None, backends: Sequence[str] = (),
                    profile: str | None = None, max_batch: Any = 16, wrt: Any = None, inputs: Any = None,

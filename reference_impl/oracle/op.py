@@ -113,6 +113,7 @@ def shape_class(op: str, inputs: Sequence[np.ndarray]) -> str:
     return text
 
 
+# Long: mostly the argument checks, each naming its argument; the search loop is the last twenty lines.
 def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callable[..., Any] | None = None,
              dtypes: Sequence[str] = DTYPES, params: Any = None, shapes: str | None = None,
              max_examples: int | None = None, seed: int | None = None, backends: Sequence[str] = (),
@@ -272,6 +273,7 @@ def _returned_gradients(ret: Any, names: Sequence[str], want: Sequence[int]) -> 
     return unpack_tuple(ret, "your vjp", [names[i] for i in want], hint)
 
 
+# Long: one closure per example (forward, then VJP, each against every opinion), over the op's fixed settings.
 def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[..., Any] | None,
                  backends: Sequence[str], tally: Tally, *, wrt: tuple[int, ...] | None = None,
                  conventions: Mapping[str, Any] | None = None, outside: list[str] | None = None
@@ -286,7 +288,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
     names = OPS[op].arg_names
     declared = dict(conventions or {})
 
-    def evaluate(ex: Example) -> Finding | None:
+    def evaluate(ex: Example) -> Finding | None:  # long: see op_evaluator
         if "outside the domain" in ex.recipe:
             if outside is not None and not outside:
                 outside.append(f"{ex.recipe['outside the domain']} (drawn: "
