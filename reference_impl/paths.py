@@ -153,8 +153,16 @@ def _forward(net: MLP, params: Any, x: Any, target: Any) -> _Forward:
         dcost = dtype.type(c) * d
         loss = (d * d).sum() * dtype.type({"mean": 1.0 / out.size, "sum": 1.0, "half_sum": 0.5}[net.reduction])
     elif net.cost == "cross_entropy":
-        dcost = -scale * t / out
-        loss = -(t * np.log(out)).sum() * scale
+        if np.any((out <= 0) & (t > 0)):
+            where = tuple(int(i) for i in np.argwhere((out <= 0) & (t > 0))[0])
+            raise ValueError(
+                f"params, x, target: the softmax output underflows to 0 at {where} in {dtype} where the target is "
+                "positive, so the local derivative -y / p of every path through it is not finite; the layer-wise "
+                "backward (MLP.value_and_grad) evaluates the pair through the logits"
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):  # y = 0: the term and its derivative are 0, any p
+            dcost = np.where(t > 0, -scale * t / out, 0 * t)
+            loss = -np.where(t > 0, t * np.log(out), 0 * t).sum() * scale
     else:
         s = _softmax(out)
         dcost = scale * (s * t.sum(axis=-1, keepdims=True) - t)
@@ -305,6 +313,11 @@ def path_gradients(net: MLP, params: Any, x: Any, target: Any) -> PathGradients:
     mag["dZ"] = [reshape(m) for m in mag["dZ"]]
     terms["dZ"] = [reshape(t) for t in terms["dZ"]]
     mag["dx"], terms["dx"] = reshape(mag["dx"]), reshape(terms["dx"])
+    for name, values in (("loss", [fw.loss]), ("dZ", dZ), ("dW", dW), ("db", db), ("dx", [dx])):
+        for arr in values:
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"params, x, target: the sum over paths for {name} overflows {dt} (a path product "
+                                 "or a partial sum beyond the dtype's range); scale x or the weights down")
     return PathGradients(fw.loss, tuple(reshape(d) for d in dZ), tuple(dW), tuple(db), reshape(dx),
                          terms, mag, factors, total)
 
