@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _validate
 from .networks import MLP
 from .sources import fill_citations
 
@@ -202,10 +203,12 @@ def enumerate_paths(net: MLP, params: Any, x: Any, target: Any, layer: int, unit
     Source: {001}."""
     if not isinstance(net, MLP):
         raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < net.depth:
+    layer = _validate.check_int(layer, "layer", minimum=0)  # NumPy ints too, as everywhere
+    if layer >= net.depth:
         raise ValueError(f"layer: expected an int in [0, {net.depth}), got {layer!r}")
     width = net.sizes[layer + 1]
-    if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < width:
+    unit = _validate.check_int(unit, "unit", minimum=0)
+    if unit >= width:
         raise ValueError(f"unit: expected an int in [0, {width}) for layer {layer}, got {unit!r}")
     fw = _forward(net, params, x, target)
     for units, prod in _suffixes(net, fw, layer, unit):
