@@ -242,14 +242,15 @@ def test_one_layer_network_at_extreme_magnitudes_matches_exact_arithmetic(data: 
 # --------------------------------------------------------------------------- named cases
 
 
-def _underflowing_net() -> tuple[MLP, Any, np.ndarray]:
-    """Three classes in float32 with logits z = (w, -w, w - 5), w = 96.073
-    (every z exact): softmax(z)_1 = e^-192.146 is below float32's smallest
-    subnormal and rounds to 0, the other two are representable."""
+def _underflowing_net(dtype: Any = np.float32) -> tuple[MLP, Any, np.ndarray]:
+    """Three classes with logits z = (w, -w, w - 5) (every z exact), w =
+    96.073 in float32, 400 in float64: softmax(z)_1 = e^-2w is below the
+    dtype's smallest subnormal and rounds to 0, the other two are
+    representable."""
     net = MLP((3, 3), ("identity",), softmax=True, cost="cross_entropy")
-    w = np.float32(96.073)
-    params = ((np.diag(np.array([w, w, w], np.float32)), np.array([0.0, 0.0, -5.0], np.float32)),)
-    return net, params, np.array([[1.0, -1.0, 1.0]], np.float32)
+    w = np.float32(96.073) if dtype == np.float32 else np.float64(400.0)
+    params = ((np.diag(np.array([w, w, w], dtype)), np.array([0.0, 0.0, -5.0], dtype)),)
+    return net, params, np.array([[1.0, -1.0, 1.0]], dtype)
 
 
 def _mp_softmax(z: np.ndarray) -> list[Any]:
@@ -259,26 +260,34 @@ def _mp_softmax(z: np.ndarray) -> list[Any]:
     return [mpmath.exp(v) / total for v in zs]
 
 
-def test_cross_entropy_net_whose_softmax_underflows_gives_the_true_loss_and_gradients() -> None:
-    net, params, x = _underflowing_net()
-    t = np.array([[0.25, 0.0, 0.75]], np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fallback", [False, True], ids=["wide", "decimal-fallback"])
+def test_cross_entropy_net_whose_softmax_underflows_gives_the_true_loss_and_gradients(
+        dtype: Any, fallback: bool, request: pytest.FixtureRequest) -> None:
+    if fallback:
+        request.getfixturevalue("decimal_fallback")
+    net, params, x = _underflowing_net(dtype)
+    t = np.array([[0.25, 0.0, 0.75]], dtype)
     tape = net.forward(params, x, t)
     z = tape.layers[0].z[0]
-    assert z.tolist() == [np.float32(96.073), -np.float32(96.073), np.float32(96.073) - 5]  # exact
-    assert float(tape.output[0, 1]) == 0.0  # the rounded softmax underflows; its true value e^-192 does not vanish
+    w = params[0][0][0, 0]
+    assert z.tolist() == [w, -w, w - 5]  # exact
+    assert float(tape.output[0, 1]) == 0.0  # the rounded softmax underflows; its true value e^-2w does not vanish
     s = _mp_softmax(z)
     true_loss = -sum(mpmath.mpf(float(tv)) * mpmath.log(sv) for tv, sv in zip(t[0], s))
-    bound = tolerances.forward_bound("softmax_cross_entropy", [tape.layers[0].z, t]).tolerance(np.float32)
+    bound = tolerances.forward_bound("softmax_cross_entropy", [tape.layers[0].z, t]).tolerance(dtype)
     assert abs(Fraction(float(tape.loss)) - Fraction(float(true_loss))) <= Fraction(float(bound)), (tape.loss,
                                                                                                   true_loss)
     grads = net.backward(tape)
     # dL/dz = softmax(z) - t (a distribution target), and dL/d(output) = -t / softmax(z): 0 where t = 0
     true_dz = np.array([float(sv - mpmath.mpf(float(tv))) for sv, tv in zip(s, t[0])])
-    dz_bound = tolerances.vjp_bound("softmax_cross_entropy", np.ones((), np.float32), [tape.layers[0].z, t])[0]
-    assert np.all(np.abs(grads.dZ[0][0].astype(np.float64) - true_dz) <= dz_bound.tolerance(np.float32)[0])
+    dz_bound = tolerances.vjp_bound("softmax_cross_entropy", np.ones((), dtype), [tape.layers[0].z, t])[0]
+    assert np.all(np.abs(grads.dZ[0][0].astype(np.float64) - true_dz) <= dz_bound.tolerance(dtype)[0])
+    # -t / s where s > 0 is one rounded division of a wide softmax: within 2 units of roundoff
     true_dout = [float(-mpmath.mpf(float(tv)) / sv) for tv, sv in zip(t[0], s)]
     assert float(grads.d_output[0, 1]) == 0.0
-    np.testing.assert_allclose(grads.d_output[0, [0, 2]], [true_dout[0], true_dout[2]], rtol=4 * 2.0**-24)
+    np.testing.assert_allclose(grads.d_output[0, [0, 2]], [true_dout[0], true_dout[2]],
+                               rtol=2 * tolerances.unit_roundoff(dtype))
     assert all(np.all(np.isfinite(a)) for a in (*grads.dW, *grads.db, grads.dx))
 
 
