@@ -276,6 +276,8 @@ def trusted_validator(schema: Any, name: str = "schema") -> jsonschema.Draft2020
     if not isinstance(schema, Mapping):
         raise TypeError(f"{name}: expected the mapping golden.load_schema() returns, or None, got "
                         f"{type(schema).__name__} {short_repr(schema)}")
+    # Only the project's schema ever runs, and it has no ``pattern``: so no regular expression a caller or a
+    # folder supplies is matched, and every format is one of ours (a bounded fullmatch, ``_FORMATS``).
     if _canonical_digest(schema) != digest:
         raise ValueError(f"{name}: not the project's fixture schema (the schema.json reference_impl ships); "
                          "pass None or golden.load_schema(): no other schema is run")
