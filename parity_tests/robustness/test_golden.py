@@ -410,3 +410,18 @@ def test_command_line_functions_check_their_arguments() -> None:
 def test_a_path_with_a_nul_is_named_not_a_crash() -> None:
     with pytest.raises(golden.FixtureError, match=r"^doc\x00002\.json: cannot be read \(embedded null byte\)"):
         golden.load_file("doc\x00002.json")
+
+
+def test_the_projects_schema_runs_no_regular_expression() -> None:
+    """Only the project's schema runs (a folder's own is refused), so it alone
+    decides which regular expressions meet a fixture's strings: none. An
+    identifier format belongs in ``golden.files._FORMATS`` (a bounded
+    fullmatch), never in a ``pattern`` that backtracks on hostile input."""
+    def keywords(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return set(node) | {k for v in node.values() for k in keywords(v)}
+        if isinstance(node, list):
+            return {k for v in node for k in keywords(v)}
+        return set()
+
+    assert not keywords(SCHEMA) & {"pattern", "patternProperties", "propertyNames"}
