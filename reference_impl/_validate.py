@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,8 @@ __all__ = [
     "check_choice",
     "check_class_axis",
     "check_int",
+    "check_bool",
+    "check_shape",
     "check_dtype",
     "check_positive_scale",
     "frozen",
@@ -272,7 +275,7 @@ def check_cotangent(cotangent: Any, out_shape: tuple[int, ...], dtype: np.dtype,
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: {value!r} is not one of {list(choices)}")
+        raise ValueError(f"{name}: {_short(value)} is not one of {list(choices)}")
     return value
 
 
@@ -304,10 +307,42 @@ def where_not_finite(arr: np.ndarray) -> str:
 
 def check_int(value: Any, name: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {_short(value)}")
     if value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A flag is ``True`` or ``False`` (a NumPy bool too), never a truthy
+    object: ``write="no"`` must not mean "write"."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {_short(value)}")
+    return bool(value)
+
+
+_MAX_RANK = 64
+"""NumPy's most axes (``numpy.ndarray`` has at most 64 dimensions)."""
+
+
+def check_shape(shape: Any, name: str) -> tuple[int, ...]:
+    """A shape is a sequence of ints >= 0 (``()`` for a scalar), of at most
+    64 axes and at most :func:`max_elements` elements; an int is refused
+    rather than read as ``(n,)``, as it is in no signature here."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(f"{name}: expected a tuple of ints (one per axis), got {type(shape).__name__} "
+                        f"{_short(shape)}")
+    if len(shape) > _MAX_RANK:
+        raise ValueError(f"{name}: {len(shape)} axes, more than NumPy's {_MAX_RANK}")
+    dims = tuple(check_int(n, f"{name}[{i}]", minimum=0) for i, n in enumerate(shape))
+    check_size(dims, name)
+    return dims
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a line: a message never prints a whole array."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:

@@ -37,6 +37,8 @@ def read_bytes(file: Traversable | Path, max_bytes: int) -> bytes:
             info = os.stat(file)
         except OSError as e:
             raise JSONLimitError(f"cannot be read ({e.strerror or e})") from None
+        except ValueError as e:  # a NUL in the path
+            raise JSONLimitError(f"cannot be read ({e})") from None
         if stat.S_ISDIR(info.st_mode):
             raise JSONLimitError("a directory, not a regular file")
         if not stat.S_ISREG(info.st_mode):

@@ -23,6 +23,7 @@ import numpy as np
 from ._validate import as_array, check_cotangent, check_same_dtype, overflow_remedy
 from .ops import OPS
 from .sources import fill_citations
+from .wide import precision, round_to, wide
 
 __all__ = ["g", "g_partials", "composite_p", "composite_p_vjp", "composite_p_jacobian", "JACOBIAN_LIMIT"]
 
@@ -36,14 +37,11 @@ def _xyz(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _two_x_plus_y(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """``2x + y``; where ``2x`` alone overflows but the sum does not (``x``
-    and ``y`` of opposite signs), as ``x + (x + y)``, which then cannot."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        q = 2 * xs + ys
-        bad = ~np.isfinite(q)
-        if np.any(bad):
-            q = np.where(bad, xs + (xs + ys), q)
-    return np.asarray(q)
+    """``q = 2x + y`` in the wide format (``reference_impl.wide``), not yet
+    rounded: ``2x`` alone may overflow the dtype where ``q`` or ``q z`` does not."""
+    with precision():
+        xw, yw = wide(xs, ys)
+        return np.asarray(2 * xw + yw)
 
 
 def _finite(value: np.ndarray, names: str, what: str) -> np.ndarray:
@@ -62,9 +60,11 @@ def g(x: Any, y: Any, z: Any) -> np.ndarray:
     ``x``, ``y``, ``z``: float arrays of one shape and dtype (Python floats
     are float64). Source: {002}."""
     xs, ys, zs = _xyz(x, y, z)
-    q = _finite(_two_x_plus_y(xs, ys), "x, y", "2x + y")
-    with np.errstate(over="ignore"):
-        return _finite(np.asarray(q * zs), "x, y, z", "g = (2x + y) z")
+    # as the truth: (2x + y) z in the wide format, rounded once; an intermediate 2x + y beyond the dtype
+    # (x = y = 2e38 in float32) does not make a representable g (times z = 1e-30: 6e8) an error
+    with precision():
+        (zw,) = wide(zs)
+        return _finite(round_to(_two_x_plus_y(xs, ys) * zw, xs), "x, y, z", "g = (2x + y) z")
 
 
 def g_partials(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,7 +75,7 @@ def g_partials(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
     to ``2x`` and to ``y``; the scaling by 2 doubles it for ``x``. At
     ``(1, -5, 7)``: ``(14, 7, -3)``. Source: {002}."""
     xs, ys, zs = _xyz(x, y, z)
-    q = _finite(_two_x_plus_y(xs, ys), "x, y", "dg/dz = 2x + y")
+    q = _finite(round_to(_two_x_plus_y(xs, ys), xs), "x, y", "dg/dz = 2x + y")
     one = np.ones_like(q)
     with np.errstate(over="ignore"):
         dq, dz = OPS["multiply"].vjp_from_output(one, q * zs, q, zs)

@@ -114,13 +114,25 @@ class Graph:
         self._names.add(node.name)
         return node
 
-    def _gate(self, op: str, inputs: tuple[Node, ...], name: str | None, **params: Any) -> Node:
-        value = _frozen(OPS[op].forward(*(n.value for n in inputs), **params))
-        return self._push(Node(self._name(name, op), op, inputs, value, dict(params)))
+    def _gate(self, op: str, inputs: tuple[Node, ...], name: str | None, names: tuple[str, ...] | None = None,
+              **params: Any) -> Node:
+        """The gate's node; ``names``: the gate method's arguments where they
+        differ from the op's (the loss gate's ``prediction`` is the
+        cross-entropy's ``probs``), so that an error names what was passed."""
+        node_name = self._name(name, op)
+        try:
+            value = _frozen(OPS[op].forward(*(n.value for n in inputs), **params))
+        except (ValueError, TypeError) as e:
+            if names is None:
+                raise
+            raise type(e)(f"{', '.join(names)}: {e}") from None
+        return self._push(Node(node_name, op, inputs, value, dict(params)))
 
-    def variable(self, name: str, value: Any) -> Node:
-        """A leaf: an input, a weight, a bias or a target."""
-        return self._push(Node(self._name(name, "v"), None, (), _frozen(as_array(value, name))))
+    def variable(self, name: str | None, value: Any) -> Node:
+        """A leaf: an input, a weight, a bias or a target (``name`` ``None``:
+        ``v<n>``)."""
+        node_name = self._name(name, "v")
+        return self._push(Node(node_name, None, (), _frozen(as_array(value, "value"))))
 
     def add(self, a: Node, b: Node, name: str | None = None) -> Node:
         """``a + b``; backward: the distributor, ``da = db = upstream``."""
@@ -149,7 +161,7 @@ class Graph:
         check_choice(kind, "kind", LOSSES)
         check_choice(reduction, "reduction", OPS[kind].params["reduction"])
         return self._gate(kind, (self._own(prediction, "prediction"), self._own(target, "target")), name,
-                          reduction=reduction)
+                          ("prediction", "target"), reduction=reduction)
 
     def topological_order(self, output: Node) -> list[Node]:
         """The nodes ``output`` depends on, each after all of its inputs.
@@ -194,6 +206,11 @@ class Graph:
         gradient arriving at its output by its local gradient (its op's VJP
         rule) and adds the result to each input's gradient. Source: {004}.
         """
+        return self._sweep(output, cotangent, "output")
+
+    def _sweep(self, output: Node, cotangent: Any, blame: str) -> Gradients:
+        """:meth:`backward`; an overflowing gradient is an error naming
+        ``blame``, what the caller passed that the values came from."""
         order = self.topological_order(output)
         if cotangent is None:
             if output.value.ndim != 0:
@@ -215,7 +232,7 @@ class Graph:
             # a copy each: a gate's rule may hand one array to both of its inputs
             g = np.array(grads[node], copy=True) if node in grads else np.zeros_like(node.value)
             if not np.all(np.isfinite(g)):
-                raise ValueError(f"output: the gradient of {output.name!r} w.r.t. node {node.name!r} overflows "
+                raise ValueError(f"{blame}: the gradient of {output.name!r} w.r.t. node {node.name!r} overflows "
                                  f"{g.dtype}; {overflow_remedy(g.dtype, 'scale the values down')}")
             out[node] = g
         return Gradients(out)
@@ -251,6 +268,13 @@ def mlp_graph(net: MLP, params: Any, x: Any, target: Any) -> MLPGraph:
     if not isinstance(net, MLP):
         raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
     tape = net.forward(params, x, target)  # validates every argument with the network's messages
+    if net.cost == "cross_entropy" and np.any(tape.output <= 0):
+        where = tuple(int(i) for i in np.argwhere(tape.output <= 0)[0])
+        raise ValueError(
+            f"params, x, target: the softmax output underflows to 0 at {where} in {tape.output.dtype}, and the "
+            "gate graph feeds that rounded output to its cross_entropy gate (-log 0); MLP.value_and_grad "
+            "evaluates the pair through the logits, or use cost='softmax_cross_entropy'"
+        )
     g = Graph()
     a = g.variable("X", tape.x)
     x_node = a
@@ -277,7 +301,7 @@ def graph_gradients(net: MLP, params: Any, x: Any, target: Any) -> NetworkGradie
     sweep, in the layout of :meth:`MLP.value_and_grad` (so the two can be
     compared field by field)."""
     mg = mlp_graph(net, params, x, target)
-    grads = mg.graph.backward(mg.loss)
+    grads = mg.graph._sweep(mg.loss, None, "params, x, target")
     layers = tuple(
         LayerGradients(grads[a], grads[z], grads[w], grads[b])
         for w, b, z, a in zip(mg.weights, mg.biases, mg.z, mg.a, strict=True)

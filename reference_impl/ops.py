@@ -37,15 +37,37 @@ domain, formula, sources, an optional input check) and its VJP rule with
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ._validate import check_class_axis, check_distribution
-from .broadcasting import unbroadcast
+from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
+from .broadcasting import unbroadcast as _unbroadcast
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
-from .wide import exp, log, log1p, neg, round_to, wide
+from .wide import exp, log, log1p, neg, precision, round_to, wide
 from .wide import tanh as wide_tanh
 
-__all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "_REGISTRY"]
+__all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "cross_entropy_of_softmax_grad", "_REGISTRY"]
+
+
+def unbroadcast(grad: Any, shape: Any) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, so the
+    result has ``shape``: the adjoint of ``np.broadcast_to(x, grad.shape)``
+    (the add gate's gradient of a broadcast bias, document 004). The sum is
+    taken in the wide format and rounded once, like every gradient here.
+
+    ``grad``: a float32/float64 array, checked as every input is; ``shape``:
+    a tuple of ints that broadcasts to ``grad.shape``. A sum beyond the
+    dtype's range is a ``ValueError`` naming ``grad``."""
+    g = as_array(grad, "grad")
+    dims = check_shape(shape, "shape")
+    with precision():
+        (gw,) = wide(g)
+        out = round_to(_unbroadcast(gw, dims), g)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"grad: its sum over the broadcast axes is not representable in {g.dtype} (the true "
+                         f"value is beyond the dtype's range); {overflow_remedy(g.dtype, 'scale grad down')}")
+    return out
 
 
 # --------------------------------------------------------------------------- helpers
@@ -93,7 +115,7 @@ def add_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arr
     (004): ``da = unbroadcast(g)``, ``db = unbroadcast(g)``, each summed in the
     wide format and a new array."""
     (gw,) = wide(g)
-    return round_to(unbroadcast(gw, a.shape), a), round_to(unbroadcast(gw, b.shape), b)
+    return round_to(_unbroadcast(gw, a.shape), a), round_to(_unbroadcast(gw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- multiply (002, 004)
@@ -111,7 +133,7 @@ def multiply_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -
     """Each input's local gradient is the *other* input -- the multiply gate
     is a *switch* (004): ``da = unbroadcast(g * b)``, ``db = unbroadcast(g * a)``."""
     gw, aw, bw = wide(g, a, b)
-    return round_to(unbroadcast(gw * bw, a.shape), a), round_to(unbroadcast(gw * aw, b.shape), b)
+    return round_to(_unbroadcast(gw * bw, a.shape), a), round_to(_unbroadcast(gw * aw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- matmul (002, 004)
@@ -156,8 +178,8 @@ def matmul_vjp_wide(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
         g2 = np.expand_dims(g, -2)
     elif b.ndim == 1:
         g2 = np.expand_dims(g, -1)
-    da = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
-    db = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+    da = _unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+    db = _unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
     return da, db
 
 
@@ -418,6 +440,23 @@ def softmax_cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, z: np.ndarray, t: 
     np.put_along_axis(dz, k, neg(dz.sum(axis=-1, keepdims=True)), axis=-1)
     scale = _row_scale(gw, z, reduction)
     return round_to(dz * scale, z), round_to(nll * scale, t)
+
+
+def cross_entropy_of_softmax_grad(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
+    """``dJ/dyhat = -y / yhat`` of ``J = cross_entropy(softmax(z), y)`` with
+    ``yhat = softmax(z)`` kept in the wide format (000, 002): where the
+    rounded softmax underflows to 0 the cross-entropy's own rule would divide
+    by that 0, though the true ``yhat`` is positive. 0 where ``y = 0`` (the
+    true value, whatever ``yhat``); ``+-inf`` where ``y / yhat`` is beyond the
+    dtype's range. For validated ``z`` (logits) and ``t`` (a distribution)."""
+    zw, tw, one = wide(z, t, np.ones((), z.dtype))
+    with precision(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = _softmax_wide(zw)
+        positive = tw > 0
+        # a wide softmax is 0 only beyond the wide format's own range: y / 0 is then +inf, as the true value is
+        ratio = np.where(positive, tw / np.where(s > 0, s, 1), 0 * tw)
+        ratio = np.where(positive & (s == 0), np.inf, ratio)
+        return round_to(neg(ratio) * _row_scale(one, z, reduction), z)
 
 
 _MSE_REDUCTIONS = ("mean", "sum", "half_sum")

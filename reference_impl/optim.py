@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import max_elements
 from .networks import MLP, NetworkGradients, Params, Tape, check_lr, step_pairs
 from .sources import fill_citations
 
@@ -97,12 +98,29 @@ def train(net: MLP, params: Any, x: Any, target: Any, *, lr: Any, steps: Any) ->
             # the caller's params were fine: the steps taken with this lr made them overflow
             raise ValueError(f"lr: after {k} step(s) with lr={lr!r} the parameters no longer give a finite "
                              f"forward and backward pass ({e})") from e
+        if k == 0:
+            _check_trajectory_size(n, tape, g)
         tapes.append(tape)
         grads.append(g)
         current = sgd_step(current, g, lr_f)
         path.append(current)
     tapes.append(tape)
     return Trajectory(net, lr_f, tuple(path), tuple(t.loss for t in tapes), tuple(tapes), tuple(grads))
+
+
+def _check_trajectory_size(steps: int, tape: Tape, grads: NetworkGradients) -> None:
+    """A :class:`Trajectory` keeps the parameters, the tape and the gradients
+    of every step: all of them together are held to the size limit of one
+    result (:func:`reference_impl.max_elements`), so that a huge ``steps`` is
+    an error at once, not hours of work and then a ``MemoryError``."""
+    arrays = [*(a for rec in tape.layers for a in (rec.x, rec.W, rec.b, rec.z, rec.a)), tape.output, tape.target,
+              grads.d_output, grads.dx, *(a for lg in grads.layers for a in (lg.dA, lg.dZ, lg.dW, lg.db))]
+    per_step = sum(int(a.size) for a in arrays) + 1
+    total = (steps + 1) * per_step
+    if total > max_elements():
+        raise ValueError(f"steps: a trajectory of {steps} steps keeps {total} elements ({per_step} per step: "
+                         f"parameters, tape and gradients), more than the limit of {max_elements()} "
+                         "(reference_impl.set_max_elements or REFERENCE_IMPL_MAX_ELEMENTS change it)")
 
 
 for _fn in (sgd_step, train):

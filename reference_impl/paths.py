@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _validate
 from .networks import MLP
 from .sources import fill_citations
 
@@ -153,8 +154,16 @@ def _forward(net: MLP, params: Any, x: Any, target: Any) -> _Forward:
         dcost = dtype.type(c) * d
         loss = (d * d).sum() * dtype.type({"mean": 1.0 / out.size, "sum": 1.0, "half_sum": 0.5}[net.reduction])
     elif net.cost == "cross_entropy":
-        dcost = -scale * t / out
-        loss = -(t * np.log(out)).sum() * scale
+        if np.any((out <= 0) & (t > 0)):
+            where = tuple(int(i) for i in np.argwhere((out <= 0) & (t > 0))[0])
+            raise ValueError(
+                f"params, x, target: the softmax output underflows to 0 at {where} in {dtype} where the target is "
+                "positive, so the local derivative -y / p of every path through it is not finite; the layer-wise "
+                "backward (MLP.value_and_grad) evaluates the pair through the logits"
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):  # y = 0: the term and its derivative are 0, any p
+            dcost = np.where(t > 0, -scale * t / out, 0 * t)
+            loss = -np.where(t > 0, t * np.log(out), 0 * t).sum() * scale
     else:
         s = _softmax(out)
         dcost = scale * (s * t.sum(axis=-1, keepdims=True) - t)
@@ -194,10 +203,12 @@ def enumerate_paths(net: MLP, params: Any, x: Any, target: Any, layer: int, unit
     Source: {001}."""
     if not isinstance(net, MLP):
         raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < net.depth:
+    layer = _validate.check_int(layer, "layer", minimum=0)  # NumPy ints too, as everywhere
+    if layer >= net.depth:
         raise ValueError(f"layer: expected an int in [0, {net.depth}), got {layer!r}")
     width = net.sizes[layer + 1]
-    if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < width:
+    unit = _validate.check_int(unit, "unit", minimum=0)
+    if unit >= width:
         raise ValueError(f"unit: expected an int in [0, {width}) for layer {layer}, got {unit!r}")
     fw = _forward(net, params, x, target)
     for units, prod in _suffixes(net, fw, layer, unit):
@@ -305,6 +316,11 @@ def path_gradients(net: MLP, params: Any, x: Any, target: Any) -> PathGradients:
     mag["dZ"] = [reshape(m) for m in mag["dZ"]]
     terms["dZ"] = [reshape(t) for t in terms["dZ"]]
     mag["dx"], terms["dx"] = reshape(mag["dx"]), reshape(terms["dx"])
+    for name, values in (("loss", [fw.loss]), ("dZ", dZ), ("dW", dW), ("db", db), ("dx", [dx])):
+        for arr in values:
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"params, x, target: the sum over paths for {name} overflows {dt} (a path product "
+                                 "or a partial sum beyond the dtype's range); scale x or the weights down")
     return PathGradients(fw.loss, tuple(reshape(d) for d in dZ), tuple(dW), tuple(db), reshape(dx),
                          terms, mag, factors, total)
 

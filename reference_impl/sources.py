@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from ._validate import check_choice
+
 __all__ = ["Source", "SOURCES", "cite", "fill_citations"]
 
 _T = TypeVar("_T", bound=Any)
@@ -96,11 +98,9 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
 
 
 def cite(key: str) -> str:
-    """Return a one-line citation for document ``key`` (e.g. ``"002"``)."""
-    try:
-        s = SOURCES[key]
-    except KeyError:
-        raise KeyError(f"unknown document {key!r}; known: {sorted(SOURCES)}") from None
+    """Return a one-line citation for document ``key`` (e.g. ``"002"``); any
+    other key is a ``ValueError`` naming ``key`` and listing the known ones."""
+    s = SOURCES[check_choice(key, "key", tuple(sorted(SOURCES)))]
     return f"[{s.key}] {s.title_en} ({s.file_name})"
 
 

@@ -257,14 +257,15 @@ def test_entry_ids_are_unique_across_files(fixture_copy: Path) -> None:
         golden.load_fixtures(fixture_copy)
 
 
-def test_an_invalid_schema_is_refused_naming_the_schema(fixture_copy: Path) -> None:
-    golden.load_schema(fixture_copy)  # the shipped schema is valid draft 2020-12
+def test_an_edited_schema_is_refused_naming_the_schema_and_the_folder(fixture_copy: Path) -> None:
+    golden.load_schema(fixture_copy)  # a byte-identical copy of the shipped schema is the project's own
     path = fixture_copy / golden.SCHEMA_FILE
     schema = json.loads(path.read_text(encoding="utf-8"))
     schema["$defs"]["entry"]["properties"]["id"]["maxLength"] = -1
     path.write_text(json.dumps(schema), encoding="utf-8")
-    with pytest.raises(golden.FixtureError, match=r"^schema\.json: .*not a valid JSON Schema"):
+    with pytest.raises(golden.FixtureError, match=r"^schema\.json: the schema in .* is not the project's own") as info:
         golden.load_fixtures(fixture_copy)
+    assert str(fixture_copy) in str(info.value)
 
 
 # =========================================================================== manifest

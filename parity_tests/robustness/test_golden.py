@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -229,3 +230,198 @@ def test_a_parent_parser_mounts_the_golden_commands(capsys: pytest.CaptureFixtur
 def test_library_loaders_name_a_missing_directory() -> None:
     with pytest.raises(golden.FixtureError, match=r"^directory: '/nonexistent' is not a folder of fixture files"):
         golden.load_fixtures("/nonexistent")
+
+
+# --------------------------------------------------------------------------- a fixture folder's own schema
+
+
+def _folder_with_schema(folder: Path, schema: Any) -> Path:
+    for f in PACKAGED.glob("*.json"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / golden.SCHEMA_FILE).write_text(json.dumps(schema), encoding="utf-8")
+    return folder
+
+
+HOSTILE_SCHEMAS = {
+    # a $ref cycle: jsonschema recursed until RecursionError in load_file, entries and verify
+    "ref-cycle": {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": "#/$defs/a",
+                  "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}},
+    # a backtracking pattern: 40 characters took 17.7 s in verify
+    "exponential-pattern": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+                            "properties": {"document": {"type": "string", "pattern": "^(0|00)+$"}}},
+    # a $ref to an address: jsonschema's default registry would fetch it
+    "remote-ref": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                   "$ref": "https://example.invalid/schema.json"},
+    # the project's schema with one bound loosened
+    "edited": {**SCHEMA, "required": ["document"]},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_SCHEMAS))
+def test_a_folder_schema_other_than_the_projects_is_refused_naming_file_and_folder(tmp_path: Path, kind: str) -> None:
+    folder = _folder_with_schema(tmp_path, HOSTILE_SCHEMAS[kind])
+    data = copy.deepcopy(DOC_002)
+    data["document"] = "0" * 40 + "!"  # what the pattern backtracks on
+    _write(folder, data)
+    for call in (lambda: golden.load_file(folder / "doc_002.json"), lambda: golden.entries(folder),
+                 lambda: golden.load_schema(folder), lambda: golden.derived_drift(folder)):
+        started = time.perf_counter()
+        with pytest.raises(golden.FixtureError) as info:
+            call()
+        assert time.perf_counter() - started < 5.0
+        message = str(info.value)
+        assert message.startswith("schema.json: the schema in ") and str(folder) in message, message
+        assert "not the project's own" in message, message
+
+
+def test_verify_of_a_folder_with_a_ref_cycle_exits_1_with_the_problem_listed(tmp_path: Path) -> None:
+    folder = _folder_with_schema(tmp_path, HOSTILE_SCHEMAS["ref-cycle"])
+    r = subprocess.run([sys.executable, "-m", "reference_impl.golden", "verify", "--dir", str(folder)],
+                       capture_output=True, text=True, check=False, timeout=120)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "RecursionError" not in r.stderr, r.stderr[-2000:]
+    assert f"schema.json: the schema in {folder} is not the project's own" in r.stderr
+
+
+def test_a_copy_of_the_projects_schema_is_accepted_reformatted(tmp_path: Path) -> None:
+    folder = _folder_with_schema(tmp_path, SCHEMA)  # json.dumps: other whitespace, the same schema
+    assert golden.load_schema(folder) == SCHEMA
+    assert golden.load_file(folder / "doc_002.json").document == "002"
+
+
+@pytest.mark.parametrize(("schema", "exc", "fragment"), [
+    ([], TypeError, "expected the mapping golden.load_schema() returns, or None, got list"),
+    ("schema.json", TypeError, "got str"),
+    ({"type": "object"}, ValueError, "not the project's fixture schema"),
+    ({**SCHEMA, "$defs": {**SCHEMA["$defs"], "name": {"type": "string", "pattern": "^(a|aa)+$"}}}, ValueError,
+     "not the project's fixture schema"),
+])
+def test_load_file_checks_its_schema_argument(schema: Any, exc: type[Exception], fragment: str) -> None:
+    with pytest.raises(exc) as info:
+        golden.load_file(PACKAGED / "doc_002.json", schema=schema)
+    assert str(info.value).startswith("schema: ") and fragment in str(info.value), info.value
+    assert golden.load_file(PACKAGED / "doc_002.json", schema=golden.load_schema()).document == "002"
+
+
+# --------------------------------------------------------------------------- the golden API's own arguments
+
+
+@pytest.mark.parametrize("path", [None, 123, 1.5, ["doc_002.json"], b"doc_002.json", object()])
+def test_load_file_of_something_not_a_path_names_path(path: Any) -> None:
+    with pytest.raises(TypeError, match=r"^path: expected a path \(str or os\.PathLike\) or an importlib"):
+        golden.load_file(path)
+
+
+@pytest.mark.parametrize("call", ["fixtures_dir", "fixture_files", "load_schema", "load_fixtures", "entries",
+                                  "errata", "manifest_problems", "check_manifest", "write_manifest", "derived_drift",
+                                  "regenerate_derived", "verify"])
+@pytest.mark.parametrize("directory", [123, ["fixtures"], b"fixtures", object()])
+def test_every_directory_argument_is_checked(call: str, directory: Any) -> None:
+    with pytest.raises(TypeError, match=r"^directory: expected a path"):
+        getattr(golden, call)(directory)
+
+
+def test_an_empty_directory_string_is_not_the_current_folder() -> None:
+    with pytest.raises(ValueError, match=r"^directory: an empty path"):
+        golden.entries("")
+
+
+ENTRY = golden.entries()[0]
+
+
+@pytest.mark.parametrize("entry", [None, "002-relu-example", 3, {"id": "002-relu-example"}])
+def test_replay_and_input_values_name_a_bad_entry(entry: Any) -> None:
+    for call in (golden.replay, golden.input_values):
+        with pytest.raises(TypeError, match=r"^entry: expected a golden Entry") as info:
+            call(entry)
+        if isinstance(entry, str):
+            assert "golden.entries()" in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["torch", object(), 3, type("OnlyForward", (), {"forward": lambda *a: None})()])
+def test_replay_names_a_bad_backend_not_the_entrys_step(backend: Any) -> None:
+    with pytest.raises(TypeError, match=r"^backend: expected an object with forward\(op, inputs, params\) and vjp") \
+            as info:
+        golden.replay(ENTRY, backend)
+    assert "steps[" not in str(info.value)
+    if backend == "torch":
+        assert "get_backend('torch')" in str(info.value)
+
+
+@pytest.mark.parametrize(("call", "argument"), [
+    (lambda v: golden.regenerate_derived(write=v), "write"),
+    (lambda v: golden.derived_drift(all_changes=v), "all_changes"),
+    (lambda v: golden.input_values(ENTRY, recompute_derived=v), "recompute_derived"),
+])
+def test_flags_are_true_or_false_not_truthy(call: Any, argument: str) -> None:
+    for value in ("no", 1, None):
+        with pytest.raises(TypeError, match=rf"^{argument}: expected True or False"):
+            call(value)
+
+
+@pytest.mark.parametrize(("decimals", "exc"), [(None, TypeError), ("3", TypeError), (1.5, TypeError),
+                                               (-1, ValueError), (True, TypeError)])
+def test_half_unit_checks_decimals(decimals: Any, exc: type[Exception]) -> None:
+    with pytest.raises(exc, match=r"^decimals: "):
+        golden.half_unit(decimals)
+    assert golden.half_unit(3) == 0.5 * 10.0**-3 and golden.half_unit(10**30) == 0.0
+
+
+def test_entry_input_of_an_unknown_name_names_name() -> None:
+    with pytest.raises(ValueError, match=r"^name: 'nope' is not one of \["):
+        ENTRY.input("nope")
+    with pytest.raises(ValueError, match=r"^name: "):
+        ENTRY.input(np.zeros(3))  # type: ignore[arg-type]
+    assert ENTRY.input(ENTRY.inputs[0].name) is ENTRY.inputs[0]
+
+
+@pytest.mark.parametrize(("obj", "exc"), [(np.zeros(2), TypeError), (float("nan"), ValueError),
+                                          ({"a": object()}, TypeError)])
+def test_dumps_of_what_json_cannot_hold_names_obj(obj: Any, exc: type[Exception]) -> None:
+    with pytest.raises(exc, match=r"^obj: not JSON data"):
+        golden.dumps(obj)
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match=r"^obj: not JSON data"):
+        golden.dumps(cycle)
+
+
+def test_reference_backend_checks_its_arguments() -> None:
+    x = (np.array([0.5, -1.0]),)
+    for args, fragment in (((None, x, {}), r"^op: None is not one of"), (("gelu", x, {}), r"^op: 'gelu' is not one"),
+                           (("relu", None, {}), r"^inputs: expected a tuple"),
+                           (("relu", x, None), r"^params: expected a mapping")):
+        with pytest.raises((TypeError, ValueError), match=fragment):
+            golden.REFERENCE.forward(*args)
+    np.testing.assert_array_equal(golden.REFERENCE.forward("relu", x, {}), [0.5, 0.0])
+
+
+def test_command_line_functions_check_their_arguments() -> None:
+    with pytest.raises(TypeError, match=r"^parser: expected an argparse\.ArgumentParser"):
+        golden.add_arguments(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^args: expected the argparse\.Namespace"):
+        golden.run(argparse.Namespace())
+    with pytest.raises(TypeError, match=r"^argv: expected a list of strings"):
+        golden.main(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^argv: expected a list of strings, got int"):
+        golden.main(["verify", 3])  # type: ignore[list-item]
+
+
+def test_a_path_with_a_nul_is_named_not_a_crash() -> None:
+    with pytest.raises(golden.FixtureError, match=r"^doc\x00002\.json: cannot be read \(embedded null byte\)"):
+        golden.load_file("doc\x00002.json")
+
+
+def test_the_projects_schema_runs_no_regular_expression() -> None:
+    """Only the project's schema runs (a folder's own is refused), so it alone
+    decides which regular expressions meet a fixture's strings: none. An
+    identifier format belongs in ``golden.files._FORMATS`` (a bounded
+    fullmatch), never in a ``pattern`` that backtracks on hostile input."""
+    def keywords(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return set(node) | {k for v in node.values() for k in keywords(v)}
+        if isinstance(node, list):
+            return {k for v in node for k in keywords(v)}
+        return set()
+
+    assert not keywords(SCHEMA) & {"pattern", "patternProperties"}

@@ -279,11 +279,18 @@ def test_path_sum_refuses_a_network_with_too_many_paths() -> None:
     assert f"PATH_LIMIT = {PATH_LIMIT}" in str(info.value)
 
 
-@pytest.mark.parametrize(("layer", "unit", "argument"), [(2, 0, "layer"), (-1, 0, "layer"), (0, 4, "unit"),
-                                                         (1, -1, "unit"), (0.0, 0, "layer")])
-def test_enumerate_paths_bad_position(layer, unit, argument) -> None:
-    with raises(ValueError, argument):
+@pytest.mark.parametrize(("layer", "unit", "exc", "argument"), [
+    (2, 0, ValueError, "layer"), (-1, 0, ValueError, "layer"), (0, 4, ValueError, "unit"),
+    (1, -1, ValueError, "unit"), (0.0, 0, TypeError, "layer"), (0, None, TypeError, "unit"),
+])
+def test_enumerate_paths_bad_position(layer, unit, exc, argument) -> None:
+    with raises(exc, argument):
         next(enumerate_paths(NET, PARAMS, X, T, layer, unit))
+
+
+def test_enumerate_paths_takes_numpy_ints() -> None:
+    by_numpy = [labels for labels, _ in enumerate_paths(NET, PARAMS, X, T, np.int64(0), np.int32(1))]
+    assert by_numpy == [labels for labels, _ in enumerate_paths(NET, PARAMS, X, T, 0, 1)]
 
 
 # --------------------------------------------------------------------------- chain-rule examples

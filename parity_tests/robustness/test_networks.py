@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import ast
 import time
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -20,7 +22,7 @@ import reference_impl as ri
 from reference_impl import engine, examples, graph, optim, paths
 from reference_impl.accuracy import networks as network_tolerances
 from reference_impl.accuracy import ops as tolerances
-from reference_impl.networks import MLP, PRESETS, preset_000, preset_002, preset_003, preset_004
+from reference_impl.networks import MLP, PRESETS, Tape, preset_000, preset_002, preset_003, preset_004
 
 from .test_ops import FLOATS, SUBCLASSES, _LooksLikeTorch, assert_names_a_passed_argument, extreme_arrays
 
@@ -106,7 +108,7 @@ EXAMPLE_ENTRIES = {
     "composite_p": (lambda v: examples.composite_p(v), "X"),
     "composite_p_vjp": (lambda v: examples.composite_p_vjp(np.ones((2, 2)), v), "X"),
     "composite_p_jacobian": (lambda v: examples.composite_p_jacobian(v), "x"),
-    "graph.variable": (lambda v: graph.Graph().variable("W", v), "W"),
+    "graph.variable": (lambda v: graph.Graph().variable("W", v), "value"),
 }
 
 
@@ -240,11 +242,151 @@ def test_one_layer_network_at_extreme_magnitudes_matches_exact_arithmetic(data: 
 # --------------------------------------------------------------------------- named cases
 
 
-def test_mlp_whose_softmax_underflows_names_the_callers_arguments() -> None:
-    net = MLP((2, 2), ("identity",), softmax=True, cost="cross_entropy")
-    params = ((np.eye(2, dtype=np.float32) * 100, np.zeros(2, np.float32)),)
-    with pytest.raises(ValueError, match=r"^params, x: the softmax output underflows to 0 at \(0, 1\)"):
-        net.forward(params, np.array([[1.0, -1.0]], np.float32), np.array([[0.0, 1.0]], np.float32))
+def _underflowing_net(dtype: Any = np.float32) -> tuple[MLP, Any, np.ndarray]:
+    """Three classes with logits z = (w, -w, w - 5) (every z exact), w =
+    96.073 in float32, 400 in float64: softmax(z)_1 = e^-2w is below the
+    dtype's smallest subnormal and rounds to 0, the other two are
+    representable."""
+    net = MLP((3, 3), ("identity",), softmax=True, cost="cross_entropy")
+    w = np.float32(96.073) if dtype == np.float32 else np.float64(400.0)
+    params = ((np.diag(np.array([w, w, w], dtype)), np.array([0.0, 0.0, -5.0], dtype)),)
+    return net, params, np.array([[1.0, -1.0, 1.0]], dtype)
+
+
+def _mp_softmax(z: np.ndarray) -> list[Any]:
+    mpmath.mp.dps = 60
+    zs = [mpmath.mpf(float(v)) for v in z]
+    total = sum(mpmath.exp(v) for v in zs)
+    return [mpmath.exp(v) / total for v in zs]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fallback", [False, True], ids=["wide", "decimal-fallback"])
+def test_cross_entropy_net_whose_softmax_underflows_gives_the_true_loss_and_gradients(
+        dtype: Any, fallback: bool, request: pytest.FixtureRequest) -> None:
+    if fallback:
+        request.getfixturevalue("decimal_fallback")
+    net, params, x = _underflowing_net(dtype)
+    t = np.array([[0.25, 0.0, 0.75]], dtype)
+    tape = net.forward(params, x, t)
+    z = tape.layers[0].z[0]
+    w = params[0][0][0, 0]
+    assert z.tolist() == [w, -w, w - 5]  # exact
+    assert float(tape.output[0, 1]) == 0.0  # the rounded softmax underflows; its true value e^-2w does not vanish
+    s = _mp_softmax(z)
+    true_loss = -sum(mpmath.mpf(float(tv)) * mpmath.log(sv) for tv, sv in zip(t[0], s))
+    bound = tolerances.forward_bound("softmax_cross_entropy", [tape.layers[0].z, t]).tolerance(dtype)
+    assert abs(Fraction(float(tape.loss)) - Fraction(float(true_loss))) <= Fraction(float(bound)), (tape.loss,
+                                                                                                  true_loss)
+    grads = net.backward(tape)
+    # dL/dz = softmax(z) - t (a distribution target), and dL/d(output) = -t / softmax(z): 0 where t = 0
+    true_dz = np.array([float(sv - mpmath.mpf(float(tv))) for sv, tv in zip(s, t[0])])
+    dz_bound = tolerances.vjp_bound("softmax_cross_entropy", np.ones((), dtype), [tape.layers[0].z, t])[0]
+    assert np.all(np.abs(grads.dZ[0][0].astype(np.float64) - true_dz) <= dz_bound.tolerance(dtype)[0])
+    # -t / s where s > 0 is one rounded division of a wide softmax: within 2 units of roundoff
+    true_dout = [float(-mpmath.mpf(float(tv)) / sv) for tv, sv in zip(t[0], s)]
+    assert float(grads.d_output[0, 1]) == 0.0
+    np.testing.assert_allclose(grads.d_output[0, [0, 2]], [true_dout[0], true_dout[2]],
+                               rtol=2 * tolerances.unit_roundoff(dtype))
+    assert all(np.all(np.isfinite(a)) for a in (*grads.dW, *grads.db, grads.dx))
+
+
+def test_cross_entropy_net_whose_true_loss_is_192_is_not_refused() -> None:
+    net, params, x = _underflowing_net()
+    t = np.array([[0.0, 1.0, 0.0]], np.float32)  # the class whose probability underflows
+    loss = net.loss(params, x, t)
+    true_loss = -mpmath.log(_mp_softmax(net.forward(params, x, t).layers[0].z[0])[1])
+    assert 192 < true_loss < 193  # 2w + log(1 + e^-5): representable, though e^-192 is not
+    assert abs(Fraction(float(loss)) - Fraction(float(true_loss))) <= Fraction(float(np.spacing(np.float32(192)))), \
+        (loss, true_loss)
+    # its gradient w.r.t. that output, -1 / e^-192, is beyond float32: an error naming the caller's arguments
+    with pytest.raises(ValueError, match=r"^params, x, target: the gradient dL/d\(output\) overflows float32 at "
+                                         r"index \(0, 1\), where the softmax output underflows") as info:
+        net.value_and_grad(params, x, t)
+    assert "softmax_cross_entropy" in str(info.value)
+    for entry in (graph.graph_gradients, paths.path_gradients):
+        with pytest.raises(ValueError, match=r"^params, x, target: the softmax output underflows to 0 at \(0, 1\)"):
+            entry(net, params, x, t)
+
+
+def test_an_overflow_caused_by_the_target_names_target() -> None:
+    net = MLP((2, 2), ("identity",), cost="mse")
+    params = net.init_params()
+    x = np.ones((1, 2))
+    with pytest.raises(ValueError, match=r"^params, x, target: the forward pass overflows float64: the loss") as info:
+        net.forward(params, x, np.ones((1, 2)) * 1e200)  # (z - 1e200)^2 = 1e400
+    assert_names_a_passed_argument(info.value, {"target"})
+
+
+def test_init_params_with_a_scale_beyond_the_dtype_names_scale() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from a cast: an error, before any inf is returned
+        with pytest.raises(ValueError, match=r"^scale: 1e\+39 draws W of layer 0 beyond the range of float32"):
+            MLP((2, 3), ("relu",)).init_params(scale=1e39, dtype="float32")
+    params = MLP((2, 3), ("relu",)).init_params(scale=1e30, dtype="float32")  # about 1e30: representable
+    assert all(np.all(np.isfinite(a)) for pair in params for a in pair)
+
+
+@pytest.mark.parametrize(("sizes", "elements"), [((10**6, 10**6), 10**12), ((1, 2**26 + 1), 2**26 + 1),
+                                                 ((2, 2, 10**5, 10**5), 10**10)])
+def test_init_params_of_a_layer_over_the_size_limit_names_sizes(sizes: tuple[int, ...], elements: int) -> None:
+    net = MLP(sizes, ("relu",) * (len(sizes) - 1))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"^sizes: the W of layer \d: shape \(.*\) has {elements} elements, more "
+                                         "than the limit"):
+        net.init_params()
+    assert time.perf_counter() - started < 1.0  # refused before anything is drawn
+
+
+def test_backward_of_a_hand_made_tape_names_tape() -> None:
+    import dataclasses
+
+    params, x, t = _valid(np.dtype(np.float64))
+    tape = NET.forward(params, x, t)
+    for bad in (Tape(NET, (), tape.output, tape.target, tape.loss), dataclasses.replace(tape, loss=tape.loss * 2)):
+        with pytest.raises(ValueError, match=r"^tape: not recorded by MLP\.forward") as info:
+            NET.backward(bad)
+        assert_names_a_passed_argument(info.value, {"tape"})
+    with pytest.raises(TypeError, match=r"^tape: expected the Tape returned by MLP\.forward"):
+        NET.backward(None)  # type: ignore[arg-type]
+    assert np.all(np.isfinite(NET.backward(tape).dx))
+
+
+@pytest.mark.parametrize("bad", [None, [np.nan], "abc"])
+def test_graph_variable_with_no_name_names_value(bad: Any) -> None:
+    with pytest.raises((ValueError, TypeError), match=r"^value: ") as info:
+        graph.Graph().variable(None, bad)
+    assert "None" not in str(info.value).split(":", 1)[0]
+
+
+def test_graph_loss_gate_names_prediction_not_the_ops_own_argument() -> None:
+    g = graph.Graph()
+    p, y = g.variable("p", np.array([[0.5, 0.75]])), g.variable("y", np.array([[1.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"^prediction, target: probs: each row") as info:
+        g.loss("cross_entropy", p, y)
+    assert_names_a_passed_argument(info.value, {"prediction"})
+
+
+def test_train_with_a_huge_number_of_steps_is_refused_at_once() -> None:
+    params, x, t = _valid(np.dtype(np.float64))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"^steps: a trajectory of 1000000000000000000000000000000 steps keeps"):
+        optim.train(NET, params, x, t, lr=0.1, steps=10**30)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_g_whose_intermediate_overflows_but_whose_result_does_not_is_computed() -> None:
+    x = y = np.float32(2e38)
+    z = np.float32(1e-30)
+    got = examples.g(x, y, z)  # 2x + y = 6e38 is beyond float32; (2x + y) z = 6e8 is not
+    exact = (2 * Fraction(float(x)) + Fraction(float(y))) * Fraction(float(z))
+    assert got.dtype == np.float32 and float(got) == float(np.float32(float(exact)))  # rounded once: exact
+    got_sum = examples.g(np.float32(2e38), np.float32(-3e38), np.float32(1e-8))  # 2x = 4e38 overflows, 2x + y does not
+    assert float(got_sum) == float(np.float32(float((2 * Fraction(float(np.float32(2e38)))
+                                                    + Fraction(float(np.float32(-3e38))))
+                                                   * Fraction(float(np.float32(1e-8))))))
+    with pytest.raises(ValueError, match=r"^x, y, z: g = \(2x \+ y\) z overflows float32"):
+        examples.g(x, y, np.float32(1.0))
 
 
 def test_mlp_whose_layer_overflows_names_the_layer_and_the_callers_arguments() -> None:

@@ -385,6 +385,54 @@ def test_unbroadcast_sums_broadcast_axes() -> None:
     np.testing.assert_array_equal(ri.unbroadcast(grad, ()), 15.0)
 
 
+@pytest.mark.parametrize(("grad", "shape", "exc", "argument", "fragment"), [
+    (np.ones((2, 3)), None, TypeError, "shape", "expected a tuple of ints"),
+    (np.ones((2, 3)), 3, TypeError, "shape", "got int 3"),
+    (np.ones((2, 3)), (3.0,), TypeError, "shape[0]", "expected an int"),
+    (np.ones((2, 3)), (-3,), ValueError, "shape[0]", "must be >= 0"),
+    (np.ones((2, 3)), "3", TypeError, "shape", "got str"),
+    (None, (2,), TypeError, "grad", "got None"),
+    (None, (), TypeError, "grad", "got None"),
+    (np.array([np.nan, 1.0]), (), ValueError, "grad", "non-finite"),
+    (np.ones((2, 3), np.int64), (3,), TypeError, "grad", "dtype int64"),
+    ([[1.0, None]], (), TypeError, "grad", "object array"),
+])
+def test_unbroadcast_checks_both_arguments(grad: Any, shape: Any, exc: type[Exception], argument: str,
+                                           fragment: str) -> None:
+    with pytest.raises(exc) as info:
+        ri.unbroadcast(grad, shape)
+    assert str(info.value).startswith(f"{argument}: "), info.value
+    assert fragment in str(info.value), info.value
+    assert_names_a_passed_argument(info.value, {argument.split("[")[0]})
+
+
+def test_unbroadcast_sums_wide_and_rounds_once() -> None:
+    # float32: 1e8 + 1 is 1e8 in float32, so a float32 sum of (1e8, 1, -1e8) is 0; the true sum is 1
+    grad = np.array([[1e8, 1.0, -1e8]], np.float32)
+    got = ri.unbroadcast(grad, ())
+    assert got.dtype == np.float32
+    assert Fraction(float(got)) == sum(Fraction(float(v)) for v in grad.ravel()) == 1
+    # float64: (1, 2^-60, -1) sums to 2^-60 exactly; in float64 to 0
+    grad64 = np.array([1.0, 2.0**-60, -1.0])
+    assert float(ri.unbroadcast(grad64, (1,))[0]) == float(sum(Fraction(v) for v in grad64)) == 2.0**-60
+
+
+def test_unbroadcast_whose_sum_overflows_names_grad() -> None:
+    with pytest.raises(ValueError, match=r"^grad: its sum over the broadcast axes is not representable in float32"):
+        ri.unbroadcast(np.full((2, 1), 3e38, np.float32), (1,))
+    # the same sum is representable in float64 (6e38): exact
+    assert float(ri.unbroadcast(np.full((2, 1), 3e38), (1, 1))[0, 0]) == 6e38
+
+
+@pytest.mark.parametrize(("key", "exc"), [("999", ValueError), ([1], ValueError), (None, ValueError),
+                                          (2, ValueError), ("002\n", ValueError)])
+def test_cite_of_an_unknown_key_names_key(key: Any, exc: type[Exception]) -> None:
+    with pytest.raises(exc, match=r"^key: .* is not one of \['000', '001', '002', '003', '004'\]") as info:
+        ri.cite(key)
+    assert_names_a_passed_argument(info.value, {"key"})
+    assert ri.cite("002").startswith("[002] Demystified Back-Propagation")
+
+
 # --------------------------------------------------------------------------- values: NaN, inf, extremes
 
 

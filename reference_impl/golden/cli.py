@@ -61,6 +61,8 @@ def _summary(directory: Directory) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the three commands (``args.golden_command``) and their options to
     ``parser``; :func:`run` executes the parsed namespace."""
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise TypeError(f"parser: expected an argparse.ArgumentParser (or a sub-parser), got {type(parser).__name__}")
     sub = parser.add_subparsers(dest="golden_command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     p_verify = sub.add_parser("verify", help="manifest, schema, regenerate-and-diff of derived values, replay")
     p_regen = sub.add_parser("regenerate-derived", help="recompute derived values; show the diff, or --write it")
@@ -77,6 +79,9 @@ def _usage_error(command: str, message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Execute a namespace parsed by a parser prepared with :func:`add_arguments`."""
+    if not isinstance(args, argparse.Namespace) or not all(hasattr(args, k) for k in ("golden_command", "dir")):
+        raise TypeError(f"args: expected the argparse.Namespace of a parser prepared with golden.add_arguments "
+                        f"(golden_command and dir), got {type(args).__name__}")
     command = args.golden_command
     directory = args.dir
     try:
@@ -124,4 +129,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reference_impl.golden",
                                      description="Check and maintain the golden fixtures.")
     add_arguments(parser)
-    return run(parser.parse_args(None if argv is None else list(argv)))
+    if argv is not None and (isinstance(argv, (str, bytes)) or not isinstance(argv, Iterable)):
+        raise TypeError(f"argv: expected a list of strings (the arguments after the program name), got "
+                        f"{type(argv).__name__}")
+    words = None if argv is None else list(argv)
+    if words is not None and not all(isinstance(w, str) for w in words):
+        raise TypeError("argv: expected a list of strings, got " + ", ".join(sorted({type(w).__name__ for w in words
+                                                                                      if not isinstance(w, str)})))
+    return run(parser.parse_args(words))

@@ -16,6 +16,9 @@ with ``fullmatch`` on length-bounded strings.
 
 from __future__ import annotations
 
+import copy
+import functools
+import hashlib
 import json
 import os
 import re
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from .. import bounded_json
@@ -47,6 +51,8 @@ __all__ = [
     "writable",
     "read_json",
     "load_schema",
+    "trusted_validator",
+    "as_traversable",
     "validate_structure",
     "json_type",
     "short",
@@ -92,14 +98,41 @@ def _packaged() -> Traversable:
 
 
 def fixtures_dir(directory: Directory = None) -> Traversable:
-    """The shipped fixture folder, or ``directory`` when given. A directory
-    that does not exist is a :class:`FixtureError` naming it."""
+    """The shipped fixture folder, or ``directory`` when given: a path (``str``
+    or ``os.PathLike``) or a ``Traversable``; anything else is a
+    ``TypeError``, and a directory that does not exist a
+    :class:`FixtureError`, naming ``directory``."""
     if directory is None:
         return _packaged()
-    folder = Path(directory) if isinstance(directory, (str, os.PathLike)) else directory
-    if not folder.is_dir():
+    folder = as_traversable(directory, "directory")
+    try:
+        found = folder.is_dir()
+    except (OSError, ValueError):  # an unreadable parent; a NUL in a path
+        found = False
+    if not found:
         raise FixtureError(f"directory: {str(directory)!r} is not a folder of fixture files")
     return folder
+
+
+def as_traversable(path: Any, name: str) -> Traversable:
+    """``path`` (``str``, ``os.PathLike`` or ``Traversable``) as a
+    ``Traversable``; anything else is a ``TypeError`` naming ``name``."""
+    if isinstance(path, str) and not path:
+        raise ValueError(f"{name}: an empty path (it would mean the current folder); pass '.' for that")
+    if isinstance(path, (str, os.PathLike)):
+        try:
+            return Path(path)
+        except TypeError:  # an os.PathLike whose __fspath__ gives bytes
+            pass
+    if isinstance(path, Traversable):
+        return path
+    raise TypeError(f"{name}: expected a path (str or os.PathLike) or an importlib.resources Traversable, got "
+                    f"{type(path).__name__} {short_repr(path)}")
+
+
+def short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def fixture_files(directory: Directory = None) -> list[Traversable]:
@@ -169,16 +202,86 @@ for _name in _FORMATS:
     _format(_name)
 
 
-def load_schema(directory: Directory = None) -> dict[str, Any]:
-    """Read ``schema.json`` and check it against the draft 2020-12 metaschema."""
-    schema = read_json(fixtures_dir(directory) / SCHEMA_FILE)
+def _canonical_digest(schema: Any) -> str | None:
+    """sha256 of ``schema`` as canonical JSON (keys sorted, no spaces), or
+    ``None`` where it is not JSON data (a cycle, a non-string key, NaN)."""
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        raise TypeError(f"{type(obj).__name__} is not JSON data")
+
+    try:
+        text = json.dumps(schema, sort_keys=True, separators=(",", ":"), allow_nan=False, default=plain)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _project_schema() -> tuple[dict[str, Any], str, jsonschema.Draft202012Validator]:
+    """The schema this package ships, checked against the draft 2020-12
+    metaschema once; its canonical digest; and the one validator built from
+    it. The validator's registry is empty and retrieves nothing, so a
+    ``$ref`` can only point into the schema itself (jsonschema's default
+    would fetch a remote ``$ref`` over the network)."""
+    file = _packaged() / SCHEMA_FILE
+    schema = read_json(file)
+    if not isinstance(schema, dict):
+        raise FixtureError(f"{SCHEMA_FILE}: (top level): a schema must be an object")
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as e:
         raise FixtureError(f"{SCHEMA_FILE}: {_where(e.absolute_path)}: not a valid JSON Schema: {e.message}") from None
-    if not isinstance(schema, dict):
-        raise FixtureError(f"{SCHEMA_FILE}: (top level): a schema must be an object")
-    return dict(schema)
+    digest = _canonical_digest(schema)
+    assert digest is not None  # parsed JSON is JSON data
+    validator = jsonschema.Draft202012Validator(schema, format_checker=_FORMAT_CHECKER, registry=Registry())
+    return schema, digest, validator
+
+
+def load_schema(directory: Directory = None) -> dict[str, Any]:
+    """The project's own ``schema.json`` (the one this package ships, valid
+    draft 2020-12), as a new dict.
+
+    With ``directory``, that folder's ``schema.json`` must be the same schema
+    (the sha256 of its canonical JSON equal to the shipped one's); any other
+    is a :class:`FixtureError` naming the file and the folder. A schema is
+    code the loader runs, so none is taken from a fixture folder: a ``$ref``
+    cycle recurses without end, a ``$ref`` to an address fetches it, and a
+    ``pattern`` such as ``^(0|00)+$`` backtracks exponentially on a
+    40-character string. Accepting only the project's own schema is also
+    what keeps every pattern bounded: it has no ``pattern`` keyword, and the
+    formats it names are matched here, each a ``fullmatch`` of a linear
+    pattern on a length-bounded string (``_FORMATS``)."""
+    schema, digest, _ = _project_schema()
+    if directory is not None:
+        folder = fixtures_dir(directory)
+        theirs = read_json(folder / SCHEMA_FILE)
+        if _canonical_digest(theirs) != digest:
+            raise FixtureError(
+                f"{SCHEMA_FILE}: the schema in {folder} is not the project's own (its sha256 differs from that of "
+                "the schema.json reference_impl ships); a fixture folder must carry that schema unchanged, since "
+                "the loader never runs a schema from a folder"
+            )
+    return copy.deepcopy(schema)
+
+
+def trusted_validator(schema: Any, name: str = "schema") -> jsonschema.Draft202012Validator:
+    """The validator of the project's schema, for ``schema`` ``None`` or a
+    mapping equal to it (what :func:`load_schema` returns); any other
+    argument is a ``TypeError`` / ``ValueError`` naming ``name``. The
+    caller's mapping itself is never run (see :func:`load_schema`)."""
+    _, digest, validator = _project_schema()
+    if schema is None:
+        return validator
+    if not isinstance(schema, Mapping):
+        raise TypeError(f"{name}: expected the mapping golden.load_schema() returns, or None, got "
+                        f"{type(schema).__name__} {short_repr(schema)}")
+    # Only the project's schema ever runs, and it has no ``pattern``: so no regular expression a caller or a
+    # folder supplies is matched, and every format is one of ours (a bounded fullmatch, ``_FORMATS``).
+    if _canonical_digest(schema) != digest:
+        raise ValueError(f"{name}: not the project's fixture schema (the schema.json reference_impl ships); "
+                         "pass None or golden.load_schema(): no other schema is run")
+    return validator
 
 
 def json_type(x: Any) -> str:
@@ -243,10 +346,11 @@ def _describe(error: jsonschema.ValidationError, file: str) -> str:
     return f"{file}: {where}: {error.message[:200]}"
 
 
-def validate_structure(raw: Any, schema: Mapping[str, Any], file: str) -> None:
-    """Check ``raw`` against ``schema``; the first problem (jsonschema's most
-    relevant) is a :class:`FixtureError` naming the file and the field."""
-    validator = jsonschema.Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+def validate_structure(raw: Any, schema: Mapping[str, Any] | None, file: str) -> None:
+    """Check ``raw`` against the project's schema (``schema``: ``None`` or
+    that schema, :func:`trusted_validator`); the first problem (jsonschema's
+    most relevant) is a :class:`FixtureError` naming the file and the field."""
+    validator = trusted_validator(schema)
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     except Unresolvable as e:

@@ -22,17 +22,20 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_choice, check_int
 from ..ops import OPS
 from ..sources import SOURCES
 from .files import (
     Directory,
     FixtureError,
+    as_traversable,
     fixture_files,
     fixtures_dir,
     json_type,
     load_schema,
     read_json,
     short,
+    trusted_validator,
     validate_structure,
 )
 
@@ -159,10 +162,9 @@ class Entry:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def input(self, name: str) -> Input:
-        for i in self.inputs:
-            if i.name == name:
-                return i
-        raise KeyError(f"{self.id}: no input named {name!r}")
+        """The input called ``name``; any other name is a ``ValueError``
+        naming ``name`` and listing the entry's inputs."""
+        return {i.name: i for i in self.inputs}[check_choice(name, "name", tuple(i.name for i in self.inputs))]
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -210,8 +212,10 @@ def _shape_of(value: Any) -> tuple[int, ...]:
 
 
 def half_unit(decimals: int) -> float:
-    """Half a unit in the last printed digit: ``0.5 * 10**-decimals``."""
-    return 0.5 * 10.0 ** -decimals
+    """Half a unit in the last printed digit: ``0.5 * 10**-decimals``;
+    ``decimals`` an int >= 0 (the schema's bound on printed decimals)."""
+    # beyond 400 decimals the power underflows to 0 as it does at 400; a huge int would not convert to float
+    return 0.5 * 10.0 ** -min(check_int(decimals, "decimals", minimum=0), 400)
 
 
 def _printed_with(value: np.ndarray, decimals: int) -> bool:
@@ -484,19 +488,20 @@ class _Checker:
                        file=self.file)
 
 
-def _as_traversable(path: Traversable | str | os.PathLike[str]) -> Traversable:
-    return Path(path) if isinstance(path, (str, os.PathLike)) else path
-
-
 def load_file(path: Traversable | str | os.PathLike[str], schema: Mapping[str, Any] | None = None) -> FixtureFile:
     """Read and validate one fixture file.
 
-    Raises :class:`FixtureError` naming the file and the field for any
-    malformation: invalid JSON, a missing or unknown field, a wrong type, an
-    unknown document, op or variable, a value whose shape disagrees with its
-    declared shape, or a tolerance that does not follow from its rule."""
-    file = _as_traversable(path)
-    raw = read_json(file)  # the file first: a problem with it is named before the schema is read
+    ``path``: a ``str``, ``os.PathLike`` or ``Traversable``; ``schema``:
+    ``None`` (the ``schema.json`` beside the file, which must be the
+    project's own: :func:`~reference_impl.golden.files.load_schema`) or what
+    :func:`load_schema` returned. Raises :class:`FixtureError` naming the
+    file and the field for any malformation: invalid JSON, a missing or
+    unknown field, a wrong type, an unknown document, op or variable, a
+    value whose shape disagrees with its declared shape, or a tolerance that
+    does not follow from its rule."""
+    file = as_traversable(path, "path")
+    trusted_validator(schema)  # the arguments first, then the file
+    raw = read_json(file)  # the file before the schema beside it: a problem with it is named first
     if schema is None:
         parent = Path(file).parent if isinstance(file, Path) else None
         schema = load_schema(parent)

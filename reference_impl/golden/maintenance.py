@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import engine
+from .._validate import check_bool
 from ..accuracy import ops as tolerances
 from .files import (
     MANIFEST_FILE,
@@ -163,6 +164,7 @@ def derived_drift(directory: Directory = None, *, all_changes: bool = False) -> 
 
     Derived expectations are recomputed from the stored inputs, so that a
     drift is attributed to the value where it appears."""
+    all_changes = check_bool(all_changes, "all_changes")
     drifts = []
     for ff in load_fixtures(directory):
         for i, entry in enumerate(ff.entries):
@@ -193,6 +195,7 @@ def regenerate_derived(directory: Directory = None, *, write: bool = False) -> l
     """Recompute every derived number (derived inputs first, then the derived
     expected values from them). Returns every change; with ``write`` the
     files are rewritten, after which the manifest must be updated on purpose."""
+    write = check_bool(write, "write")  # a truthy "no" must not rewrite files
     folder = fixtures_dir(directory)
     changes = []
     for ff in load_fixtures(directory):
@@ -247,5 +250,9 @@ def dumps(obj: Any) -> str:
             return "[\n" + ",\n".join(inner + enc(v, depth + 1) for v in x) + "\n" + pad + "]"
         return json.dumps(x, ensure_ascii=False, allow_nan=False)
 
-    return enc(obj, 0) + "\n"
+    try:
+        return enc(obj, 0) + "\n"
+    except (TypeError, ValueError, RecursionError) as e:  # not JSON data: an ndarray, NaN, a cycle
+        kind = TypeError if isinstance(e, TypeError) else ValueError
+        raise kind(f"obj: not JSON data a fixture file can hold ({type(e).__name__}: {e})") from None
 

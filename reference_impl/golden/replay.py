@@ -18,12 +18,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import engine
+from .._validate import check_bool, check_choice
 from ..accuracy import ops as tolerances
 from ..ops import OPS
 from .files import ReplayError
 from .loader import DERIVATIONS, DTYPE, Entry, Expectation, Input
 
-__all__ = ["Backend", "ReferenceBackend", "REFERENCE", "Outcome", "input_values", "replay"]
+__all__ = ["Backend", "ReferenceBackend", "REFERENCE", "Outcome", "check_entry", "check_backend", "input_values",
+           "replay"]
 
 REPRODUCE = "python -m reference_impl.golden verify"
 
@@ -43,14 +45,53 @@ class ReferenceBackend:
     name = "reference"
 
     def forward(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any]) -> np.ndarray:
-        return OPS[op].forward(*inputs, **params)
+        spec, args, kwargs = _call(op, inputs, params)
+        return spec.forward(*args, **kwargs)
 
     def vjp(self, op: str, cotangent: np.ndarray, inputs: tuple[np.ndarray, ...],
             params: dict[str, Any]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        return OPS[op].forward(*inputs, **params), OPS[op].vjp(cotangent, *inputs, **params)
+        spec, args, kwargs = _call(op, inputs, params)
+        return spec.forward(*args, **kwargs), spec.vjp(cotangent, *args, **kwargs)
+
+
+def _call(op: Any, inputs: Any, params: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """The backend interface's arguments checked: an op name, a sequence of
+    inputs, a mapping of parameters (each op checks the values itself)."""
+    check_choice(op, "op", tuple(sorted(OPS)))
+    if isinstance(inputs, (str, bytes, np.ndarray)) or not isinstance(inputs, Sequence):
+        raise TypeError(f"inputs: expected a tuple of arrays, one per input of {op}, got {type(inputs).__name__}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params: expected a mapping of {op}'s parameters, got {type(params).__name__}")
+    return OPS[op], tuple(inputs), dict(params)
 
 
 REFERENCE = ReferenceBackend()
+
+
+def check_entry(entry: Any, name: str = "entry") -> Entry:
+    """An :class:`Entry` (from :func:`~reference_impl.golden.entries`), or a
+    ``TypeError`` naming ``name``; an entry id is looked up by the caller."""
+    if isinstance(entry, Entry):
+        return entry
+    hint = (" (an entry id: take the entry from golden.entries(), e.g. "
+            "next(e for e in golden.entries() if e.id == entry_id))" if isinstance(entry, str) else "")
+    raise TypeError(f"{name}: expected a golden Entry, got {type(entry).__name__}{hint}")
+
+
+def check_backend(backend: Any) -> Any:
+    """The reference for ``None``; otherwise an object with callable
+    ``forward(op, inputs, params)`` and ``vjp(op, cotangent, inputs, params)``
+    (:class:`Backend`), or a ``TypeError`` naming ``backend``."""
+    if backend is None:
+        return REFERENCE
+    missing = [m for m in ("forward", "vjp") if not callable(getattr(backend, m, None))]
+    if missing:
+        hint = (" (a backend is an object, not a name: reference_impl.frameworks.backends.get_backend('torch') "
+                "or ('jax') returns one)" if isinstance(backend, str) else "")
+        raise TypeError(f"backend: expected an object with forward(op, inputs, params) and vjp(op, cotangent, "
+                        f"inputs, params) methods, got {type(backend).__name__} without {' and '.join(missing)}"
+                        f"{hint}")
+    return backend
 
 
 def _placeholder(entry_id: str, inp: Input) -> np.ndarray:
@@ -69,6 +110,8 @@ def input_values(entry: Entry, *, recompute_derived: bool = False) -> dict[str, 
     """The entry's inputs as float64 arrays: stored values, generated
     placeholders, and derived inputs (stored, or recomputed from their
     source with ``recompute_derived``)."""
+    entry = check_entry(entry)
+    recompute_derived = check_bool(recompute_derived, "recompute_derived")
     out: dict[str, np.ndarray] = {}
     for inp in entry.inputs:
         if inp.origin == "placeholder":
@@ -280,7 +323,8 @@ def replay(entry: Entry, backend: Any = None) -> tuple[Outcome, ...]:
     """Run ``entry`` through ``backend`` (the reference when ``None``) and
     check every expected quantity. Returns one :class:`Outcome` each; an
     entry that cannot be evaluated raises :class:`ReplayError`."""
-    backend = REFERENCE if backend is None else backend
+    entry = check_entry(entry)
+    backend = check_backend(backend)
     bname = _name(backend)
     passes = passes_of(entry)
     trace = execute(entry, input_values(entry), backend, passes)

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import _validate
 from .._validate import as_array, check_choice
-from ..ops import OPS
+from ..ops import OPS, cross_entropy_of_softmax_grad
 from ..sources import fill_citations
 
 __all__ = [
@@ -90,6 +90,10 @@ class Tape:
     target: np.ndarray
     loss: np.ndarray
     """0-d array in the network's dtype."""
+    recorded: bool = field(default=False, init=False, repr=False, compare=False)
+    """True for a tape :meth:`MLP.forward` made: only such a tape holds values
+    that follow from one another (a hand-made one, or one edited with
+    ``dataclasses.replace``, is refused by :meth:`MLP.backward`)."""
 
     @property
     def x(self) -> np.ndarray:
@@ -188,8 +192,7 @@ class MLP:
             )
         for i, a in enumerate(acts):
             check_choice(a, f"activations[{i}]", ACTIVATIONS)
-        if not isinstance(self.softmax, (bool, np.bool_)):
-            raise TypeError(f"softmax: expected True or False, got {self.softmax!r}")
+        _validate.check_bool(self.softmax, "softmax")
         check_choice(self.cost, "cost", COSTS)
         check_choice(self.reduction, "reduction", OPS[self.cost].params["reduction"])
         if self.cost == "cross_entropy" and not self.softmax:
@@ -226,12 +229,23 @@ class MLP:
         seed = _validate.check_int(seed, "seed", minimum=0)
         dt = _validate.check_dtype(dtype)
         s = _validate.check_positive_scale(scale, "scale")
+        layers = tuple(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        for l, (n_in, n_out) in enumerate(layers):  # every layer before any is drawn
+            _validate.check_size((n_in, n_out), f"sizes: the W of layer {l}")
         rng = np.random.default_rng(seed)
         params = []
-        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
-            w = rng.normal(0.0, s / np.sqrt(n_in), size=(n_in, n_out))
-            b = rng.normal(0.0, s / 4, size=(n_out,))
-            params.append((w.astype(dt), b.astype(dt)))
+        for l, (n_in, n_out) in enumerate(layers):
+            pair = []
+            for part, spread, shape in (("W", s / np.sqrt(n_in), (n_in, n_out)), ("b", s / 4, (n_out,))):
+                with _validate.quiet_overflow():
+                    value = rng.normal(0.0, spread, size=shape).astype(dt)
+                if not np.all(np.isfinite(value)):
+                    raise ValueError(
+                        f"scale: {scale!r} draws {part} of layer {l} beyond the range of {dt}; "
+                        f"{_validate.overflow_remedy(dt, 'use a smaller scale')}"
+                    )
+                pair.append(value)
+            params.append((pair[0], pair[1]))
         return tuple(params)
 
     def check_params(self, params: Any) -> Params:
@@ -308,14 +322,21 @@ class MLP:
         return records, output
 
     @staticmethod
-    def _check_finite_value(value: np.ndarray, what: str) -> None:
+    def _check_finite_value(value: np.ndarray, what: str, names: str = "params, x") -> None:
         """An intermediate value beyond the dtype's range: the error names
-        what the caller passed (``params``, ``x``), not the op's own inputs."""
+        what the caller passed that it depends on (``params, x``; the loss
+        also on ``target``), not the op's own inputs."""
         if not np.all(np.isfinite(value)):
             raise ValueError(
-                f"params, x: the forward pass overflows {value.dtype}: {what} is not finite at "
+                f"{names}: the forward pass overflows {value.dtype}: {what} is not finite at "
                 f"{_validate.where_not_finite(value)}; {_remedy(value.dtype)}"
             )
+
+    def _underflowed(self, output: np.ndarray) -> bool:
+        """Whether the softmax output feeding the cross-entropy rounded to 0
+        somewhere: its true value is positive, and the pair is then evaluated
+        as the truth does, through the logits (:meth:`forward`)."""
+        return self.cost == "cross_entropy" and bool(np.any(output <= 0))
 
     def predict(self, params: Any, x: Any) -> np.ndarray:
         """The network's output for ``x`` (``softmax(a_L)`` or ``a_L``), without a cost."""
@@ -334,17 +355,16 @@ class MLP:
         t = _validate.frozen(self._check_target(target, xa))
         with _validate.quiet_overflow():  # an overflow is reported below, naming what the caller passed
             records, output = self._activate(ps, xa)
-        if self.cost == "cross_entropy" and np.any(output <= 0):
-            where = tuple(int(i) for i in np.argwhere(output <= 0)[0])
-            raise ValueError(
-                f"params, x: the softmax output underflows to 0 at {where} in {output.dtype}, so the cross-entropy "
-                "of these probabilities is not representable; use cost='softmax_cross_entropy' on the logits "
-                "(stable for any magnitude) or smaller weights"
-            )
-        with _validate.quiet_overflow():
-            loss = _validate.frozen(OPS[self.cost].evaluate(output, t, reduction=self.reduction))
-        self._check_finite_value(loss, f"the loss ({self.cost})")
-        return Tape(self, tuple(records), output, t, loss)
+            if self._underflowed(output):
+                # -sum t log softmax(a_L) is the cross-entropy's true value; of the rounded output (a 0 where
+                # the true probability is below the dtype's smallest) it would be inf or undefined
+                loss = OPS["softmax_cross_entropy"].evaluate(records[-1].a, t, reduction=self.reduction)
+            else:
+                loss = OPS[self.cost].evaluate(output, t, reduction=self.reduction)
+        self._check_finite_value(_validate.frozen(loss), f"the loss ({self.cost})", "params, x, target")
+        tape = Tape(self, tuple(records), output, t, _validate.frozen(loss))
+        object.__setattr__(tape, "recorded", True)
+        return tape
 
     def backward(self, tape: Tape) -> NetworkGradients:
         """Chain the registry's VJPs from the cost back to the input.
@@ -358,14 +378,29 @@ class MLP:
         gradient."""
         if not isinstance(tape, Tape):
             raise TypeError(f"tape: expected the Tape returned by MLP.forward, got {type(tape).__name__}")
+        if not tape.recorded:
+            raise ValueError("tape: not recorded by MLP.forward (a Tape made by hand or with dataclasses.replace "
+                             "holds values that need not follow from one another); use net.forward(params, x, "
+                             "target)")
         if tape.net != self:
             raise ValueError(f"tape: recorded by {tape.net}, not by this network {self}")
         one = np.ones((), dtype=tape.loss.dtype)
         last = tape.layers[-1]
         with _validate.quiet_overflow():
-            d_output = OPS[self.cost].vjp_from_output(one, tape.loss, tape.output, tape.target,
-                                                      reduction=self.reduction)[0]
-            g = OPS["softmax"].vjp_from_output(d_output, tape.output, last.a)[0] if self.softmax else d_output.copy()
+            if self._underflowed(tape.output):
+                # as the loss in forward: the pair through the logits, never a division by a rounded 0
+                d_output = cross_entropy_of_softmax_grad(last.a, tape.target, self.reduction)
+                g = OPS["softmax_cross_entropy"].vjp_from_output(one, tape.loss, last.a, tape.target,
+                                                                 reduction=self.reduction)[0]
+            else:
+                d_output = OPS[self.cost].vjp_from_output(one, tape.loss, tape.output, tape.target,
+                                                          reduction=self.reduction)[0]
+                g = OPS["softmax"].vjp_from_output(d_output, tape.output, last.a)[0] if self.softmax else d_output
+        self._check_gradient(d_output, "dL/d(output)", (
+            ", where the softmax output underflows (-target / output of its true value, below the dtype's "
+            "smallest; cost='softmax_cross_entropy' on the logits has representable gradients)"
+            if self._underflowed(tape.output) else ""))
+        g = np.array(g, copy=True)
         grads: list[LayerGradients] = []
         for l in reversed(range(self.depth)):
             rec, op = tape.layers[l], self._ops[l]
@@ -373,14 +408,21 @@ class MLP:
                 dz = g.copy() if op is None else OPS[op].vjp_from_output(g, rec.a, rec.z)[0]
                 dx, dw, db = OPS["dense"].vjp_from_output(dz, rec.z, rec.x, rec.W, rec.b)
             for name, value in (("dZ", dz), ("dW", dw), ("db", db), ("dx" if l == 0 else "dA", dx)):
-                if not np.all(np.isfinite(value)):
-                    raise ValueError(
-                        f"params, x: the gradient {name} of layer {l} overflows {value.dtype} at "
-                        f"{_validate.where_not_finite(value)}; {_remedy(value.dtype)}"
-                    )
+                self._check_gradient(value, f"{name} of layer {l}")
             grads.append(LayerGradients(g, dz, dw, db))
             g = dx
         return NetworkGradients(tape.loss, d_output, tuple(reversed(grads)), g)
+
+    @staticmethod
+    def _check_gradient(value: np.ndarray, what: str, why: str = "") -> None:
+        """A gradient beyond the dtype's range: the error names what the
+        caller passed (every gradient depends on ``params``, ``x`` and, through
+        the cost, ``target``)."""
+        if not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"params, x, target: the gradient {what} overflows {value.dtype} at "
+                f"{_validate.where_not_finite(value)}{why}; {_remedy(value.dtype)}"
+            )
 
     def value_and_grad(self, params: Any, x: Any, target: Any) -> NetworkGradients:
         """``backward(forward(params, x, target))``."""
@@ -426,7 +468,8 @@ def step_pairs(params: Any, grads: Any, lr: Any) -> Params:
         if isinstance(obj, (str, bytes)) or not isinstance(obj, Sequence):
             raise TypeError(f"{name}: expected a sequence of (W, b) pairs, got {type(obj).__name__}")
     if len(params) != len(grads):
-        raise ValueError(f"grads: {len(grads)} (dW, db) pair(s) for {len(params)} (W, b) pair(s) in params")
+        raise ValueError(f"grads, params: {len(grads)} (dW, db) pair(s) in grads for {len(params)} (W, b) "
+                         "pair(s) in params")
     out = []
     for l, (pair, gpair) in enumerate(zip(params, grads, strict=True)):
         for name, obj in ((f"params[{l}]", pair), (f"grads[{l}]", gpair)):
