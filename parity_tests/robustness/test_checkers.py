@@ -376,3 +376,11 @@ def test_a_transposed_weight_gradient_is_the_dense_layout_convention() -> None:
     found = oracle.op_evaluator("dense", None, vjp_torch_layout, (), Tally())(ex)
     assert found is not None and found.verdict == "convention" and "dense layout" in found.message
     assert "error/tolerance" not in found.message
+
+
+def test_check_op_takes_a_negative_seed_as_hypothesis_does() -> None:
+    """Any int is a seed (the NumPy screen reduces it; distinct seeds stay distinct)."""
+    right = ri.check_op("tanh", vjp=lambda g, x: (g * (1 - np.tanh(x) ** 2),), max_examples=10, seed=-1)
+    assert right.ok, right.report()
+    wrong = ri.check_op("tanh", vjp=lambda g, x: (g * (1 + np.tanh(x) ** 2),), max_examples=10, seed=-1)
+    assert not wrong.ok and wrong.seed == -1

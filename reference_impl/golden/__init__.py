@@ -57,9 +57,10 @@ Every command takes ``--dir DIR`` to work on a copy of the fixtures. A parent
 command line mounts the same commands with :func:`add_arguments` and
 :func:`run` (:mod:`.cli`).
 
-Modules: :mod:`.files` (finding and reading), :mod:`.loader` (data model and
-cross-field rules), :mod:`.replay` (evaluation), :mod:`.maintenance`
-(manifest, derived values, canonical JSON), :mod:`.cli` (commands).
+Modules: :mod:`.files` (finding and reading), :mod:`.model` (the data
+model), :mod:`.loader` (loading and cross-field rules), :mod:`.replay`
+(evaluation), :mod:`.maintenance` (manifest, derived values, canonical
+JSON), :mod:`.cli` (commands).
 
 Replay
 ------
@@ -86,21 +87,7 @@ from .files import (
     fixtures_dir,
     load_schema,
 )
-from .loader import (
-    DTYPE,
-    MAX_FIXTURE_ELEMENTS,
-    Entry,
-    Erratum,
-    Expectation,
-    FixtureFile,
-    Input,
-    Step,
-    entries,
-    errata,
-    half_unit,
-    load_file,
-    load_fixtures,
-)
+from .loader import entries, errata, load_file, load_fixtures
 from .maintenance import (
     Drift,
     check_manifest,
@@ -110,6 +97,7 @@ from .maintenance import (
     regenerate_derived,
     write_manifest,
 )
+from .model import DTYPE, MAX_FIXTURE_ELEMENTS, Entry, Erratum, Expectation, FixtureFile, Input, Step, half_unit
 from .replay import REFERENCE, Backend, Outcome, ReferenceBackend, input_values, replay
 
 __all__ = [

@@ -26,7 +26,8 @@ from .files import (
     read_json,
     writable,
 )
-from .loader import DTYPE, Entry, load_fixtures
+from .loader import load_fixtures
+from .model import DTYPE, Entry
 from .replay import REFERENCE, execute, input_values, model_tolerances, passes_of, quantity_key, read_quantity
 
 __all__ = [

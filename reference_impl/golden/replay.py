@@ -22,7 +22,7 @@ from .._validate import check_bool, check_choice
 from ..accuracy import ops as tolerances
 from ..ops import OPS
 from .files import ReplayError
-from .loader import DERIVATIONS, DTYPE, Entry, Expectation, Input
+from .model import DERIVATIONS, DTYPE, Entry, Expectation, Input
 
 __all__ = ["Backend", "ReferenceBackend", "REFERENCE", "Outcome", "check_entry", "check_backend", "input_values",
            "replay"]

@@ -20,7 +20,8 @@ from .. import _validate
 from .._validate import check_choice
 from ..ops import OPS
 from ..sources import fill_citations
-from .mlp import ACTIVATIONS, MLP, Params, step_pairs
+from .mlp import ACTIVATIONS, MLP, Params
+from .step import step_pairs
 
 __all__ = ["Preset", "preset_000", "preset_002", "preset_003", "preset_004", "PRESETS", "recursion_003"]
 
