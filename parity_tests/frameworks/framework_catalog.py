@@ -173,13 +173,13 @@ class TanhBySigmoidInPlace(torch.autograd.Function):
 
 
 class TanhBySigmoid(torch.autograd.Function):
-    """The same without the write: ``2 sigma(x) - 1`` is a new tensor."""
+    """tanh(x/2) computed directly (``2 sigma(x) - 1`` cancels to 0 for tiny x),
+    its derivative from the saved sigma: ``(1 - tanh^2(x/2)) / 2 = 2 sigma (1 - sigma)``."""
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        s = torch.sigmoid(x)
-        ctx.save_for_backward(s)
-        return 2 * s - 1
+        ctx.save_for_backward(torch.sigmoid(x))
+        return torch.tanh(x / 2)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
@@ -285,7 +285,7 @@ CORRECT = [
     Case("torch dense x @ W", "torch", _t("Dense", lambda x, w: x @ w, _t_dense), SQUARE),
     Case("torch mse, mean", "torch", _t("MSE", _mse_t, _t_mse), REGRESSION),
     Case("torch l2 normalize", "torch", _t("Normalize", _normalize_t, _t_normalize), UNIT),
-    Case("torch tanh(x/2) as 2 sigma(x) - 1", "torch", TanhBySigmoid.apply, ROWS),
+    Case("torch tanh(x/2), backward 2 sigma (1 - sigma)", "torch", TanhBySigmoid.apply, ROWS),
     Case("jax logsumexp, exp(x - lse)", "jax", _j("lse", _j_lse, _j_lse_rule), ROWS),
     Case("jax logsumexp, softmax", "jax", _j("lse_softmax", _j_lse, _j_lse_softmax), ROWS),
     Case("jax swish", "jax", _j("swish", jax.nn.silu, _j_swish), WIDE),
