@@ -344,3 +344,68 @@ def test_numpy_code_loads_no_framework() -> None:
             "print(r.ok, bad); sys.exit(0 if r.ok and not bad else 1)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr[-800:]
+
+
+# =========================================================================== forward mode
+
+
+class _TanhWithJVP(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        ctx.y = y
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+    @staticmethod
+    def jvp(ctx: Any, t: Any) -> Any:
+        return t * (1 - ctx.y * ctx.y)
+
+
+class _TanhWrongJVP(_TanhWithJVP):
+    @staticmethod
+    def jvp(ctx: Any, t: Any) -> Any:
+        return t * (1 - ctx.y)  # a wrong JVP beside a right VJP
+
+
+@jax.custom_jvp
+def _jax_sin_wrong_jvp(x: Any) -> Any:
+    return jnp.sin(x)
+
+
+_jax_sin_wrong_jvp.defjvp(lambda p, t: (jnp.sin(p[0]), -jnp.cos(p[0]) * t[0]))
+
+
+SMALL = {"max_examples": 3, "seed": 0}
+
+
+def test_forward_mode_passes_right_code() -> None:
+    for fn in (_TanhWithJVP.apply, jax_sin, torch.sin):
+        result = ri.check_vjp(fn, inputs=X, modes=("rev", "fwd"), **SMALL)
+        assert result.ok and result.functions == ("f", "vjp", "jvp"), result.report()
+        assert any(r.check == "taylor[x] (fwd)" for r in result.rows)
+
+
+def test_a_wrong_jvp_beside_a_right_vjp_is_caught_by_forward_mode() -> None:
+    rev = ri.check_vjp(_TanhWrongJVP.apply, inputs=X, **SMALL)
+    both = ri.check_vjp(_TanhWrongJVP.apply, inputs=X, modes=("rev", "fwd"), **SMALL)
+    assert rev.ok, rev.report()
+    assert not both.ok and {c.check for c in both.counterexamples} <= {"taylor[x] (fwd)", "adjoint[x] (fwd)"}
+
+
+def test_a_wrong_custom_jvp_rule_is_caught_in_both_modes() -> None:
+    result = ri.check_vjp(_jax_sin_wrong_jvp, inputs=X, modes=("rev", "fwd"), **SMALL)
+    checks = {c.check for c in result.counterexamples}
+    assert any(c.endswith("(fwd)") for c in checks) and any(not c.endswith("(fwd)") for c in checks), checks
+
+
+def test_modes_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"^modes: 'sideways' is not a mode"):
+        ri.check_vjp(torch.sin, inputs=X, modes=("sideways",))
+    with pytest.raises(ValueError, match=r"^modes: 'fwd' checks the framework's forward mode"):
+        ri.check_vjp(np.sin, lambda g, x: g * np.cos(x), inputs=X, modes=("fwd",), framework="numpy")

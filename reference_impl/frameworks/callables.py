@@ -32,7 +32,12 @@ from .user_code import (
     tree_frameworks,
 )
 
-__all__ = ["FRAMEWORKS", "adapt_vjp", "adapt_grad", "adapt_op", "Adapter"]
+__all__ = ["FRAMEWORKS", "MODES", "FWD_MAX_ELEMENTS", "adapt_vjp", "adapt_grad", "adapt_op", "check_modes",
+           "Adapter"]
+
+MODES = ("rev", "fwd")
+FWD_MAX_ELEMENTS = 256
+"""Forward mode builds ``J^T v`` from one JVP per input element: drawn inputs are capped at this many."""
 
 FRAMEWORKS = ("torch", "jax", "numpy")
 X64_NOTE = ("jax_enable_x64 is off, so jax turned the float64 inputs into float32: turn it on before any jax array "
@@ -279,3 +284,42 @@ def adapt_op(op: str, forward: Any, vjp: Any, *, op_params: Mapping[str, Sequenc
     else:
         own, adapter.vjp_unchecked = None, True
     return fwd, own, _dtype_names(dtypes), adapter
+
+
+def check_modes(check_vjp: Callable[..., Any], f: Any, vjp: Any, modes: Any, kwargs: dict[str, Any]) -> Any:
+    """``check_vjp`` per mode, merged: ``rev`` as asked, ``fwd`` with the
+    VJP under test ``J^T v`` built from the framework's JVPs of ``f``
+    (``torch.autograd.forward_ad`` / ``jax.jvp``, ``(J^T v)_k = <v, J e_k>``)
+    and judged by the same Taylor-order and adjoint verdicts; its rows and
+    findings carry `` (fwd)``."""
+    items = (modes,) if isinstance(modes, str) else modes
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"modes: expected a sequence such as ('rev', 'fwd'), got {type(modes).__name__}") from None
+    bad = [m for m in items if m not in MODES]
+    if bad or not items:
+        raise ValueError(f"modes: {bad[0] if bad else items!r} is not a mode; use 'rev' and/or 'fwd'")
+    results = [check_vjp(f, vjp, **kwargs)] if "rev" in items else []
+    if "fwd" in items:
+        fw = _resolve_framework(kwargs["framework"], f)
+        if fw == "numpy" or not callable(f):
+            raise ValueError("modes: 'fwd' checks the framework's forward mode, which NumPy code has none of; pass "
+                             "torch or jax code, or modes=('rev',)")
+        session = Session(subject_of(f), fw, ("torch", "jax"), kwargs["device"],
+                          needs="modes: 'fwd' checks the framework's forward mode, so f must be torch or jax code")
+        if fw is not None:
+            session.dev()
+        forward = Forward(f, session, dict)
+        cap = min(kwargs["max_elements"], FWD_MAX_ELEMENTS)
+        fwd = check_vjp(forward, AutogradVJP(forward, mode="fwd"),
+                        **{**kwargs, "framework": "numpy", "backends": (), "max_elements": cap})
+        fwd = Adapter(session).finish(fwd)
+        results.append(dataclasses.replace(
+            fwd, functions=("f", "jvp"),
+            rows=tuple(dataclasses.replace(r, check=f"{r.check} (fwd)") for r in fwd.rows),
+            counterexamples=tuple(dataclasses.replace(c, check=f"{c.check} (fwd)") for c in fwd.counterexamples)))
+    first = results[0]
+    return dataclasses.replace(first, functions=tuple(dict.fromkeys(n for r in results for n in r.functions)),
+                               **{k: tuple(x for r in results for x in getattr(r, k))
+                                  for k in ("rows", "counterexamples", "problems", "cuts")})

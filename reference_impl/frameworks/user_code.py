@@ -32,6 +32,7 @@ import functools
 import importlib
 import inspect
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -257,6 +258,8 @@ class Session:
     candidates: tuple[str, ...]
     device: Any = "cpu"
     decided_by_call: bool = False
+    needs: str = ""
+    """Why the code must be torch or jax code, for the message when it cannot be told."""
     misuse: Exception | None = None
     x64_off: bool = False
     _devices: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -287,7 +290,9 @@ class Session:
 
 def _undecidable(s: Session, fn: Any, tried: list[str]) -> ValueError:
     module = getattr(fn, "__module__", None) or "an unknown module"
-    if s.candidates == ("torch", "jax"):
+    if s.needs:
+        lead = f"{s.needs}; but {s.subject}"
+    elif s.candidates == ("torch", "jax"):
         lead = ("vjp: none given, and NumPy has no autograd to take one from, so the code under test must be torch or "
                 f"jax code; but {s.subject}")
     else:
@@ -419,6 +424,72 @@ def _jax_pullback(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping[str,
     return [pytree.tree_map(_to_numpy, g) for g in grads]
 
 
+def _torch_pushforward(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping[str, Any], cot: Any,
+                       wrt: Sequence[int], what: str) -> list[Any]:
+    """``J^T v`` from forward mode: ``(J^T v)_k = <v, J e_k>``, one dual-number pass per input element."""
+    torch = sys.modules["torch"]
+    dual_ad = torch.autograd.forward_ad
+    targs = s.inputs(args)
+    cots = [torch.as_tensor(np.asarray(c)) for c in pytree.flatten(cot)[0]]
+    result = []
+    for i in wrt:
+        leaves, st = pytree.flatten(targs[i])
+        grads = []
+        for j, x in enumerate(leaves):
+            g = torch.zeros(x.numel(), dtype=x.dtype)
+            for k in range(x.numel()):
+                with dual_ad.dual_level(), warnings.catch_warnings():
+                    # forward AD's first use loads a torch module that calls the deprecated torch.jit.script
+                    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
+                                            category=DeprecationWarning)
+                    e = torch.zeros(x.numel(), dtype=x.dtype)
+                    e[k] = 1
+                    call = list(targs)
+                    call[i] = pytree.unflatten(st, [dual_ad.make_dual(x, e.reshape(x.shape)) if m == j else leaf
+                                                    for m, leaf in enumerate(leaves)])
+                    outs = pytree.flatten(fw.raw(call, kw))[0]
+                    tangents = [dual_ad.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None for o in outs]
+                g[k] = sum(((t * c.to(t.dtype)).sum() for t, c in zip(tangents, cots) if t is not None),
+                           torch.zeros((), dtype=x.dtype))
+            grads.append(g.reshape(x.shape))
+        result.append(pytree.unflatten(st, grads))
+    return [pytree.tree_map(_to_numpy, r) for r in result]
+
+
+def _jax_pushforward(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping[str, Any], cot: Any,
+                     wrt: Sequence[int], what: str) -> list[Any]:
+    """``J^T v`` from ``jax.jvp``: one JVP per input element (batched by ``jax.vmap``)."""
+    jax = sys.modules["jax"]
+    jnp = sys.modules["jax.numpy"]
+    jargs = s.inputs(args)
+    primals = tuple(jargs[i] for i in wrt)
+
+    def partial(*w: Any) -> Any:
+        full = list(jargs)
+        for i, wi in zip(wrt, w):
+            full[i] = wi
+        return fw.raw(full, kw)
+
+    cots = [np.asarray(c) for c in pytree.flatten(cot)[0]]
+    result = []
+    for a, primal in enumerate(primals):
+        leaves, tree = jax.tree_util.tree_flatten(primal)
+        grads = []
+        for j, x in enumerate(leaves):
+            def push(t: Any, a: int = a, j: int = j, leaves: list[Any] = leaves, tree: Any = tree) -> Any:
+                tangents = [jax.tree_util.tree_map(jnp.zeros_like, p) for p in primals]
+                tangents[a] = jax.tree_util.tree_unflatten(tree, [t if m == j else jnp.zeros_like(leaf)
+                                                                  for m, leaf in enumerate(leaves)])
+                return jax.jvp(partial, primals, tuple(tangents))[1]
+
+            outs = jax.tree_util.tree_leaves(jax.vmap(push)(jnp.eye(x.size, dtype=x.dtype).reshape(x.size, *x.shape)))
+            g = sum(jnp.tensordot(o.reshape(x.size, -1), jnp.asarray(c, o.dtype).reshape(-1), axes=1)
+                    for o, c in zip(outs, cots))
+            grads.append(np.asarray(g).astype(x.dtype).reshape(x.shape))
+        result.append(jax.tree_util.tree_unflatten(tree, grads))
+    return [pytree.tree_map(_to_numpy, r) for r in result]
+
+
 def _floating(a: Any) -> bool:
     leaves = pytree.flatten(a)[0]
     return bool(leaves) and all(isinstance(x, np.ndarray) and x.dtype.kind == "f" for x in leaves)
@@ -427,11 +498,12 @@ def _floating(a: Any) -> bool:
 class AutogradVJP:
     """The framework's reverse mode through the user's code, as ``vjp(cotangent,
     *inputs, **params)`` (every input's gradient, None for integer ones), or as
-    ``grad(params, data)`` of a scalar loss."""
+    ``grad(params, data)`` of a scalar loss; with ``mode="fwd"`` the same
+    ``J^T v`` built from the framework's forward mode (JVPs)."""
 
-    def __init__(self, forward: Forward, gradient_only: bool = False) -> None:
-        self.forward, self.gradient_only = forward, gradient_only
-        self.__name__ = f"{forward.session.subject} (autograd)"
+    def __init__(self, forward: Forward, gradient_only: bool = False, mode: str = "rev") -> None:
+        self.forward, self.gradient_only, self.mode = forward, gradient_only, mode
+        self.__name__ = f"{forward.session.subject} ({'autograd' if mode == 'rev' else 'forward mode'})"
 
     def __call__(self, *args: Any, **kw: Any) -> Any:
         s = self.forward.session
@@ -443,7 +515,8 @@ class AutogradVJP:
             self.forward(*inputs, **kw)  # decides the framework
         wrt = (0,) if self.gradient_only else tuple(i for i, a in enumerate(inputs) if _floating(a))
         what = "loss" if self.gradient_only else "f"
-        pull = _torch_pullback if s.framework == "torch" else _jax_pullback
+        pull = {("torch", "rev"): _torch_pullback, ("jax", "rev"): _jax_pullback, ("torch", "fwd"): _torch_pushforward,
+                ("jax", "fwd"): _jax_pushforward}[(str(s.framework), self.mode)]
         grads = pull(s, self.forward, inputs, kw, cot, wrt, what)
         if self.gradient_only:
             return grads[0]

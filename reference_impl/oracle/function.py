@@ -233,7 +233,7 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
               dtypes: Sequence[str] = DTYPES, max_examples: int | None = None, seed: int | None = None,
               backends: Sequence[str] = (), max_elements: int = DEFAULT_MAX_ELEMENTS,
               time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None, framework: str | None = None,
-              device: str = "cpu") -> GradcheckResult:
+              device: str = "cpu", modes: Sequence[str] = ("rev",)) -> GradcheckResult:
     """Check ``vjp(cotangent, *inputs)`` against ``f(*inputs)``.
 
     ``f`` returns an array or a pytree of arrays; ``vjp`` returns the
@@ -257,9 +257,16 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
     ``Function.apply``, ``custom_vjp``, compiled or jitted functions; the
     framework told from ``f`` or set by ``framework``): it receives tensors of
     the drawn dtype on ``device``, and with ``vjp`` None the framework's own
-    autograd through ``f`` is the VJP checked (:mod:`reference_impl.frameworks.callables`).
+    autograd through ``f`` is the VJP checked (:mod:`reference_impl.frameworks.callables`);
+    ``modes=("rev", "fwd")`` checks its forward mode (JVPs) too.
     """
-    from ..frameworks.callables import adapt_vjp
+    from ..frameworks.callables import adapt_vjp, check_modes
+
+    if isinstance(modes, str) or tuple(modes) != ("rev",):
+        return check_modes(check_vjp, f, vjp, modes, {
+            "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
+            "backends": backends, "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
+            "framework": framework, "device": device})
 
     f, vjp, backends, dtypes, inputs, adapter = adapt_vjp(f, vjp, framework=framework, device=device,
                                                           backends=backends, dtypes=dtypes, inputs=inputs)
