@@ -373,6 +373,13 @@ class _TanhWrongJVP(_TanhWithJVP):
         return t * (1 - ctx.y)  # a wrong JVP beside a right VJP
 
 
+class _TanhWrongBackward(_TanhWithJVP):
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y)  # a wrong backward beside a right JVP
+
+
 @jax.custom_jvp
 def _jax_sin_wrong_jvp(x: Any) -> Any:
     return jnp.sin(x)
@@ -396,6 +403,14 @@ def test_a_wrong_jvp_beside_a_right_vjp_is_caught_by_forward_mode() -> None:
     both = ri.check_vjp(_TanhWrongJVP.apply, inputs=X, modes=("rev", "fwd"), **SMALL)
     assert rev.ok, rev.report()
     assert not both.ok and {c.check for c in both.counterexamples} <= {"taylor[x] (fwd)", "adjoint[x] (fwd)"}
+
+
+def test_forward_mode_is_compared_with_reverse_mode() -> None:
+    # <J u, v> = <u, J^T v>: J^T v from the JVPs against the backward's, under the error model
+    right = ri.check_vjp(_TanhWithJVP.apply, inputs=X, modes=("fwd",), **SMALL)
+    assert right.ok and any(r.check == "fwd vs rev[x]" for r in right.rows), right.report()
+    wrong = ri.check_vjp(_TanhWrongBackward.apply, inputs=X, modes=("fwd",), **SMALL)
+    assert not wrong.ok and {c.check for c in wrong.counterexamples} == {"fwd vs rev[x]"}, wrong.report()
 
 
 def test_a_wrong_custom_jvp_rule_is_caught_in_both_modes() -> None:

@@ -290,8 +290,9 @@ def check_modes(check_vjp: Callable[..., Any], f: Any, vjp: Any, modes: Any, kwa
     """``check_vjp`` per mode, merged: ``rev`` as asked, ``fwd`` with the
     VJP under test ``J^T v`` built from the framework's JVPs of ``f``
     (``torch.autograd.forward_ad`` / ``jax.jvp``, ``(J^T v)_k = <v, J e_k>``)
-    and judged by the same Taylor-order and adjoint verdicts; its rows and
-    findings carry `` (fwd)``."""
+    and judged by the same Taylor-order and adjoint verdicts, and against the
+    reverse mode's ``J^T v`` under the error model (``fwd vs rev``: the
+    consistency ``<J u, v> = <u, J^T v>``); its rows and findings carry `` (fwd)``."""
     items = (modes,) if isinstance(modes, str) else modes
     try:
         items = tuple(items)
@@ -312,13 +313,23 @@ def check_modes(check_vjp: Callable[..., Any], f: Any, vjp: Any, modes: Any, kwa
             session.dev()
         forward = Forward(f, session, dict)
         cap = min(kwargs["max_elements"], FWD_MAX_ELEMENTS)
+        # the framework's reverse mode of the same code as the opinion: J^T v from both modes agree
+        # elementwise under the error model, i.e. <J u, v> = <u, J^T v> for every u (jax's opinion
+        # switches 64-bit mode on, so it is asked only where it is on already)
+        jax = sys.modules.get("jax")
+        rev = (fw,) if fw == "torch" or (fw == "jax" and jax is not None and jax.config.jax_enable_x64) else ()
         fwd = check_vjp(forward, AutogradVJP(forward, mode="fwd"),
-                        **{**kwargs, "framework": "numpy", "backends": (), "max_elements": cap})
+                        **{**kwargs, "framework": "numpy", "backends": rev, "max_elements": cap})
         fwd = Adapter(session).finish(fwd)
+
+        def named(check: str, against: str) -> str:
+            return f"fwd vs rev{check.removeprefix('autograd')}" if against in rev else f"{check} (fwd)"
+
         results.append(dataclasses.replace(
             fwd, functions=("f", "jvp"),
-            rows=tuple(dataclasses.replace(r, check=f"{r.check} (fwd)") for r in fwd.rows),
-            counterexamples=tuple(dataclasses.replace(c, check=f"{c.check} (fwd)") for c in fwd.counterexamples)))
+            rows=tuple(dataclasses.replace(r, check=named(r.check, r.against)) for r in fwd.rows),
+            counterexamples=tuple(dataclasses.replace(c, check=named(c.check, c.against))
+                                  for c in fwd.counterexamples)))
     first = results[0]
     return dataclasses.replace(first, functions=tuple(dict.fromkeys(n for r in results for n in r.functions)),
                                **{k: tuple(x for r in results for x in getattr(r, k))
