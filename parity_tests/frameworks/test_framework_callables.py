@@ -147,6 +147,20 @@ def test_the_code_receives_tensors_of_the_drawn_dtype_on_the_device() -> None:
     assert seen == {("Tensor", "torch.float32", "cpu"), ("Tensor", "torch.float64", "cpu")}
 
 
+def test_assume_on_the_first_call_leaves_the_framework_undecided() -> None:
+    from hypothesis import assume
+
+    calls = [0]
+
+    def f(x: Any) -> Any:
+        calls[0] += 1
+        assume(calls[0] > 1)  # the first input is skipped; the next call tells the framework
+        return torch.sin(x)
+
+    result = ri.check_vjp(f, inputs=X, **FAST)
+    assert result.ok and result.skipped == 1, result.report()
+
+
 def test_torch_dtypes_are_accepted_by_name() -> None:
     result = ri.check_vjp(torch.sin, inputs=X, dtypes=(torch.float64,), **FAST)
     assert result.ok and result.dtypes == ("float64",)

@@ -344,6 +344,8 @@ class Forward:
                 return out
             tried.append("called on NumPy arrays it returned NumPy arrays")
         except Exception as e:  # the user's code failing on NumPy input: try the frameworks' tensors
+            if type(e).__module__.startswith("hypothesis"):
+                raise  # assume()/reject(): this input is skipped, and the next call decides
             error = e
             tried.append(f"called on NumPy arrays it raised {type(e).__name__}: {e}")
         for fw in ("torch", "jax"):
@@ -353,6 +355,9 @@ class Forward:
             try:
                 out = self.raw(s.inputs(args), kw)
             except Exception as e:  # not this framework's code either
+                if type(e).__module__.startswith("hypothesis"):
+                    s.framework = None
+                    raise
                 tried.append(f"on {fw} arrays it raised {type(e).__name__}: {e}")
                 continue
             if fw in tree_frameworks(out):
