@@ -8,8 +8,10 @@ framework callable -- a function of torch tensors or jax arrays, a
 dtype on ``device`` and the results come back as NumPy arrays. When no VJP is
 given, the framework's own reverse mode is the VJP under test:
 ``torch.autograd.grad`` through the user's code (so a custom ``backward`` is
-what is judged) or ``jax.vjp`` (so a ``custom_vjp`` rule is); nothing here
-computes a derivative itself.
+what is judged) or ``jax.vjp`` (so a ``custom_vjp`` rule is); in forward
+mode the same ``J^T v`` is built from the framework's JVPs,
+``(J^T v)_k = <v, J e_k>`` (``torch.autograd.forward_ad``, ``jax.jvp``).
+Nothing here computes a derivative itself.
 
 Which framework: told from the callable (a ``torch.nn.Module``, an
 ``autograd.Function``, a compiled or jitted function, a ``custom_vjp``, or a
