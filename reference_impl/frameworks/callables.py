@@ -110,9 +110,12 @@ def _backends(backends: Any, fw: str | None, own_vjp: bool, notes: list[str]) ->
     for b in names:
         if b not in ("torch", "jax") or (fw is None and own_vjp) or (b == fw and own_vjp):
             kept.append(b)
-        elif b == fw or fw is None:
+        elif b == fw:
             notes.append(f"backends: {b!r} left out: with no VJP given, the framework's autograd is the VJP under "
                          "test and would be compared with itself")
+        elif fw is None:
+            notes.append(f"backends: {b!r} left out: with no VJP given, the autograd of the code's own framework is "
+                         "the VJP under test, and no other framework can run that code")
         else:
             notes.append(f"backends: {b!r} left out: it cannot run {fw} code")
     return tuple(kept)
