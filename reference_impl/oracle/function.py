@@ -243,10 +243,11 @@ def _resolve_inputs(inputs: Any) -> Any:
                     f"description, got {type(inputs).__name__}")
 
 
-def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any], *, inputs: Any, wrt: Any = None,
+def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, inputs: Any, wrt: Any = None,
               dtypes: Sequence[str] = DTYPES, max_examples: int | None = None, seed: int | None = None,
               backends: Sequence[str] = (), max_elements: int = DEFAULT_MAX_ELEMENTS,
-              time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None) -> GradcheckResult:
+              time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None, framework: str | None = None,
+              device: str = "cpu", modes: Sequence[str] = ("rev",)) -> GradcheckResult:
     """Check ``vjp(cotangent, *inputs)`` against ``f(*inputs)``.
 
     ``f`` returns an array or a pytree of arrays; ``vjp`` returns the
@@ -265,7 +266,24 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any], *, inputs: Any, wr
     ``backends``, torch's and jax's autograd of the same ``f`` (written against
     the array API). See :mod:`reference_impl.engine.differences` for the error
     models. Misuse raises ``TypeError`` / ``ValueError`` naming the argument.
+
+    torch and jax code is taken as it is (functions of tensors,
+    ``Function.apply``, ``custom_vjp``, compiled or jitted functions; the
+    framework told from ``f`` or set by ``framework``): it receives tensors of
+    the drawn dtype on ``device``, and with ``vjp`` None the framework's own
+    autograd through ``f`` is the VJP checked (:mod:`reference_impl.frameworks.callables`);
+    ``modes=("rev", "fwd")`` checks its forward mode (JVPs) too.
     """
+    from ..frameworks.callables import adapt_vjp, check_modes
+
+    if isinstance(modes, str) or tuple(modes) != ("rev",):
+        return check_modes(check_vjp, f, vjp, modes, {
+            "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
+            "backends": backends, "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
+            "framework": framework, "device": device})
+
+    f, vjp, backends, dtypes, inputs, adapter = adapt_vjp(f, vjp, framework=framework, device=device,
+                                                          backends=backends, dtypes=dtypes, inputs=inputs)
     if not callable(f):
         raise TypeError(f"f: expected a callable f(*inputs) -> array or pytree, got {type(f).__name__}")
     if not callable(vjp):
@@ -278,8 +296,8 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any], *, inputs: Any, wr
         len(_validate_or_raise(resolved[0])) if isinstance(resolved, list) else None)
     pb = Problem(f, vjp, "f", "vjp", tuple(names), _resolve_wrt(wrt, tuple(names), n_known), bks)
     subject = getattr(f, "__name__", type(f).__name__)
-    return _run(pb, resolved, kind="vjp", subject=subject, dtypes=dts, max_examples=n, seed=sd, backends=bks,
-                profile=prof, max_elements=cap, time_budget=budget)
+    return adapter.finish(_run(pb, resolved, kind="vjp", subject=subject, dtypes=dts, max_examples=n, seed=sd,
+                               backends=bks, profile=prof, max_elements=cap, time_budget=budget))
 
 
 def _validate_or_raise(example: Any) -> tuple[Any, ...]:
@@ -294,10 +312,11 @@ def _has_args(tree: Any) -> bool:
     return any(isinstance(x, Arg) for x in leaves)
 
 
-def check_grad(loss: Callable[..., Any], grad: Callable[..., Any], *, params: Any, data: Any = None,
-               dtypes: Sequence[str] = DTYPES, max_examples: int | None = None, seed: int | None = None,
-               backends: Sequence[str] = (), max_elements: int = DEFAULT_MAX_ELEMENTS,
-               time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None) -> GradcheckResult:
+def check_grad(loss: Callable[..., Any], grad: Callable[..., Any] | None = None, *, params: Any = None,
+               data: Any = None, dtypes: Sequence[str] = DTYPES, max_examples: int | None = None,
+               seed: int | None = None, backends: Sequence[str] = (), max_elements: int = DEFAULT_MAX_ELEMENTS,
+               time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None, loss_fn: Any = None,
+               framework: str | None = None, device: str = "cpu") -> GradcheckResult:
     """Check ``grad(params, data)`` against a scalar ``loss(params, data)``
     (``loss(params)`` / ``grad(params)`` when ``data`` is None).
 
@@ -306,7 +325,18 @@ def check_grad(loss: Callable[..., Any], grad: Callable[..., Any], *, params: An
     a hypothesis strategy drawing such a pytree. ``grad`` returns a pytree of
     ``params``' structure. Only ``params`` is differentiated. The checks are
     those of :func:`check_vjp`, on the whole parameter pytree at once.
+
+    torch and jax code as in :func:`check_vjp` (``params`` and ``data`` may
+    hold tensors); with ``grad`` None the framework's autograd is checked. A
+    ``torch.nn.Module`` is checked as ``check_grad(model, loss_fn=..., data=(x,
+    target))``: the loss ``loss_fn(model(x), target)``, its parameters that
+    require grad the params.
     """
+    from ..frameworks.callables import adapt_grad
+
+    loss, grad, params, data, backends, dtypes, adapter = adapt_grad(
+        loss, grad, params=params, data=data, loss_fn=loss_fn, framework=framework, device=device,
+        backends=backends, dtypes=dtypes)
     if not callable(loss):
         raise TypeError(f"loss: expected a callable loss(params, data) -> scalar, got {type(loss).__name__}")
     if not callable(grad):
@@ -331,5 +361,5 @@ def check_grad(loss: Callable[..., Any], grad: Callable[..., Any], *, params: An
         resolved = [tuple(v for _, v in parts)]
     pb = Problem(loss, grad, "loss", "grad", tuple(n for n, _ in parts), (0,), bks, gradient_only=True)
     subject = getattr(loss, "__name__", type(loss).__name__)
-    return _run(pb, resolved, kind="grad", subject=subject, dtypes=dts, max_examples=n, seed=sd, backends=bks,
-                profile=prof, max_elements=cap, time_budget=budget)
+    return adapter.finish(_run(pb, resolved, kind="grad", subject=subject, dtypes=dts, max_examples=n, seed=sd,
+                               backends=bks, profile=prof, max_elements=cap, time_budget=budget))

@@ -118,7 +118,8 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
              dtypes: Sequence[str] = DTYPES, params: Any = None, shapes: str | None = None,
              max_examples: int | None = None, seed: int | None = None, backends: Sequence[str] = (),
              profile: str | None = None, wrt: Any = None, inputs: Any = None, conventions: Any = None,
-             max_elements: int | None = None, time_budget: float | None = None) -> OracleResult:
+             max_elements: int | None = None, time_budget: float | None = None, framework: str | None = None,
+             device: str = "cpu") -> OracleResult:
     """Check your ``forward(*inputs, **params)`` and/or
     ``vjp(cotangent, *inputs, **params)`` of the op ``op`` (a key of
     :data:`reference_impl.OPS`) against the reference.
@@ -149,7 +150,19 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
     writes into them fails the check ``inputs unchanged``. ``assume()`` in
     your code skips the input. Misuse of these five keywords raises
     ``ValueError`` / ``TypeError`` naming the keyword.
+
+    torch and jax code is taken as it is (``forward=MySigmoid.apply``; the
+    framework told from the callable or set by ``framework``, tensors on
+    ``device``); with no ``vjp``, the framework's autograd through ``forward``
+    is checked too. A parameter fixed in ``params`` is passed only to code
+    that takes it (:mod:`reference_impl.frameworks.callables`).
     """
+    from ..frameworks.callables import Adapter, adapt_op
+
+    adapter = Adapter()
+    if isinstance(op, str) and op in OPS:
+        forward, vjp, dtypes, adapter = adapt_op(op, forward, vjp, op_params=OPS[op].params, params=params,
+                                                 framework=framework, device=device, dtypes=dtypes)
     problems: list[str] = []
     known = isinstance(op, str) and op in OPS
     if not known:
@@ -226,8 +239,8 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
     if too_big[0] or reduced[0]:
         cuts.append(f"max_elements {cap}: {too_big[0]} drawn input(s) above it were not checked, "
                     f"{reduced[0]} were drawn with smaller sides to fit")
-    return OracleResult("op", op, functions, tally.rows(), tuple(found), tuple(problems), dts, bks, n, sd, prof,
-                        tuple(cuts))
+    return adapter.finish(OracleResult("op", op, functions, tally.rows(), tuple(found), tuple(problems), dts, bks, n,
+                                       sd, prof, tuple(cuts)))
 
 
 def _size(ex: Example) -> int:
@@ -435,12 +448,13 @@ class Oracle:
         result: OracleResult = self._run(check_sgd_step, net, **kwargs)
         return result
 
-    def check_vjp(self, f: Callable[..., Any], vjp: Callable[..., Any], **kwargs: Any) -> GradcheckResult:
+    def check_vjp(self, f: Callable[..., Any], vjp: Callable[..., Any] | None = None, **kwargs: Any) -> GradcheckResult:
         """:func:`reference_impl.oracle.function.check_vjp` with this oracle's defaults."""
         result: GradcheckResult = self._run(check_vjp, f, vjp, **kwargs)
         return result
 
-    def check_grad(self, loss: Callable[..., Any], grad: Callable[..., Any], **kwargs: Any) -> GradcheckResult:
+    def check_grad(self, loss: Callable[..., Any], grad: Callable[..., Any] | None = None,
+                   **kwargs: Any) -> GradcheckResult:
         """:func:`reference_impl.oracle.function.check_grad` with this oracle's defaults."""
         result: GradcheckResult = self._run(check_grad, loss, grad, **kwargs)
         return result
