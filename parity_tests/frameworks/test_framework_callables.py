@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import reference_impl as ri
-from reference_impl.frameworks.user_code import detect
+from reference_impl.frameworks.detection import detect
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")

@@ -14,8 +14,12 @@ use; ``import reference_impl`` does not import this package.
 * :mod:`.array_api` -- torch's and jax's autograd of a user's function
   written against the array API standard (an opinion for ``check_vjp``).
 * :mod:`.truth` -- the truth: each op's recipes (the longer ones in
-  :mod:`.truth_recipes`) evaluated in ``arb`` balls and
-  rounded once.
+  :mod:`.truth_recipes`) evaluated in ``arb`` balls and rounded once.
+* the user's own torch and jax code, for the checkers: :mod:`.detection`
+  (which framework, without importing one), :mod:`.user_code` (tensors in
+  and out, the framework's autograd as the VJP under test) and
+  :mod:`.callables` (the hooks ``check_vjp``, ``check_grad`` and
+  ``check_op`` call).
 
 May import the reference and the accuracy model; nothing that checks.
 """

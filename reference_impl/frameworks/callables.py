@@ -2,7 +2,7 @@
 :func:`adapt_vjp`, :func:`adapt_grad` and :func:`adapt_op` first and pass their result through
 :meth:`Adapter.finish`.
 
-Each hook tells the framework (``framework=`` or :func:`~reference_impl.frameworks.user_code.detect`),
+Each hook tells the framework (``framework=`` or :func:`~reference_impl.frameworks.detection.detect`),
 turns tensors the caller gave into NumPy arrays (refusing what cannot be checked, naming the
 argument), wraps the code as NumPy functions (:mod:`reference_impl.frameworks.user_code`) and,
 with no VJP given, makes the framework's autograd through that code the VJP under test. NumPy
@@ -18,19 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .user_code import (
-    AutogradVJP,
-    Forward,
-    Session,
-    UserVJP,
-    detect,
-    device_of,
-    given_arrays,
-    import_framework,
-    signature_of,
-    subject_of,
-    tree_frameworks,
-)
+from .detection import detect, device_of, import_framework, signature_of, subject_of, tree_frameworks
+from .user_code import AutogradVJP, Forward, Session, UserVJP, given_arrays
 
 __all__ = ["FRAMEWORKS", "MODES", "FWD_MAX_ELEMENTS", "adapt_vjp", "adapt_grad", "adapt_op", "check_modes",
            "Adapter"]
