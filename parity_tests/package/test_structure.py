@@ -6,6 +6,7 @@ and no import of the test suite."""
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,12 @@ def test_every_op_has_its_recipes_row() -> None:
     assert not any(lacking.values()), f"recipes rows lacking recipes: { {k: v for k, v in lacking.items() if v} }"
     with pytest.raises(ValueError, match=r"'relu'.*truth_forward / truth_vjp"):
         OpSpec("relu", torch=lambda ns, x: ns.torch.relu(x), jax=lambda ns, x: ns.nn.relu(x))
+
+
+def test_every_subpackage_is_in_the_wheel() -> None:
+    """``pyproject.toml`` spells out its packages (the fixtures' package-dir
+    mapping needs the list): a subpackage missing there is missing from the wheel."""
+    pyproject = PACKAGE.parent / "pyproject.toml"
+    listed = set(tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, f"subpackages missing from pyproject.toml's packages: {sorted(found - listed)}"
