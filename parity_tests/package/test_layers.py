@@ -31,7 +31,8 @@ pytestmark = pytest.mark.numpy_only
 
 PACKAGE = Path(reference_impl.__file__).resolve().parent
 
-FOUNDATION = {"reference_impl.wide", "reference_impl.broadcasting", "reference_impl.bounded_json", "reference_impl.pytree"}
+FOUNDATION = {"reference_impl.wide", "reference_impl.broadcasting", "reference_impl.bounded_json",
+              "reference_impl.pytree"}
 FACES = {"reference_impl.cli", "reference_impl.__main__", "reference_impl.pytest_plugin", "reference_impl.truth",
          "reference_impl.gradcheck", "reference_impl.gradcheck.numerics"}
 LAYERS = ["foundation", "accuracy", "reference", "frameworks", "strategies", "engine", "golden", "oracle", "certify",
