@@ -2,13 +2,18 @@
 ``t = 0``, one outcome (:class:`AdjointOutcome`) for registered ops, whole
 networks and any user function.
 
-Two error models remain, because what is known about ``f`` differs: an op or
-network of the reference has an a-priori bound on each evaluation (the
-accuracy model), so its tolerance is that bound and two central differences
-suffice (:func:`adjoint_numbers`); a user's function comes with none, so its
-test measures its rounding floor and noise and extrapolates further
-(Ridders' tableau, several starting steps: :func:`adjoint_test`, with the
-numerics of :mod:`.differences`).
+Two error models remain, because what is known about ``f`` differs and
+neither is sharper everywhere: an op or network of the reference has an
+a-priori bound on each evaluation (the accuracy model), so its tolerance is
+that bound and two central differences suffice (:func:`adjoint_numbers`); a
+user's function comes with none, so its test measures its rounding floor and
+noise and extrapolates further (Ridders' tableau, several starting steps:
+:func:`adjoint_test`, with the numerics of :mod:`.differences`). Measured on
+every op's drawn inputs (``benchmarks/bench_adjoint.py``, 40 per op, the same
+directions, the measured model given the VJP's a-priori bound as its noise):
+no false alarm in either; a VJP off by ``1 + 1e-7`` caught on 209 of 440
+float64 examples by the measured model and 186 by the a-priori one, off by
+``1 + 1e-10`` on 83 and 59; in float32, off by ``1 + 1e-4``, on 215 and 243.
 
 For a function ``f``, inputs ``x``, a direction ``u`` and a cotangent ``v``::
 
