@@ -276,3 +276,48 @@ def test_framework_opinions_on_an_array_api_function() -> None:
     wrong = ri.check_vjp(_layer_norm, lambda g, x: _layer_norm_vjp(g, x, wrong=True), inputs=inputs,
                          backends=("torch", "jax"), max_examples=5, seed=0)
     assert not wrong.ok
+
+
+# --------------------------------------------------------------------------- narrowed inputs keep the extremes
+
+
+def _softplus(x):
+    return np.log1p(np.exp(x))  # overflows at exp's threshold: a bug there
+
+
+def _softplus_vjp(g, x):
+    e = np.exp(x)
+    return g * e / (1 + e)
+
+
+def test_a_scale_keeps_the_named_extremes_and_finds_the_overflow() -> None:
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = ri.check_vjp(_softplus, _softplus_vjp, inputs=ri.Inputs(x=ri.Arg("real", shape=(3, 4), scale=30)),
+                         seed=0, max_examples=25)
+    assert not r.ok and "not finite" in r.counterexamples[0].message, r.report()
+    (line,) = r.coverage
+    assert line.startswith("x drawn in [") and "the named extremes in" in line and " 0 of " not in line
+    assert f"covered: {line}" in r.report()
+
+
+def test_extremes_false_draws_only_the_scale_and_says_so() -> None:
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = ri.check_vjp(_softplus, _softplus_vjp,
+                         inputs=ri.Inputs(x=ri.Arg("real", shape=(3, 4), scale=30, extremes=False)),
+                         seed=0, max_examples=25)
+    assert r.ok, r.report()
+    assert "the named extremes in 0 of" in r.coverage[0]
+
+
+def test_a_range_keeps_only_the_extremes_inside_it() -> None:
+    r = ri.check_vjp(np.tanh, lambda g, x: g * (1 - np.tanh(x) ** 2),
+                     inputs=ri.Inputs(x=ri.Arg("real", shape=(8,), range=(-100.0, 100.0))), seed=0, max_examples=25)
+    assert r.ok, r.report()
+    low, high, extremes = re.fullmatch(r"x drawn in \[(\S+), (\S+)\], the named extremes in (\d+) of \d+ input\(s\)",
+                                       r.coverage[0]).groups()
+    assert float(low) >= -100.0 and float(high) <= 100.0 and int(extremes) > 0, r.coverage
+
+
+def test_extremes_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match=r"^extremes: expected True or False"):
+        ri.Arg("real", scale=1.0, extremes="no")

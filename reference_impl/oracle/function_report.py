@@ -45,6 +45,8 @@ class GradcheckResult(Result):
     max_examples: int
     seed: int | None
     profile: str
+    coverage: tuple[str, ...] = ()
+    """Per floating input: the range of the values drawn and how many inputs reached the named extremes."""
 
     @property
     def worst_order(self) -> float:
@@ -68,7 +70,8 @@ class GradcheckResult(Result):
             f"gradient check: {self.title()} -- {'PASSED' if self.ok else 'FAILED'}",
             f"settings: dtypes {list(self.dtypes)}, opinions {['differences', *self.backends]}, "
             f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}",
-            notes=[*(f"problem: {p}" for p in self.problems), *(f"cut: {c}" for c in self.cuts), *skipped],
+            notes=[*(f"problem: {p}" for p in self.problems), *(f"cut: {c}" for c in self.cuts), *skipped,
+                   *(f"covered: {c}" for c in self.coverage)],
             table=format_rows(self.rows) if self.rows else [],
             footnotes=["(order: Taylor remainder order, 2 when right and 1 when wrong; err/tol under the error "
                        "models of reference_impl.engine.differences)"],
@@ -78,5 +81,5 @@ class GradcheckResult(Result):
         return {"kind": self.kind, "subject": self.subject, "functions": list(self.functions), "ok": self.ok,
                 "dtypes": list(self.dtypes), "backends": list(self.backends), "max_examples": self.max_examples,
                 "seed": self.seed, "profile": self.profile, "problems": list(self.problems), "cuts": list(self.cuts),
-                "skipped": self.skipped, "rows": [r.to_dict() for r in self.rows],
+                "skipped": self.skipped, "coverage": list(self.coverage), "rows": [r.to_dict() for r in self.rows],
                 "counterexamples": [c.to_dict() for c in self.counterexamples]}

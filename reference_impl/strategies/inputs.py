@@ -25,10 +25,15 @@ Value kinds:
 
 ``scale=`` fixes the scale (a number or a tuple to draw from) of ``real``,
 ``kinked`` and ``logits``; ``range=(low, high)`` draws ``real`` values
-uniformly instead. A side of ``shape`` is an int (fixed), ``None`` (drawn in
-``Inputs.sides``) or a string: a named side, drawn once and shared by every
-argument that names it. Sides shrink towards their low end, values towards
-seed 0, so a failure shrinks to a small input.
+uniformly instead. Either keeps the named extremes of ``real`` and
+``kinked`` (exp's thresholds, saturation, the smallest normal number) that
+lie inside the range -- all of them under a scale -- in one drawn input of
+four, unless ``extremes=False``: narrowing never silently drops them.
+
+A side of ``shape`` is an int (fixed), ``None`` (drawn in ``Inputs.sides``)
+or a string: a named side, drawn once and shared by every argument that
+names it. Sides shrink towards their low end, values towards seed 0, so a
+failure shrinks to a small input.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..pytree import flatten, leaf_paths, unflatten
+from . import EXP_THRESHOLDS
 from . import values as library_values
 
-__all__ = ["Arg", "Inputs", "KINDS", "Drawn", "spec_strategy", "leaf_count"]
+__all__ = ["Arg", "Inputs", "KINDS", "Drawn", "spec_strategy", "leaf_count", "extremes_of"]
 
 KINDS = ("real", "kinked", "logits", "distribution", "positive_distribution", "one_hot", "labels")
 _LIBRARY_KINDS = ("real", "kinked", "logits", "distribution", "positive_distribution")
@@ -70,6 +76,10 @@ class Arg:
     range: tuple[float, float] | None = None
     classes: int | str | None = None
     """``labels`` only: the number of classes (or a named side)."""
+    extremes: bool = True
+    """With ``scale`` or ``range``, still place the named extremes (:data:`EXTREMES`)
+    that lie inside ``range`` (all of them under a ``scale``) in one drawn
+    input of four; ``False`` draws only what ``scale`` / ``range`` say."""
 
     def __post_init__(self) -> None:
         shape: Any = self.shape  # checked as whatever the caller passed
@@ -88,6 +98,8 @@ class Arg:
                     _is_number(s) and math.isfinite(float(s)) and float(s) > 0 for s in scales):
                 raise ValueError(f"scale: a positive number (or tuple) for real/kinked/logits, got {self.scale!r} "
                                  f"for kind {self.kind!r}")
+        if not isinstance(self.extremes, (bool, np.bool_)):
+            raise TypeError(f"extremes: expected True or False, got {type(self.extremes).__name__} {self.extremes!r}")
         if value_range is not None:
             ok = (self.kind == "real" and isinstance(value_range, tuple) and len(value_range) == 2
                   and all(_is_number(v) and math.isfinite(float(v)) for v in value_range)
@@ -185,17 +197,46 @@ def _draw_value(draw: st.DrawFn, a: Arg, shape: tuple[int, ...], dtype: np.dtype
         return out.astype(dtype), r
     if a.range is not None:
         r["range"] = a.range
-        return rng.uniform(a.range[0], a.range[1], size=shape).astype(dtype), r
-    scales: tuple[float, ...] = a.scale if isinstance(a.scale, tuple) else (float(a.scale or 1.0),)
-    scale = float(draw(st.sampled_from(scales)))
-    x = rng.standard_normal(shape) * scale
+        x = rng.uniform(a.range[0], a.range[1], size=shape)
+    else:
+        scales: tuple[float, ...] = a.scale if isinstance(a.scale, tuple) else (float(a.scale or 1.0),)
+        scale = float(draw(st.sampled_from(scales)))
+        x = rng.standard_normal(shape) * scale
+        r["scale"] = scale
+    if a.kind in ("real", "kinked") and a.extremes and draw(st.integers(0, 3)) == 0:
+        x, r["extremes"] = _with_extremes(rng, x, dtype, a.range)
     if a.kind == "kinked":
         frac = draw(st.sampled_from((0.0, 0.25, 0.5)))
         mask = rng.random(shape) < frac
         x = np.where(mask, np.where(rng.random(shape) < 0.5, 0.0, -0.0), x)
         r["zero_fraction"] = frac
-    r["scale"] = scale
     return x.astype(dtype), r
+
+
+def extremes_of(dtype: np.dtype) -> tuple[float, ...]:
+    """The named extremes of ``real`` values in ``dtype``, positive side:
+    exp's overflow and sigma's underflow thresholds (:data:`EXP_THRESHOLDS`),
+    the saturation the library draws up to, the smallest normal number."""
+    top = 100.0 if dtype == np.float32 else 800.0
+    return (*EXP_THRESHOLDS, 8.0, top, float(np.finfo(dtype).tiny))
+
+
+def _with_extremes(rng: np.random.Generator, x: np.ndarray, dtype: np.dtype,
+                   value_range: tuple[float, float] | None) -> tuple[np.ndarray, float]:
+    """``x`` with a drawn fraction of its elements moved to the named extremes
+    (each within 2 of its point, either sign) that lie inside ``value_range``."""
+    points = np.array([s * e for e in extremes_of(dtype) for s in (1.0, -1.0)])
+    if value_range is not None:
+        points = points[(points >= value_range[0]) & (points <= value_range[1])]
+    if points.size == 0 or x.size == 0:
+        return x, 0.0
+    fraction = float(rng.choice((0.25, 0.5, 1.0)))
+    chosen = points[rng.integers(0, points.size, size=x.shape)]
+    jitter = np.where(np.abs(chosen) >= 8.0, rng.uniform(-2.0, 2.0, size=x.shape), 0.0)
+    moved = chosen + jitter
+    if value_range is not None:
+        moved = np.clip(moved, value_range[0], value_range[1])
+    return np.where(rng.random(x.shape) < fraction, moved, x), fraction
 
 
 def _side_key(name: str, leaf: int, i: int, s: Side) -> Any:

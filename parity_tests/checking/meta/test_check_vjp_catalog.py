@@ -193,8 +193,9 @@ LN = Inputs(x=Arg("real", shape=(None, "n")), gamma=Arg("real", shape=("n",), sc
             beta=Arg("real", shape=("n",), scale=1.0))
 DENSE = Inputs(x=Arg("real", shape=("b", "k"), scale=1.0), w=Arg("real", shape=("k", "o"), scale=1.0))
 SQUARE = Inputs(x=Arg("real", shape=("b", "k"), scale=1.0), w=Arg("real", shape=("k", "k"), scale=1.0))
-MLP = Inputs(w1=Arg("real", shape=("i", "h"), scale=0.5), w2=Arg("real", shape=("h", "c"), scale=0.5),
-             x=Arg("real", shape=("b", "i"), scale=1.0), y=Arg("labels", shape=("b",), classes="c"))
+MLP = Inputs(w1=Arg("real", shape=("i", "h"), scale=0.5, extremes=False),
+             w2=Arg("real", shape=("h", "c"), scale=0.5, extremes=False),
+             x=Arg("real", shape=("b", "i"), scale=1.0, extremes=False), y=Arg("labels", shape=("b",), classes="c"))
 
 CORRECT = [
     Case("logsumexp: max-shifted softmax", logsumexp, logsumexp_vjp, ROWS),
