@@ -11,6 +11,9 @@ from the same float64 inputs.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +35,7 @@ def _assert_within_bound(what: str, actual: np.ndarray, exact: truth.Truth, magn
     spacing = np.maximum(np.spacing(np.abs(exact.rounded)), np.finfo(F64).smallest_subnormal)
     with np.errstate(over="ignore"):
         allowed = (0.5 + exact_dot.ACCEPT * np.maximum(np.abs(exact.value), magnitude) / spacing
-                   + 0.5 * np.finfo(F64).smallest_subnormal / spacing)
+                   + 0.5 * (np.finfo(F64).smallest_subnormal / spacing))
     worst = int(np.argmax(ulps - allowed))
     assert np.all(ulps <= allowed), (
         f"{what}: {np.ravel(ulps)[worst]:.3g} ulp from the truth at flat index {worst} "
@@ -55,10 +58,23 @@ def _hidden_cancellation(rng: np.random.Generator, k: int) -> tuple[np.ndarray, 
     return a, b
 
 
+@contextlib.contextmanager
+def _path(path: str) -> Iterator[None]:
+    """Small products take the TwoProduct + fsum path; ``"passes"`` sends
+    them through the sliced passes instead, as large ones go."""
+    saved = exact_dot._SMALL
+    exact_dot._SMALL = saved if path == "few terms" else 0
+    try:
+        yield
+    finally:
+        exact_dot._SMALL = saved
+
+
+@pytest.mark.parametrize("path", ["few terms", "passes"])
 @given(seed=st.integers(0, 2**32 - 1), k=st.sampled_from([1, 2, 7, 64, 300, 1024, 3000]),
        names=st.tuples(*[st.sampled_from(LONG_RANGES)] * 2), bias=st.booleans())
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-def test_products_within_the_stated_bound(seed: int, k: int, names: tuple[str, str], bias: bool) -> None:
+def test_products_within_the_stated_bound(path: str, seed: int, k: int, names: tuple[str, str], bias: bool) -> None:
     rng = np.random.default_rng(seed)
     a = _long(rng, (3, k), names[0], F64)
     b = _long(rng, (k, 2), names[1], F64)
@@ -68,18 +84,22 @@ def test_products_within_the_stated_bound(seed: int, k: int, names: tuple[str, s
     exact = truth.forward("dense", (a, b, c)) if c is not None else truth.forward("matmul", (a, b))
     if not np.all(np.isfinite(exact.rounded)):
         return  # beyond float64: the ops refuse it (test_truth)
-    _assert_within_bound(f"exact_dot.matmul [{'/'.join(names)}, k {k}, bias {bias}]",
-                         exact_dot.matmul(a, b, c), exact, mag)
+    with _path(path):
+        got = exact_dot.matmul(a, b, c)
+    _assert_within_bound(f"exact_dot.matmul [{path}, {'/'.join(names)}, k {k}, bias {bias}]", got, exact, mag)
 
 
+@pytest.mark.parametrize("path", ["few terms", "passes"])
 @given(seed=st.integers(0, 2**32 - 1), k=st.sampled_from([16, 100, 1000]))
 @settings(max_examples=10, deadline=None, database=None)
-def test_small_terms_behind_a_cancellation(seed: int, k: int) -> None:
+def test_small_terms_behind_a_cancellation(path: str, seed: int, k: int) -> None:
     """Where the leading terms cancel exactly, the terms below a float64 ulp
     of them are the whole result and must survive."""
     a, b = _hidden_cancellation(np.random.default_rng(seed), k)
     exact = truth.forward("matmul", (a, b))
-    _assert_within_bound(f"exact_dot.matmul [hidden cancellation, k {k}]", exact_dot.matmul(a, b), exact,
+    with _path(path):
+        got = exact_dot.matmul(a, b)
+    _assert_within_bound(f"exact_dot.matmul [{path}, hidden cancellation, k {k}]", got, exact,
                          np.abs(a) @ np.abs(b))
 
 
@@ -99,3 +119,32 @@ def test_batch_axes_summed_inside_the_accurate_sum() -> None:
     assert exact_dot.matmul(a, b).shape == (4, 3, 2)
     assert exact_dot.matmul(a[0, 0], b[0]).shape == (2,)
     assert exact_dot.matmul(a[0], b[0, :, 0]).shape == (3,)
+
+
+@pytest.mark.parametrize("op", ["matmul", "dense"])
+def test_sums_of_products_do_not_depend_on_longdouble(op: str, request: pytest.FixtureRequest) -> None:
+    """The float64 products run on BLAS whatever ``longdouble`` is: the same
+    bits, forward and VJPs, with the platform's ``longdouble`` and with it
+    forced to plain float64 (where the other ops take the decimal fallback)."""
+    from reference_impl import OPS
+
+    rng = np.random.default_rng(11)
+    shapes = {"matmul": [((5, 40), (40, 3)), ((40,), (40, 3)), ((2, 5, 40), (40,)), ((2, 1, 5, 7), (3, 7, 4))],
+              "dense": [((5, 40), (40, 3), (3,)), ((40,), (40, 3), (3,)), ((2, 5, 40), (40, 3), (3,))]}[op]
+    cases = [tuple(rng.standard_normal(s) * 10.0 ** rng.integers(-3, 3, s) for s in shape) for shape in shapes]
+
+    def run() -> list[np.ndarray]:
+        results = []
+        for xs in cases:
+            out = OPS[op].forward(*xs)
+            results += [out, *OPS[op].vjp(rng_g(out.shape), *xs)]
+        return results
+
+    def rng_g(shape: tuple[int, ...]) -> np.ndarray:
+        return np.random.default_rng(len(shape)).standard_normal(shape)
+
+    native = run()
+    request.getfixturevalue("decimal_fallback")
+    forced = run()
+    for i, (x, y) in enumerate(zip(native, forced, strict=True)):
+        assert x.dtype == y.dtype == F64 and np.array_equal(x, y), f"{op} result {i}: bits differ without longdouble"

@@ -295,7 +295,7 @@ def test_decimal_fallback_ignores_the_callers_decimal_context() -> None:
             assert all(np.array_equal(a, b) for a, b in zip(grads, expected[op][1]))
 
 
-LONG_RANGES = ("normal", "spread", "cancelling", "far_apart")
+LONG_RANGES = ("normal", "spread", "cancelling", "far_apart", "tiny_products")
 
 
 def _long(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype: np.dtype) -> np.ndarray:
@@ -303,14 +303,20 @@ def _long(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype: np
     its own binade, 2^-60..2^60 for float64, so that a row's slices cannot
     hold its small entries); ``cancelling`` (neighbours nearly opposite);
     ``far_apart`` (2^-500..2^500 for float64: rows of unrelated magnitudes
-    and products far below their rows' largest). float32 spans a sixth of
-    those exponents (its range is an eighth of float64's)."""
+    and products far below their rows' largest); ``tiny_products``
+    (2^-545..2^-515 for float64, 2^-85..2^-70 for float32: products and
+    results about the smallest normal, rounded in the subnormal range).
+    float32 spans a sixth of the other exponents (its range is an eighth of
+    float64's)."""
     x = rng.standard_normal(shape)
     reach = 1 if dtype == np.float64 else 1 / 6
     if name == "spread":
         return x * 2.0 ** rng.uniform(-60 * reach, 60 * reach, shape)
     if name == "far_apart":
         return x * 2.0 ** rng.uniform(-500 * reach, 500 * reach, shape)
+    if name == "tiny_products":
+        low, high = (-545, -515) if dtype == np.float64 else (-85, -70)
+        return x * 2.0 ** rng.uniform(low, high, shape)
     if name == "cancelling":
         flat = (x * 1e6).reshape(-1)
         flat[1::2] = -flat[0::2][: flat[1::2].size] * (1 + rng.standard_normal(flat[1::2].size) * 1e-9)
