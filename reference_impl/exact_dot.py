@@ -386,4 +386,4 @@ def _exact_entry(row: np.ndarray, col: np.ndarray, bias: float | None) -> float:
     try:
         return float(total)
     except OverflowError:
-        return math.copysign(math.inf, total)
+        return math.inf if total > 0 else -math.inf

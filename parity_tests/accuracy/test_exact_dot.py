@@ -148,3 +148,13 @@ def test_sums_of_products_do_not_depend_on_longdouble(op: str, request: pytest.F
     forced = run()
     for i, (x, y) in enumerate(zip(native, forced, strict=True)):
         assert x.dtype == y.dtype == F64 and np.array_equal(x, y), f"{op} result {i}: bits differ without longdouble"
+
+
+def test_rational_entries_round_once_and_beyond_range_to_inf() -> None:
+    """The last resort rounds the exact sum once; a sum beyond float64 is
+    +-inf (as IEEE rounding says; the ops then refuse it by name)."""
+    row, col = np.array([1e308, 1e308, -1e308]), np.array([10.0, 10.0, 1.0])
+    assert exact_dot._exact_entry(row, col, None) == np.inf
+    assert exact_dot._exact_entry(-row, col, None) == -np.inf
+    assert exact_dot._exact_entry(np.array([1.0, 2.0**-60]), np.array([1.0, 1.0]), -1.0) == 2.0**-60
+    assert exact_dot._exact_entry(np.array([1.0, 2.0**-53]), np.array([1.0, 1.0]), None) == 1.0  # a tie: to even
