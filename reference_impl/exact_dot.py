@@ -324,16 +324,20 @@ def _finish(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, ta: np
     """``lead + small (+ bias)`` unscaled and rounded once, and the entries
     whose error bound is certified neither elementwise nor normwise. Without
     a bias the comparisons are made in the scaled units (the same power of
-    two scales an entry and its bound)."""
+    two scales an entry and its bound), first against each column's largest
+    bound (one pass), then, on the entries that fails for, their own."""
     k = a.shape[1]
     unscale = _unscaler(ta, tb)
-    inv = 1 / ACCEPT
+    inv = 1 / ACCEPT  # the bound times ACCEPT's reciprocal, against |C| or M
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if bias is None:
             scaled = lead + small
             out = unscale(scaled)
-            limit = _formed(bound, inv)  # ACCEPT's reciprocal times the bound, against |C| or M
-            bad = ~(limit <= np.abs(scaled))
+            size = np.abs(scaled)
+            terms, const = bound
+            column = sum((np.max(u) * v for u, v in terms), np.full((1, size.shape[1]), const))
+            i, j = np.nonzero(~(inv * column <= size))
+            limit = inv * (sum((u[i, 0] * v[0, j] for u, v in terms), np.zeros(i.size)) + const)
         else:
             hi = unscale(lead)
             s = hi + bias
@@ -341,22 +345,29 @@ def _finish(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, ta: np
             err = (hi - (s - bb)) + (bias - bb)  # TwoSum: hi + bias = s + err exactly
             low = unscale(small)
             out = np.where(np.isfinite(s), s + (err + low), s)
+            size = np.abs(out)
             # the rounding of the low parts' sum joins the bound
-            limit = inv * (unscale(_formed(bound)) + _U * (np.abs(err) + np.abs(low)))
-            bad = ~(limit <= np.abs(out))
-    if not np.any(bad):
+            full = inv * (unscale(_formed(bound)) + _U * (np.abs(err) + np.abs(low)))
+            i, j = np.nonzero(~(full <= size))
+            limit = full[i, j]
+        still = ~(limit <= size[i, j])
+    i, j, limit = i[still], j[still], limit[still]
+    bad = np.zeros(out.shape, dtype=bool)
+    if i.size == 0:
         return out, bad
     # |a| @ |b| rounded is within gamma_k of the true M: shrunk by that, it is a lower bound
-    raw = np.abs(sa) @ np.abs(sb)
+    raw = (np.abs(sa) @ np.abs(sb))[i, j]
     with np.errstate(over="ignore", under="ignore"):
         mag = raw * (1 - k * 2.0**-52) - k * 2.0**-1074
         if bias is not None:
-            mag = np.minimum(unscale(mag), np.finfo(np.float64).max) + np.abs(bias)
-    bad &= ~(limit <= mag)
-    if np.any(bad) and _smallest(sa) * _smallest(sb) >= 2.0**-1022:
+            mag = np.minimum(np.ldexp(mag, ta[i, 0] + tb[0, j]), np.finfo(np.float64).max) \
+                + np.abs(np.broadcast_to(bias, out.shape)[i, j])
+    still = ~(limit <= mag)
+    if np.any(still) and _smallest(sa) * _smallest(sb) >= 2.0**-1022:
         # no product of nonzero entries underflows, so M = 0 means every product is 0: the sum
         # (and the bias) is then exact -- a zero line meets a zero line, as a relu leaves them
-        bad &= raw != 0
+        still &= raw != 0
+    bad[i[still], j[still]] = True
     return out, bad
 
 
