@@ -48,6 +48,12 @@ behind a cancellation -- are summed exactly in rationals
 TwoSum with the unscaled leading part. In subnormal results the unscaling may
 round once more (at most half the smallest subnormal).
 
+Small products (``m n (k + 25) <= 4096``) skip the passes: each product
+of entries becomes the exact pair ``p + e`` (Dekker's TwoProduct on
+Veltkamp's split, where no split overflows and no ``e`` underflows) and each
+entry's terms are summed by :func:`math.fsum` (Shewchuk's exact partials),
+correctly rounded.
+
 Cost: three BLAS products and O(mk + kn + mn) work for the first pass,
 a fourth product where some entry cancels, the second pass only on the
 lines it needs.
