@@ -343,6 +343,8 @@ def _finish(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, ta: np
             terms, const = bound
             column = sum((np.max(u) * v for u, v in terms), np.full((1, size.shape[1]), const))
             i, j = np.nonzero(~(inv * column <= size))
+            if i.size == 0:  # the common case: every entry certified by its column's largest bound
+                return out, np.zeros(out.shape, dtype=bool)
             limit = inv * (sum((u[i, 0] * v[0, j] for u, v in terms), np.zeros(i.size)) + const)
         else:
             hi = unscale(lead)
