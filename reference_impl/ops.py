@@ -9,8 +9,10 @@ dtype.
 The reference is the truth, rounded once. Every formula is evaluated in a
 wider format (``reference_impl.wide``: float64 for float32 inputs; for
 float64 inputs the x87 80-bit ``longdouble``, or 40-digit decimals where the
-platform has no wider ``longdouble``) and rounded to the working dtype at
-the end; where a textbook formula cancels or overflows even there, the
+platform has no wider ``longdouble``; the sums of products of ``matmul``
+and ``dense`` by ``wide.matmul``: float64 BLAS for float32, Ozaki's
+error-free splitting on float64 BLAS for float64, ``reference_impl.exact_dot``)
+and rounded to the working dtype at the end; where a textbook formula cancels or overflows even there, the
 accurate formula is the formula, with a comment saying why. Float32 results
 are within 1 ulp of the exact value, float64 results within a few.
 
@@ -44,7 +46,8 @@ import numpy as np
 from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
 from .broadcasting import unbroadcast as _unbroadcast
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
-from .wide import exp, log, log1p, neg, precision, round_to, wide
+from .wide import column_sums, exp, log, log1p, neg, precision, round_to, wide
+from .wide import matmul as wide_matmul
 from .wide import tanh as wide_tanh
 
 __all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "cross_entropy_of_softmax_grad", "_REGISTRY"]
@@ -162,13 +165,13 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` with ``np.matmul`` semantics (1-D operands promoted, batch
     axes broadcast). Document 002 writes each layer as such a product; the
     dot products accumulate in the wide format and round once."""
-    aw, bw = wide(a, b)
-    return round_to(np.matmul(aw, bw), a)
+    return round_to(wide_matmul(a, b), a)
 
 
 def matmul_vjp_wide(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(g @ b^T, a^T @ g)`` in ``g``'s own dtype, reduced over broadcast
-    batch axes, with 1-D operands promoted and the promoted axis removed."""
+    """``(g @ b^T, a^T @ g)`` in the wide format (``wide.matmul``), reduced
+    over broadcast batch axes inside the accurate sum, with 1-D operands
+    promoted and the promoted axis removed."""
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = g
@@ -178,8 +181,8 @@ def matmul_vjp_wide(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
         g2 = np.expand_dims(g, -2)
     elif b.ndim == 1:
         g2 = np.expand_dims(g, -1)
-    da = _unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
-    db = _unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+    da = wide_matmul(g2, np.swapaxes(b2, -1, -2), shape=a2.shape).reshape(a.shape)
+    db = wide_matmul(np.swapaxes(a2, -1, -2), g2, shape=b2.shape).reshape(b.shape)
     return da, db
 
 
@@ -187,7 +190,7 @@ def matmul_vjp_wide(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
 def matmul_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arrays:
     """``da = g @ b^T``, ``db = a^T @ g`` (transposes of the last two axes),
     reduced over broadcast batch axes; accumulated wide, rounded once."""
-    da, db = matmul_vjp_wide(*wide(g, a, b))
+    da, db = matmul_vjp_wide(g, a, b)
     return round_to(da, a), round_to(db, b)
 
 
@@ -216,18 +219,16 @@ def _check_dense(arrays: Arrays, params: Params) -> None:
 def dense(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``x @ W + b``, ``W`` of shape ``(inputs, outputs)`` as in document 002
     (``o_input = k_output * wko + bo``); the bias joins the wide sum."""
-    xw, ww, bw = wide(x, w, b)
-    return round_to(np.matmul(xw, ww) + bw, x)
+    return round_to(wide_matmul(x, w, bias=b), x)
 
 
 @dense.defvjp
 def dense_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Arrays:
     """``dx = g @ W^T``; ``dW = x^T @ g`` and ``db = sum(g)`` summed over every
     batch row (document 002: ``dJ/dwko = k_output^T . dJ/do_input``)."""
-    gw, xw, ww = wide(g, x, w)
-    xf = xw.reshape(-1, x.shape[-1])
-    gf = gw.reshape(-1, g.shape[-1])
-    return round_to(np.matmul(gw, ww.T), x), round_to(np.matmul(xf.T, gf), w), round_to(gf.sum(axis=0), b)
+    xf = x.reshape(-1, x.shape[-1])
+    gf = g.reshape(-1, g.shape[-1])
+    return round_to(wide_matmul(g, w.T), x), round_to(wide_matmul(xf.T, gf), w), round_to(column_sums(gf), b)
 
 
 # --------------------------------------------------------------------------- relu (002)

@@ -9,6 +9,12 @@ float64) in Python's :mod:`decimal` at 40 digits, elementwise on object
 arrays: slower, with the same guarantee, checked against ball arithmetic in
 the truth tier with this fallback forced.
 
+Sums of products (``matmul``, ``column_sums`` below: every product of the
+``matmul`` and ``dense`` ops and VJPs) take the working-dtype arrays
+instead: float32 in float64 BLAS (exact products), float64 through
+:mod:`reference_impl.exact_dot` (Ozaki's error-free splitting on float64
+BLAS, rounded once), the same bits on every platform.
+
 The formulas are written once, with NumPy operators and the elementary
 functions below (``exp``, ``log``, ``log1p``, ``tanh``), which dispatch on
 the array: NumPy's own for float64 and ``longdouble``, :mod:`decimal`'s for
@@ -26,7 +32,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh"]
+from . import exact_dot
+from .broadcasting import unbroadcast
+
+__all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul", "column_sums"]
 
 _LONG = np.longdouble
 """The platform's ``longdouble``; the fallback below is taken where it has
@@ -139,3 +148,28 @@ def tanh(x: Any) -> np.ndarray:
     """Hyperbolic tangent elementwise in ``x``'s format."""
     x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
     return _elementwise(_decimal(_decimal_tanh), x) if x.dtype == object else np.asarray(np.tanh(x))
+
+
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,
+           shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """``a @ b (+ bias)`` of working-dtype arrays (at least 2-D, batch axes
+    broadcast), summed over the batch axes that ``shape`` broadcasts (as
+    ``unbroadcast``), in the wide format: float32 as ``np.matmul`` in float64
+    (every product exact); float64 by :func:`exact_dot.matmul`, already the
+    exact value rounded (within 3/4 ulp, or 1/2 ulp plus 1/4 ulp of
+    ``|a| @ |b| + |bias|`` where the terms cancel)."""
+    if a.dtype == np.float64:
+        return exact_dot.matmul(a, b, bias, shape)
+    out = np.matmul(*wide(a, b))
+    if bias is not None:
+        out = out + wide(bias)[0]
+    return out if shape is None else unbroadcast(out, shape)
+
+
+def column_sums(x: np.ndarray) -> np.ndarray:
+    """``x.sum(axis=0)`` of a 2-D working-dtype array in the wide format:
+    float32 summed in float64, float64 as the product ``1^T x`` of
+    :func:`exact_dot.matmul` (exact terms, one rounding)."""
+    if x.dtype == np.float64:
+        return exact_dot.matmul(np.ones((1, x.shape[0])), x)[0]
+    return np.asarray(wide(x)[0].sum(axis=0))

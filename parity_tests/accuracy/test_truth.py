@@ -293,3 +293,69 @@ def test_decimal_fallback_ignores_the_callers_decimal_context() -> None:
             grads = OPS[op].vjp(np.ones_like(out), *xs)
             assert np.array_equal(out, expected[op][0])
             assert all(np.array_equal(a, b) for a, b in zip(grads, expected[op][1]))
+
+
+LONG_RANGES = ("normal", "spread", "cancelling", "far_apart", "tiny_products")
+
+
+def _long(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype: np.dtype) -> np.ndarray:
+    """Operands of a long contraction: ``normal``; ``spread`` (every entry in
+    its own binade, 2^-60..2^60 for float64, so that a row's slices cannot
+    hold its small entries); ``cancelling`` (neighbours nearly opposite);
+    ``far_apart`` (2^-500..2^500 for float64: rows of unrelated magnitudes
+    and products far below their rows' largest); ``tiny_products``
+    (2^-545..2^-515 for float64, 2^-85..2^-70 for float32: products and
+    results about the smallest normal, rounded in the subnormal range).
+    float32 spans a sixth of the other exponents (its range is an eighth of
+    float64's)."""
+    x = rng.standard_normal(shape)
+    reach = 1 if dtype == np.float64 else 1 / 6
+    if name == "spread":
+        return x * 2.0 ** rng.uniform(-60 * reach, 60 * reach, shape)
+    if name == "far_apart":
+        return x * 2.0 ** rng.uniform(-500 * reach, 500 * reach, shape)
+    if name == "tiny_products":
+        low, high = (-545, -515) if dtype == np.float64 else (-85, -70)
+        return x * 2.0 ** rng.uniform(low, high, shape)
+    if name == "cancelling":
+        flat = (x * 1e6).reshape(-1)
+        flat[1::2] = -flat[0::2][: flat[1::2].size] * (1 + rng.standard_normal(flat[1::2].size) * 1e-9)
+        return flat.reshape(shape)
+    return x * 10.0 ** rng.integers(-3, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=["float32", "float64"])
+@pytest.mark.parametrize("op", ["matmul", "dense"])
+@given(seed=st.integers(0, 2**32 - 1), long=st.sampled_from([64, 300, 1024, 3000]),
+       axis=st.integers(0, 2), names=st.tuples(*[st.sampled_from(LONG_RANGES)] * 3))
+@settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+def test_long_sums_of_products(op: str, dtype: np.dtype, seed: int, long: int, axis: int,
+                               names: tuple[str, str, str]) -> None:
+    """The sums of products of ``matmul`` and ``dense`` (forward, VJPs) with
+    one long axis -- the contraction of the forward (``axis`` 0), of ``g @
+    W^T`` (1) or of ``x^T @ g`` (2) -- where the accurate float64 products
+    slice their operands by the length: the truth rounded, elementwise or
+    normwise, on rows of any spread of magnitudes."""
+    rng = np.random.default_rng(seed)
+    rows, inner, outer = [(3, long, 2), (3, 2, long), (long, 2, 3)][axis]
+    x = np.asarray(_long(rng, (rows, inner), names[0], dtype), dtype=dtype)
+    w = np.asarray(_long(rng, (inner, outer), names[1], dtype), dtype=dtype)
+    g = np.asarray(_long(rng, (rows, outer), names[2], dtype), dtype=dtype)
+    inputs = (x, w) if op == "matmul" else (x, w, np.asarray(_long(rng, (outer,), names[2], dtype), dtype=dtype))
+    label = "/".join(names) + f"/axis {axis}, length {long}"
+    with np.errstate(over="ignore", invalid="ignore"):
+        fwd_mag, grad_mags = _magnitudes(op, g, inputs, {})
+    spec = OPS[op]
+    exact_out = truth.forward(op, inputs)
+    if _beyond_range(exact_out):
+        with pytest.raises(ValueError, match="not representable"):
+            spec.forward(*inputs)
+    else:
+        _assert_close(f"{op} forward", spec.forward(*inputs), exact_out, fwd_mag, dtype, label)
+    exact_grads = truth.vjp(op, g, inputs, {})
+    if _beyond_range(*exact_grads):
+        with pytest.raises(ValueError, match="not representable"):
+            spec.vjp(g, *inputs)
+        return
+    for name, gr, exact, mag in zip(spec.arg_names, spec.vjp(g, *inputs), exact_grads, grad_mags):
+        _assert_close(f"{op} VJP w.r.t. {name}", gr, exact, mag, dtype, label)
