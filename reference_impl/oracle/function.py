@@ -203,7 +203,7 @@ def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str
         problems.append("no input could be checked: every input was skipped")
     return GradcheckResult(kind, subject, (pb.f_name, pb.vjp_name), tally.rows(), tuple(counterexamples),
                            tuple(problems), tuple(cuts), counters.skipped, dtypes, backends, max_examples, seed,
-                           profile, tuple(counters.coverage_lines()))
+                           profile, tuple(counters.coverage.lines()))
 
 
 def _checked_nothing(problem: str) -> str:

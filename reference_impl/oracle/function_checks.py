@@ -12,7 +12,7 @@ framework opinions. It returns the first failure as a :class:`Finding`, which
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from ..engine.calls import Snapshot, UnsatisfiedAssumption, call, returned_array
 from ..engine.results import Tally
 from ..engine.search import Misuse
 from ..frameworks.array_api import framework_vjp
-from ..strategies.inputs import Drawn
+from ..strategies.inputs import Coverage, Drawn
 
 __all__ = ["Problem", "Finding", "Counters", "evaluate", "shape_class"]
 
@@ -56,10 +56,6 @@ class Finding(engine.Finding):
     structure_error: bool = False
 
 
-_EXTREME_RANGES = ("exp_thresholds", "saturated", "tiny")
-"""The library's named ranges of ``real`` values that are extremes (``reference_impl.strategies``)."""
-
-
 @dataclass
 class Counters:
     evaluated: int = 0
@@ -67,26 +63,7 @@ class Counters:
     structure_errors: int = 0
     cut_by_size: int = 0
     misuse: str = ""
-    coverage: dict[str, list[float]] = field(default_factory=dict)
-    """Per floating input leaf: ``[lowest, highest, inputs with the named extremes, inputs]``."""
-
-    def cover(self, names: Sequence[str], args: Sequence[Any], recipe: Mapping[str, Any]) -> None:
-        """Fold one drawn input into :attr:`coverage` (what the report says was covered)."""
-        for name, arg in zip(names, args):
-            leaves, structure = pytree.flatten(arg)
-            for path, leaf in zip(pytree.leaf_paths(structure, name), leaves):
-                a = np.asarray(leaf)
-                if a.dtype.kind != "f" or a.size == 0:
-                    continue
-                c = self.coverage.setdefault(path, [math.inf, -math.inf, 0, 0])
-                c[0], c[1] = min(c[0], float(a.min())), max(c[1], float(a.max()))
-                r = recipe.get(path)
-                c[2] += int(isinstance(r, Mapping) and (bool(r.get("extremes")) or r.get("range") in _EXTREME_RANGES))
-                c[3] += 1
-
-    def coverage_lines(self) -> list[str]:
-        return [f"{path} drawn in [{lo:.4g}, {hi:.4g}], the named extremes in {n} of {total} input(s)"
-                for path, (lo, hi, n, total) in self.coverage.items()]
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 
@@ -266,7 +243,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     """Every check on one input in one dtype; the first failure, or None."""
     args = tuple(_cast(a, dtype) for a in drawn.args)
     names = _names(pb, len(args))
-    counters.cover(names, args, drawn.recipe)
+    counters.coverage.fold(names, args, drawn.recipe)
     if pb.wrt is None:
         wrt = tuple(i for i, a in enumerate(args) if _is_floating(a))
     else:

@@ -50,7 +50,7 @@ from ..pytree import flatten, leaf_paths, unflatten
 from . import EXP_THRESHOLDS
 from . import values as library_values
 
-__all__ = ["Arg", "Inputs", "KINDS", "Drawn", "spec_strategy", "leaf_count", "extremes_of"]
+__all__ = ["Arg", "Inputs", "KINDS", "Drawn", "spec_strategy", "leaf_count", "extremes_of", "Coverage"]
 
 KINDS = ("real", "kinked", "logits", "distribution", "positive_distribution", "one_hot", "labels")
 _LIBRARY_KINDS = ("real", "kinked", "logits", "distribution", "positive_distribution")
@@ -304,3 +304,33 @@ def spec_strategy(draw: st.DrawFn, spec: Inputs, dtype: Any, max_elements: int) 
 def leaf_count(values: Sequence[Any]) -> int:
     leaves, _ = flatten(tuple(values))
     return sum(int(np.size(x)) for x in leaves)
+
+
+_EXTREME_RANGES = ("exp_thresholds", "saturated", "tiny")
+"""The library's named ranges of ``real`` values that are extremes (:data:`reference_impl.strategies.REAL_RANGES`)."""
+
+
+@dataclass
+class Coverage:
+    """What the drawn inputs covered, for the report: per floating input leaf,
+    ``[lowest, highest, inputs that reached the named extremes, inputs]``."""
+
+    leaves: dict[str, list[float]] = field(default_factory=dict)
+
+    def fold(self, names: Sequence[str], args: Sequence[Any], recipe: dict[str, Any]) -> None:
+        """Take in one drawn input (its arrays and the recipe that drew them)."""
+        for name, arg in zip(names, args):
+            values, structure = flatten(arg)
+            for path, leaf in zip(leaf_paths(structure, name), values):
+                a = np.asarray(leaf)
+                if a.dtype.kind != "f" or a.size == 0:
+                    continue
+                c = self.leaves.setdefault(path, [math.inf, -math.inf, 0, 0])
+                c[0], c[1] = min(c[0], float(a.min())), max(c[1], float(a.max()))
+                r = recipe.get(path)
+                c[2] += int(isinstance(r, dict) and (bool(r.get("extremes")) or r.get("range") in _EXTREME_RANGES))
+                c[3] += 1
+
+    def lines(self) -> list[str]:
+        return [f"{path} drawn in [{lo:.4g}, {hi:.4g}], the named extremes in {n:g} of {total:g} input(s)"
+                for path, (lo, hi, n, total) in self.leaves.items()]
