@@ -247,7 +247,8 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
               dtypes: Sequence[str] = DTYPES, max_examples: int | None = None, seed: int | None = None,
               backends: Sequence[str] = (), max_elements: int = DEFAULT_MAX_ELEMENTS,
               time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None, framework: str | None = None,
-              device: str = "cpu", modes: Sequence[str] = ("rev",)) -> GradcheckResult:
+              device: str = "cpu", modes: Sequence[str] = ("rev",), order: int = 1,
+              hvp: Callable[..., Any] | None = None, batched: bool = False) -> GradcheckResult:
     """Check ``vjp(cotangent, *inputs)`` against ``f(*inputs)``.
 
     ``f`` returns an array or a pytree of arrays; ``vjp`` returns the
@@ -273,8 +274,43 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
     the drawn dtype on ``device``, and with ``vjp`` None the framework's own
     autograd through ``f`` is the VJP checked (:mod:`reference_impl.frameworks.callables`);
     ``modes=("rev", "fwd")`` checks its forward mode (JVPs) too.
+
+    ``order=2`` checks the gradient's own derivative instead: for a fixed
+    cotangent ``v``, the Hessian-vector product ``H u`` of ``phi(x) = <v,
+    f(x)>`` as the VJP of the gradient ``g(x) = J(x)^T v``, by the same
+    Taylor-remainder order (``|g(x + h u) - g(x) - h H u|`` shrinks like
+    ``h^2`` when ``H u`` is right, like ``h`` when not) and adjoint verdicts;
+    rows and findings carry `` (order 2)``. For torch and jax code both come
+    from the framework's double backward (so a custom backward that is not
+    itself differentiated correctly is caught); NumPy code gives ``vjp`` and
+    ``hvp(v, u, *inputs) -> H u`` (:mod:`reference_impl.frameworks.second_order`).
+
+    ``batched=True`` checks the framework's ``vmap`` of the VJP over a stack
+    of cotangents (``check_batched_grad``): one of its rows as the VJP under
+    the same verdicts, and against the per-example VJP under the error model
+    (:mod:`reference_impl.frameworks.batched`).
     """
     from ..frameworks.callables import adapt_vjp, check_modes
+
+    if batched is not False:
+        if batched is not True:
+            raise TypeError(f"batched: expected True or False, got {batched!r}")
+        if not (type(order) is int and order == 1) or hvp is not None or isinstance(modes, str) or (
+                tuple(modes) != ("rev",)):
+            raise ValueError("batched: True checks the reverse mode's vmap only; leave order=1 and modes=('rev',)")
+        from ..frameworks.batched import check_batched
+
+        return check_batched(check_vjp, f, vjp, {
+            "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
+            "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
+            "framework": framework, "device": device})
+    if not (type(order) is int and order == 1) or hvp is not None:
+        from ..frameworks.second_order import check_order2
+
+        return check_order2(check_vjp, f, vjp, hvp, order, {
+            "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
+            "backends": backends, "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
+            "framework": framework, "device": device, "modes": modes})
 
     if isinstance(modes, str) or tuple(modes) != ("rev",):
         return check_modes(check_vjp, f, vjp, modes, {

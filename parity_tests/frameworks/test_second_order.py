@@ -1,0 +1,111 @@
+"""``check_vjp(..., order=2)``: the Hessian-vector product of torch and jax code by the
+framework's own double backward, judged by the first order's Taylor-order verdict (issue 17).
+
+A right second derivative passes; a backward that is right in value but not itself
+differentiated correctly (a ``.detach()``, a ``stop_gradient``) is caught at order 2 while
+order 1 passes; bad ``order`` / ``hvp`` is refused naming the argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import reference_impl as ri
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+
+pytestmark = [pytest.mark.torch, pytest.mark.jax]
+
+# tanh's HVP -2 y (1 - y^2) loses its relative precision by cancellation where y rounds near 1
+# (|x| > ~10 in float64), below what the first order's rounding floor models: moderate inputs here
+X = ri.Inputs(x=ri.Arg("real", shape=(3, 4), range=(-3.0, 3.0)))
+SMALL = {"max_examples": 3, "seed": 0}
+
+
+class Sin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x)  # torch ops on the saved input: differentiable again
+
+
+class SinDetachedBackward(Sin):
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x.detach())  # right value, but its own derivative is cut
+
+
+@jax.custom_vjp
+def jax_sin(x: Any) -> Any:
+    return jnp.sin(x)
+
+
+jax_sin.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (g * jnp.cos(x),))
+
+
+@jax.custom_vjp
+def jax_sin_constant_rule(x: Any) -> Any:
+    return jnp.sin(x)
+
+
+# cos(x) as a constant to jax's differentiation: right in value, zero derivative
+jax_sin_constant_rule.defvjp(lambda x: (jnp.sin(x), x),
+                             lambda x, g: (g * jax.lax.stop_gradient(jnp.cos(x)),))
+
+
+@pytest.mark.parametrize("fn", [torch.tanh, Sin.apply, jax_sin], ids=["torch.tanh", "Function", "custom_vjp"])
+def test_a_right_second_derivative_passes(fn: Callable[..., Any]) -> None:
+    result = ri.check_vjp(fn, inputs=X, order=2, **SMALL)
+    assert result.ok, result.report()
+    assert result.functions == ("gradient", "hvp")
+    assert {"taylor[x] (order 2)", "adjoint[x] (order 2)"} <= {r.check for r in result.rows}
+
+
+@pytest.mark.parametrize("fn", [SinDetachedBackward.apply, jax_sin_constant_rule],
+                         ids=["detached backward", "stop_gradient rule"])
+def test_a_wrong_second_derivative_beside_a_right_first_is_caught(fn: Callable[..., Any]) -> None:
+    first = ri.check_vjp(fn, inputs=X, **SMALL)
+    second = ri.check_vjp(fn, inputs=X, order=2, **SMALL)
+    assert first.ok, first.report()
+    assert not second.ok
+    assert {c.check for c in second.counterexamples} <= {"taylor[x] (order 2)", "adjoint[x] (order 2)"}, \
+        second.report()
+
+
+def test_numpy_code_with_its_own_hvp() -> None:
+    def vjp(v: Any, x: Any) -> Any:
+        return v * np.cos(x)
+
+    right = ri.check_vjp(np.sin, vjp, inputs=X, order=2, hvp=lambda v, u, x: -v * np.sin(x) * u, **SMALL)
+    wrong = ri.check_vjp(np.sin, vjp, inputs=X, order=2, hvp=lambda v, u, x: v * np.sin(x) * u, **SMALL)
+    assert right.ok, right.report()
+    assert not wrong.ok and {c.check for c in wrong.counterexamples} == {"taylor[x] (order 2)"}
+
+
+def test_order_and_hvp_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"^order: expected 1 .* or 2 .*, got 3"):
+        ri.check_vjp(torch.tanh, inputs=X, order=3)
+    with pytest.raises(ValueError, match=r"^order: "):
+        ri.check_vjp(torch.tanh, inputs=X, order=True)
+    with pytest.raises(TypeError, match=r"^hvp: none given, and sin is NumPy code"):
+        ri.check_vjp(np.sin, lambda v, x: v * np.cos(x), inputs=X, order=2, framework="numpy")
+    with pytest.raises(ValueError, match=r"^hvp: given with order=1"):
+        ri.check_vjp(np.sin, lambda v, x: v * np.cos(x), inputs=X, hvp=lambda v, u, x: u)
+    with pytest.raises(TypeError, match=r"^hvp: expected a callable"):
+        ri.check_vjp(np.sin, lambda v, x: v * np.cos(x), inputs=X, order=2, hvp=3)
+    with pytest.raises(TypeError, match=r"^vjp: none given with hvp="):
+        ri.check_vjp(np.sin, inputs=X, order=2, hvp=lambda v, u, x: u)
+    with pytest.raises(ValueError, match=r"^modes: order=2"):
+        ri.check_vjp(torch.tanh, inputs=X, order=2, modes=("rev", "fwd"))

@@ -1,0 +1,238 @@
+"""``check_vjp(..., order=2)``: the gradient's own derivative, the Hessian-vector product.
+
+For a fixed cotangent ``v`` (drawn once per output shape, so it is the same
+at every perturbed input) the gradient ``g(x) = J(x)^T v`` of the scalar
+``phi(x) = <v, f(x)>`` is itself a function of ``x``, and its VJP with
+cotangent ``u`` is ``H u`` (``H``, the Hessian of ``phi``, is symmetric).
+``check_vjp`` judges the pair ``(g, H u)`` as it judges ``(f, J^T v)``: the
+Taylor remainder ``|<w, g(x + h d)> - <w, g(x)> - h <H w, d>|`` shrinks like
+``h^2`` when the HVP is right and like ``h`` when not, and the adjoint test
+holds ``<H w, d>`` against central differences of ``g``.
+
+``g`` and ``H u`` are the framework's: ``torch.autograd.grad(...,
+create_graph=True)`` twice, or ``jax.vjp`` of ``jax.vjp`` (reverse over
+reverse, so a ``custom_vjp``'s ``bwd`` is differentiated); a custom
+``backward`` that is not itself differentiated correctly (a ``.detach()``
+on a saved tensor, ``jax.lax.stop_gradient`` in a rule) gives a wrong ``H u``
+beside a right ``g``. NumPy code gives its own ``vjp`` and ``hvp(v, u,
+*inputs) -> H u`` (one per ``wrt`` input, as ``vjp`` returns them).
+Nothing here computes a derivative itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import pytree
+from .detection import signature_of, subject_of
+from .user_code import Forward, Session, _to_numpy
+
+__all__ = ["check_order2", "fixed_cotangent"]
+
+
+def fixed_cotangent(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """The cotangent ``v`` of ``phi = <v, f>``: a standard normal draw seeded by the output's shape only."""
+    rng = np.random.default_rng([17, len(shape), *shape])
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _floating_index(args: tuple[Any, ...]) -> tuple[int, ...]:
+    return tuple(i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+
+
+class _Named:
+    def __init__(self, name: str, like: Any) -> None:
+        self.__name__ = name
+        sig = signature_of(like)
+        if sig is not None:
+            self.__signature__ = sig
+
+
+class _TorchGradient(_Named):
+    """``g(x) = J^T v`` by ``torch.autograd.grad``; ``hvp`` differentiates it again (``create_graph=True``)."""
+
+    def __init__(self, forward: Forward, like: Any) -> None:
+        super().__init__(f"{forward.session.subject} (gradient)", like)
+        self.forward = forward
+
+    def grads(self, args: tuple[Any, ...], create_graph: bool) -> tuple[list[Any], list[Any]]:
+        torch = sys.modules["torch"]
+        s = self.forward.session
+        idx = _floating_index(args)
+        targs = s.inputs(args, [i in idx for i in range(len(args))])
+        outs = pytree.flatten(self.forward.raw(targs, {}))[0]
+        pairs = [(o, torch.as_tensor(fixed_cotangent(tuple(o.shape), np.float64)).to(o.device, o.dtype))
+                 for o in outs if isinstance(o, torch.Tensor) and o.requires_grad]
+        leaves = [targs[i] for i in idx]
+        if not pairs:
+            return leaves, [torch.zeros_like(t) for t in leaves]
+        got = torch.autograd.grad([o for o, _ in pairs], leaves, [c for _, c in pairs], allow_unused=True,
+                                  create_graph=create_graph)
+        return leaves, [torch.zeros_like(t) if g is None else g for g, t in zip(got, leaves)]
+
+    def __call__(self, *args: Any) -> Any:
+        torch = sys.modules["torch"]
+        with torch.enable_grad():
+            return tuple(_to_numpy(g) for g in self.grads(args, create_graph=False)[1])
+
+    def hvp(self, u: Any, *args: Any) -> Any:
+        torch = sys.modules["torch"]
+        with torch.enable_grad():
+            leaves, grads = self.grads(args, create_graph=True)
+            us = [np.asarray(c) for c in pytree.flatten(u)[0]]
+            pairs = [(g, torch.as_tensor(c).to(g.device, g.dtype)) for g, c in zip(grads, us) if g.requires_grad]
+            # a gradient that does not require grad has no second derivative in torch's view: H u = 0
+            got = torch.autograd.grad([g for g, _ in pairs], leaves, [c for _, c in pairs],
+                                      allow_unused=True) if pairs else [None] * len(leaves)
+        by_index = dict(zip(_floating_index(args), (_to_numpy(torch.zeros_like(t) if h is None else h)
+                                                    for h, t in zip(got, leaves))))
+        return tuple(by_index.get(i) for i in range(len(args)))
+
+
+class _JaxGradient(_Named):
+    """``g(x) = J^T v`` by ``jax.vjp``; ``hvp`` is ``jax.vjp`` of it (reverse over reverse)."""
+
+    def __init__(self, forward: Forward, like: Any) -> None:
+        super().__init__(f"{forward.session.subject} (gradient)", like)
+        self.forward = forward
+
+    def function(self, args: tuple[Any, ...]) -> tuple[Callable[..., Any], list[Any], tuple[int, ...]]:
+        jax = sys.modules["jax"]
+        s = self.forward.session
+        idx = _floating_index(args)
+        jargs = s.inputs(args)
+
+        def gradient(*w: Any) -> Any:
+            def partial(*w2: Any) -> Any:
+                full = list(jargs)
+                for i, wi in zip(idx, w2):
+                    full[i] = wi
+                return self.forward.raw(full, {})
+
+            out, pull = jax.vjp(partial, *w)
+            leaves, tree = jax.tree_util.tree_flatten(out)
+            return pull(jax.tree_util.tree_unflatten(
+                tree, [fixed_cotangent(tuple(o.shape), np.float64).astype(o.dtype) for o in leaves]))
+
+        return gradient, [jargs[i] for i in idx], idx
+
+    def __call__(self, *args: Any) -> Any:
+        gradient, primals, _ = self.function(args)
+        return tuple(_to_numpy(g) for g in gradient(*primals))
+
+    def hvp(self, u: Any, *args: Any) -> Any:
+        jax = sys.modules["jax"]
+        gradient, primals, idx = self.function(args)
+        grads, pull = jax.vjp(gradient, *primals)
+        us = [np.asarray(c).astype(g.dtype) for g, c in zip(grads, pytree.flatten(u)[0])]
+        by_index = dict(zip(idx, (_to_numpy(h) for h in pull(tuple(us)))))
+        return tuple(by_index.get(i) for i in range(len(args)))
+
+
+class _GivenHVP(_Named):
+    """The caller's ``vjp`` and ``hvp`` at the fixed ``v``: ``g(x) = vjp(v, *x)``, ``H u = hvp(v, u, *x)``."""
+
+    def __init__(self, f: Any, vjp: Any, hvp: Any) -> None:
+        super().__init__(f"{subject_of(f)} (gradient)", f)
+        self.f, self.vjp, self.user_hvp = f, vjp, hvp
+
+    def cotangent(self, args: tuple[Any, ...]) -> Any:
+        out = self.f(*args)
+        leaves, tree = pytree.flatten(out)
+        vs = [fixed_cotangent(np.shape(o), np.asarray(o).dtype) for o in leaves]
+        return pytree.unflatten(tree, vs)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.vjp(self.cotangent(args), *args)
+
+    def hvp(self, u: Any, *args: Any) -> Any:
+        return self.user_hvp(self.cotangent(args), u, *args)
+
+
+def _order(order: Any, hvp: Any, modes: Any) -> int:
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order not in (1, 2):
+        raise ValueError(f"order: expected 1 (the VJP) or 2 (the Hessian-vector product), got {order!r}")
+    if hvp is not None and not callable(hvp):
+        raise TypeError(f"hvp: expected a callable hvp(v, u, *inputs) -> H u, got {type(hvp).__name__}")
+    if hvp is not None and order != 2:
+        raise ValueError("hvp: given with order=1, where only the VJP is checked; pass order=2 to check it")
+    if order == 2 and (isinstance(modes, str) or tuple(modes) != ("rev",)):
+        raise ValueError("modes: order=2 checks the framework's reverse over reverse only; leave modes=('rev',)")
+    return int(order)
+
+
+def check_order2(check_vjp: Callable[..., Any], f: Any, vjp: Any, hvp: Any, order: Any,
+                 kwargs: dict[str, Any]) -> Any:
+    """``check_vjp`` of ``(g, H u)`` (the module's docstring); rows and findings carry `` (order 2)``."""
+    from .callables import Adapter, _resolve_framework
+
+    _order(order, hvp, kwargs.get("modes", ("rev",)))
+    if not callable(f):
+        raise TypeError(f"f: expected a callable f(*inputs) -> array or pytree, got {type(f).__name__}")
+    fw = _resolve_framework(kwargs["framework"], f)
+    session: Session | None = None
+    pair: Any
+    if hvp is not None:
+        if vjp is None:
+            raise TypeError("vjp: none given with hvp=...; the gradient g(x) = vjp(v, *x) whose derivative hvp "
+                            "gives is needed too")
+        if fw not in (None, "numpy"):
+            raise ValueError(f"hvp: given for {fw} code; order=2 of {fw} code checks the framework's own double "
+                             "backward, so leave hvp out (or pass NumPy code)")
+        pair = _GivenHVP(f, vjp, hvp)
+    else:
+        if fw == "numpy" or (fw is None and "torch" not in sys.modules and "jax" not in sys.modules):
+            raise TypeError(f"hvp: none given, and {subject_of(f)} is NumPy code, which has no autograd to take "
+                            "a Hessian-vector product from; give hvp=... (and vjp=...), or pass torch or jax code")
+        if vjp is not None:
+            raise ValueError("vjp: order=2 of torch or jax code differentiates the framework's autograd of f "
+                             "twice; leave vjp out")
+        session = Session(subject_of(f), fw, ("torch", "jax"), kwargs["device"],
+                          needs="order: 2 differentiates the framework's autograd twice, so f must be torch or "
+                                "jax code")
+        forward = Forward(f, session, dict)
+        if fw is None:  # a plain function: its first call tells the framework
+            pair = _Deciding(forward, f)
+        else:
+            session.dev()
+            pair = (_TorchGradient if fw == "torch" else _JaxGradient)(forward, f)
+    inner = {k: v for k, v in kwargs.items() if k != "modes"}
+    result = check_vjp(pair, pair.hvp, **{**inner, "framework": "numpy", "backends": ()})
+    if session is not None:
+        result = Adapter(session).finish(result)
+
+    def named(check: str) -> str:
+        return f"{check} (order 2)"
+
+    return dataclasses.replace(
+        result, functions=("gradient", "hvp"),
+        rows=tuple(dataclasses.replace(r, check=named(r.check)) for r in result.rows),
+        counterexamples=tuple(dataclasses.replace(c, check=named(c.check)) for c in result.counterexamples))
+
+
+class _Deciding(_Named):
+    """A plain function's gradient: the first call decides torch or jax, then the framework's pair is used."""
+
+    def __init__(self, forward: Forward, like: Any) -> None:
+        super().__init__(f"{forward.session.subject} (gradient)", like)
+        self.forward, self.like = forward, like
+        self.chosen: Any = None
+
+    def pick(self, args: tuple[Any, ...]) -> Any:
+        if self.chosen is None:
+            self.forward(*args)
+            fw = self.forward.session.framework
+            self.chosen = (_TorchGradient if fw == "torch" else _JaxGradient)(self.forward, self.like)
+        return self.chosen
+
+    def __call__(self, *args: Any) -> Any:
+        return self.pick(args)(*args)
+
+    def hvp(self, u: Any, *args: Any) -> Any:
+        return self.pick(args).hvp(u, *args)
