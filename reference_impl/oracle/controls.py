@@ -18,13 +18,16 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..engine.calls import type_name
+from ..engine.comparison import Counterexample
+from ..engine.search import SearchOutcome
 from ..frameworks.recipes import CONVENTIONS
 from ..ops import OPS
 from ..strategies import Example, values
 from ..strategies.inputs import Arg, Inputs, spec_strategy
 
 __all__ = ["DECLARABLE", "resolve_wrt", "resolve_conventions", "resolve_limits", "resolve_inputs",
-           "reference_inputs", "apply_conventions", "user_gradient", "op_inputs_strategy", "size_capped"]
+           "reference_inputs", "apply_conventions", "user_gradient", "op_inputs_strategy", "size_capped",
+           "fold_outcome"]
 
 DECLARABLE: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "relu'(0)": ("a number: the derivative your relu takes at exactly +-0 (e.g. 0, 0.5 or 1)", ("relu",)),
@@ -232,3 +235,14 @@ def wanted(wrt: tuple[int, ...] | None, inputs: Sequence[np.ndarray]) -> tuple[i
     if wrt is not None:
         return wrt
     return tuple(i for i, x in enumerate(inputs) if x.dtype.kind == "f")
+
+
+def fold_outcome(outcome: SearchOutcome, dtype: str, budget: float | None, n_dtypes: int, problems: list[str],
+                 cuts: list[str], found: list[Counterexample]) -> None:
+    """One dtype's search, into a checker's problems, cuts and counterexamples."""
+    if outcome.problem:
+        problems.append(f"{dtype}: {outcome.problem}")
+    if outcome.cut and budget is not None:
+        cuts.append(f"{dtype}: time_budget {budget:g} s ({budget / n_dtypes:g} s per dtype) spent; {outcome.cut}")
+    if outcome.finding is not None:
+        found.append(outcome.finding.counterexample(dtype, outcome.nondeterministic))

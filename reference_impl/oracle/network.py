@@ -26,7 +26,7 @@ from ..optim import check_lr, train
 from ..strategies.inputs import Inputs, spec_strategy
 from ..strategies.networks import NetCase, network_cases
 from .args import DTYPES, check_callable, resolve_common, resolve_max_batch, resolve_net
-from .controls import resolve_conventions, resolve_limits, resolve_wrt
+from .controls import fold_outcome, resolve_conventions, resolve_limits, resolve_wrt
 
 __all__ = ["check_network", "check_sgd_step"]
 
@@ -174,12 +174,7 @@ def _search_all(dts: Sequence[str], budget: float | None, strategy: Callable[[st
         outcome = search(strategy(dt), evaluator(dt), max_examples=n, seed=sd, budget=run)
         if outside:
             raise ValueError(f"inputs: a drawn (x, target) is outside what the network accepts: {outside[0]}")
-        if outcome.problem:
-            problems.append(f"{dt}: {outcome.problem}")
-        if outcome.cut and budget is not None:
-            cuts.append(f"{dt}: time_budget {budget:g} s ({budget / len(dts):g} s per dtype) spent; {outcome.cut}")
-        if outcome.finding is not None:
-            found.append(outcome.finding.counterexample(dt, outcome.nondeterministic))
+        fold_outcome(outcome, dt, budget, len(dts), problems, cuts, found)
     return found, cuts
 
 

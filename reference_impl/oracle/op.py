@@ -74,6 +74,7 @@ from ..strategies.inputs import Inputs
 from .args import BACKENDS, DTYPES, check_callable, resolve_common, unknown_name
 from .controls import (
     apply_conventions,
+    fold_outcome,
     op_inputs_strategy,
     reference_inputs,
     resolve_conventions,
@@ -230,12 +231,7 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
         outcome = search(strategy, evaluate, max_examples=n, seed=sd, budget=search_budget, screen=screen)
         if outside:
             raise ValueError(f"inputs: a drawn input is outside the domain of {op}: {outside[0]}")
-        if outcome.problem:
-            problems.append(f"{dt}: {outcome.problem}")
-        if outcome.cut and budget is not None:
-            cuts.append(f"{dt}: time_budget {budget:g} s ({budget / len(dts):g} s per dtype) spent; {outcome.cut}")
-        if outcome.finding is not None:
-            found.append(outcome.finding.counterexample(dt, outcome.nondeterministic))
+        fold_outcome(outcome, dt, budget, len(dts), problems, cuts, found)
     if too_big[0] or reduced[0]:
         cuts.append(f"max_elements {cap}: {too_big[0]} drawn input(s) above it were not checked, "
                     f"{reduced[0]} were drawn with smaller sides to fit")
