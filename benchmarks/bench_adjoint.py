@@ -22,30 +22,16 @@ import statistics
 from typing import Any
 
 import numpy as np
+from bench_accuracy import _drawn_examples  # the inputs check_op draws, by the same screen
 
 from reference_impl import OPS
 from reference_impl.accuracy.ops import vjp_bound
 from reference_impl.engine.adjoint import adjoint_test, op_adjoint
 from reference_impl.engine.differences import rounding_floor
-from reference_impl.engine.search import search
 from reference_impl.frameworks.recipes import SPECS
-from reference_impl.strategies import Source, build_example, examples
 
 EPS = (1e-4, 1e-7, 1e-10)
 WORK_U = 2.0**-53
-
-
-def _drawn(op: str, n: int, seed: int, dtype: str) -> list[Any]:
-    drawn: list[Any] = []
-
-    def keep(ex: Any) -> None:
-        drawn.append(ex)
-
-    def build(src: Source) -> Any:
-        return build_example(src, op, dtype)
-
-    search(examples(op, dtype), keep, max_examples=n, seed=seed, screen=build)
-    return drawn
 
 
 def _a_priori(op: str, ex: Any, grads: Any, seed: int) -> tuple[bool, float]:
@@ -88,7 +74,7 @@ def main() -> None:
     print(" | ".join(head))
     totals: dict[str, list[int]] = {"a priori": [0] * (2 + len(EPS)), "measured": [0] * (2 + len(EPS))}
     for op in sorted(OPS):
-        drawn = _drawn(op, args.examples, args.seed, args.dtype)
+        drawn = _drawn_examples(op, args.dtype, args.examples, args.seed)
         rows: dict[str, list[Any]] = {"a priori": [0, [0] * len(EPS), []], "measured": [0, [0] * len(EPS), []]}
         for k, ex in enumerate(drawn):
             grads = OPS[op].vjp(ex.cotangent, *ex.inputs, **ex.params)
