@@ -157,6 +157,22 @@ def _t_normalize_missing(g: Any, y: Any, x: Any) -> Any:
     return (g / x.norm(dim=-1, keepdim=True),)  # drops the projection term
 
 
+class Sin(torch.autograd.Function):
+    """A right torch Function whose backward uses torch ops on the saved input,
+    so it is differentiable again and can be vmapped (the batched and
+    second-order tests build their wrong variants on it)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x)
+
+
 class TanhBySigmoidInPlace(torch.autograd.Function):
     """tanh(x/2) = 2 sigma(x) - 1, with the output made in place from the saved sigma."""
 

@@ -21,22 +21,13 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 custom_batching = pytest.importorskip("jax.custom_batching")
 
+from .framework_catalog import Sin  # noqa: E402  (imports torch and jax: after the skips)
+
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
 X = ri.Inputs(x=ri.Arg("real", shape=(3, 4)))
 SMALL = {"max_examples": 3, "seed": 0}
 
-
-class Sin(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Any) -> Any:
-        ctx.save_for_backward(x)
-        return torch.sin(x)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        (x,) = ctx.saved_tensors
-        return g * torch.cos(x)
 
 
 class SinThroughAList(Sin):

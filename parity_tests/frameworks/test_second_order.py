@@ -20,6 +20,8 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
+from .framework_catalog import Sin  # noqa: E402  (imports torch and jax: after the skips)
+
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
 # tanh's HVP -2 y (1 - y^2) loses its relative precision by cancellation where y rounds near 1
@@ -27,17 +29,6 @@ pytestmark = [pytest.mark.torch, pytest.mark.jax]
 X = ri.Inputs(x=ri.Arg("real", shape=(3, 4), range=(-3.0, 3.0)))
 SMALL = {"max_examples": 3, "seed": 0}
 
-
-class Sin(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Any) -> Any:
-        ctx.save_for_backward(x)
-        return torch.sin(x)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        (x,) = ctx.saved_tensors
-        return g * torch.cos(x)  # torch ops on the saved input: differentiable again
 
 
 class SinDetachedBackward(Sin):
