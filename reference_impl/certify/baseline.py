@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bounded_json
+from .modes import row_key
 from .tasks import CertRow
 
 __all__ = ["UsageError", "load_baseline", "compare_baseline", "baseline_text", "MAX_BASELINE_BYTES", "MAX_DEPTH"]
@@ -81,7 +82,7 @@ def compare_baseline(old: dict[str, Any], new_rows: Sequence[CertRow], new_env: 
     ratios below 1e-6 of the tolerance count as 1e-6, i.e. no measurable
     error, so that exact zeros rank sensibly)."""
     floor = 1e-6
-    old_rows = {(r["section"], r["subject"], r["backend"], r["dtype"]): r for r in old["rows"]}
+    old_rows = {row_key(r): r for r in old["rows"]}
     new_map = {r.key: r for r in new_rows}
     changes = []
     for key, nr in new_map.items():

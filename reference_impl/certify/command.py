@@ -91,6 +91,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: every core this process may use, "
                         f"here {available_workers()}); 1 runs every row in this process")
+    p.add_argument("--modes", default=None,
+                   help=f"comma-separated, from {', '.join(fw_backends.MODES)} (compiled: torch.compile, jax.jit; "
+                        "eager jax runs under jax.disable_jit()); default: each framework's usual mode, "
+                        "torch eager and jax jitted")
+    p.add_argument("--devices", default="cpu",
+                   help=f"comma-separated, from {', '.join(fw_backends.DEVICES)} (cuda where the frameworks see a "
+                        "GPU); default: cpu")
     p.add_argument("--strict", action="store_true",
                    help=f"also fail passing rows whose accuracy grade exceeds {STRICT_ULP_LIMIT:g} ulp")
 
@@ -134,10 +141,36 @@ def settings_from(args: argparse.Namespace) -> Settings:
             raise UsageError(f"--{opt}: the folder of {path} does not exist")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers: must be >= 1, got {args.workers}")
+    modes = _choices(args.modes, "--modes", "mode", fw_backends.MODES) if args.modes is not None else []
+    devices = _choices(getattr(args, "devices", "cpu"), "--devices", "device", fw_backends.DEVICES)
     _check_backends_installed([b for b in backends if b != "fd"])
+    if "cuda" in devices:
+        _check_cuda([b for b in backends if b != "fd"], devices)
     n = args.max_examples if args.max_examples is not None else PROFILES[args.profile]
     return Settings(tuple(dict.fromkeys(backends)), tuple(dict.fromkeys(ops)), tuple(dict.fromkeys(sections)),
-                    n, args.seed, args.profile, workers=args.workers or available_workers(), strict=args.strict)
+                    n, args.seed, args.profile, workers=args.workers or available_workers(), strict=args.strict,
+                    modes=tuple(dict.fromkeys(modes)), devices=tuple(dict.fromkeys(devices)))
+
+
+def _choices(value: str | None, option: str, what: str, valid: Sequence[str]) -> list[str]:
+    chosen = _split(value)
+    if not chosen:
+        raise UsageError(f"{option}: empty; choose from {', '.join(valid)}")
+    for c in chosen:
+        if c not in valid:
+            raise UsageError(unknown_name(option, what, c, valid))
+    return chosen
+
+
+def _check_cuda(frameworks: Sequence[str], devices: Sequence[str]) -> None:
+    """``--devices cuda`` needs a GPU that every selected framework sees."""
+    lacking = [b for b in frameworks if "cuda" not in fw_backends.devices_present(b)]
+    if not frameworks or lacking:
+        who = ", ".join(lacking) if lacking else "finite differences (NumPy)"
+        others = [d for d in devices if d != "cuda"] or ["cpu"]
+        raise UsageError(f"--devices cuda: no CUDA device is present here for {who} "
+                         "(torch.cuda.is_available(), jax.devices('gpu')); "
+                         f"certify on --devices {','.join(others)}")
 
 
 def _check_backends_installed(backends: Sequence[str]) -> None:
@@ -203,7 +236,8 @@ def available_workers() -> int:
 def _cost(task: Task) -> int:
     """A rough order of the rows' run times: the longest start first, so
     that no worker is left with a long row at the end."""
-    return {"network": 3, "sgd": 2, "op": 1}.get(task.section, 0) + (2 if task.backend == "jax" else 0)
+    return ({"network": 3, "sgd": 2, "op": 1}.get(task.section, 0) + (2 if task.backend == "jax" else 0)
+            + (5 if task.mode == "compiled" and task.backend == "torch" else 0))
 
 
 _PRELOAD = ["reference_impl.certify", "reference_impl.frameworks.networks"]

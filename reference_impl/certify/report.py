@@ -122,7 +122,8 @@ class Certificate:
     def settings_dict(self) -> dict[str, Any]:
         s = self.settings
         return {"seed": s.seed, "profile": s.profile, "max_examples": s.max_examples, "backends": list(s.backends),
-                "ops": list(s.ops), "sections": list(s.sections), "dtypes": list(s.dtypes), "strict": s.strict}
+                "ops": list(s.ops), "sections": list(s.sections), "dtypes": list(s.dtypes), "strict": s.strict,
+                "modes": list(s.modes), "devices": list(s.devices)}
 
 
 def _f(v: float, spec: str = ".2e") -> str:

@@ -1,11 +1,12 @@
 """The rows of ``certify``: what each computes, as thin layers over the engine.
 
-A :class:`Task` is plain data (section, subject, backend, dtype), so that a
+A :class:`Task` is plain data (section, subject, backend, dtype, mode, device), so that a
 process pool can send it to a worker; :func:`run_task` computes its
 :class:`CertRow` there with the engine's search, comparison and worst-error
 accumulator (:mod:`reference_impl.engine`, :mod:`reference_impl.engine.search`,
 :mod:`reference_impl.engine.adjoint`). Every row uses the same hypothesis seed, so a
-row's result does not depend on which process computed it.
+row's result does not depend on which process computed it. Which modes and
+devices a row runs in: :mod:`reference_impl.certify.modes`.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from ..ops import OPS
 from ..optim import train
 from ..strategies import examples
 from ..strategies.networks import PALETTE, any_architectures, network_cases
+from .modes import fixed_mode_selected, op_modes, row_key, suffix, usual_mode
 
-__all__ = ["CertRow", "Settings", "Task", "plan", "run_task", "jsonable", "SGD_STEPS"]
+__all__ = ["CertRow", "Settings", "Task", "plan", "run_task", "jsonable", "row_key", "SGD_STEPS"]
 
 SGD_STEPS = 3
 SGD_RATES = (0.01, 0.1, 1.0)
@@ -55,6 +57,9 @@ class Settings:
     dtypes: tuple[str, ...] = ("float32", "float64")
     workers: int = 1
     strict: bool = False
+    modes: tuple[str, ...] = ()
+    """``eager``, ``compiled``; empty: each framework's usual mode (torch eager, jax jitted)."""
+    devices: tuple[str, ...] = ("cpu",)
 
 
 @dataclass
@@ -85,10 +90,13 @@ class CertRow:
     detail: str = ""
     """The failure with its shrunk counterexample, or why the row was skipped."""
     seconds: float = 0.0
+    mode: str = "eager"
+    """``eager`` or ``compiled`` (``torch.compile``, ``jax.jit``)."""
+    device: str = "cpu"
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.section, self.subject, self.backend, self.dtype)
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        return (self.section, self.subject, self.backend, self.dtype, self.mode, self.device)
 
     def absorb(self, comp: Comparison, worst: Worst | None = None) -> None:
         """Fold one comparison into the row's worst values (the engine's accumulator)."""
@@ -132,11 +140,13 @@ class Task:
     dtype: str
     net: str = ""
     """A preset key (``"002"``, ``"003 hidden"``) or empty for random architectures."""
+    mode: str = "eager"
+    device: str = "cpu"
 
     @property
     def label(self) -> str:
         against = "finite differences" if self.backend == "fd" else self.backend
-        return f"{self.section} {self.subject} vs {against} {self.dtype}"
+        return f"{self.section} {self.subject} vs {against}{suffix(self.backend, self.mode, self.device)} {self.dtype}"
 
 
 Tick = Callable[[], None]
@@ -145,6 +155,8 @@ Tick = Callable[[], None]
 def _reproduce(row: CertRow, s: Settings) -> str:
     parts = ["python -m reference_impl certify", f"--backends {row.backend}", f"--seed {s.seed}",
              f"--max-examples {s.max_examples}"]
+    if suffix(row.backend, row.mode, row.device):
+        parts += [f"--modes {row.mode}", f"--devices {row.device}"]
     if row.section == "op":
         parts.insert(1, f"--ops {row.subject}")
     else:
@@ -204,9 +216,10 @@ def backend_evaluator(op: str, backend: Any, row: CertRow) -> Callable[[Any], Fi
 
 
 def _op_row(task: Task, s: Settings, tick: Tick) -> CertRow:
-    row = CertRow("op", task.subject, task.backend, task.dtype)
-    evaluate = backend_evaluator(task.subject, get_backend(task.backend), row)
-    shapes = "palette" if task.backend == "jax" else "free"
+    row = CertRow("op", task.subject, task.backend, task.dtype, mode=task.mode, device=task.device)
+    evaluate = backend_evaluator(task.subject, get_backend(task.backend, task.mode, task.device), row)
+    # jax and torch.compile compile per shape: a palette keeps their caches warm
+    shapes = "palette" if task.backend == "jax" or task.mode == "compiled" else "free"
     return _search(examples(task.subject, task.dtype, shapes=shapes), evaluate, s, tick, row)
 
 
@@ -291,7 +304,7 @@ def _ours(tape: Any, grads: Any, quantity: str, layer: int | None) -> np.ndarray
 
 def _network_row(task: Task, s: Settings, tick: Tick) -> CertRow:
     backend = task.backend
-    row = CertRow("network", task.subject, backend, task.dtype)
+    row = CertRow("network", task.subject, backend, task.dtype, mode=task.mode)
     adapters = _adapters()
     call = "torch.nn.Linear layers and autograd" if backend == "torch" else "jax.nn, optax losses and jax.grad"
     run_fw = adapters.torch_value_and_grad if backend == "torch" else adapters.jax_value_and_grad
@@ -348,7 +361,7 @@ def _network_fd_row(task: Task, s: Settings, tick: Tick) -> CertRow:
 
 def _sgd_row(task: Task, s: Settings, tick: Tick) -> CertRow:
     backend = task.backend
-    row = CertRow("sgd", task.subject, backend, task.dtype)
+    row = CertRow("sgd", task.subject, backend, task.dtype, mode=task.mode)
     adapters = _adapters()
     sgd = adapters.torch_sgd if backend == "torch" else adapters.jax_sgd
     call = "torch.optim.SGD" if backend == "torch" else "optax.sgd"
@@ -398,8 +411,8 @@ def _golden_row(task: Task, s: Settings, tick: Tick) -> CertRow:
     items = _golden_entries(s)[task.subject]
     # a replay reports pass or fail per printed number, no error/tolerance ratio
     row = CertRow("golden", task.subject, backend, golden.DTYPE.name, worst_abs_error=float("nan"),
-                  worst_ratio=float("nan"), model="the documents' printed precision plus the error model "
-                  "(reference_impl.golden)")
+                  worst_ratio=float("nan"), mode=task.mode,
+                  model="the documents' printed precision plus the error model (reference_impl.golden)")
     be = golden.REFERENCE if backend == "reference" else get_backend(backend)
     failures = []
     start = time.monotonic()
@@ -432,16 +445,21 @@ def plan(s: Settings) -> list[Task]:
     """Every row to compute, in report order."""
     tasks: list[Task] = []
     if "ops" in s.sections:
-        tasks += [Task("op", op, b, dt) for op in s.ops for b in s.backends for dt in s.dtypes]
+        tasks += [Task("op", op, b, dt, mode=m, device=d) for op in s.ops for b in s.backends
+                  for m in op_modes(s.modes, b) for d in (s.devices if b != "fd" else ("cpu",))
+                  if d in s.devices for dt in s.dtypes]
+    fixed = [b for b in ("reference", *s.backends) if fixed_mode_selected(s.modes, s.devices, b)]
     if "networks" in s.sections:
         for subject, key in [*presets(), (RANDOM, "")]:
-            tasks += [Task("network", subject, b, dt, key) for b in s.backends for dt in s.dtypes]
+            tasks += [Task("network", subject, b, dt, key, mode=usual_mode(b)) for b in fixed if b != "reference"
+                      for dt in s.dtypes]
         subject = f"gradient descent, {SGD_STEPS} steps (random architectures)"
-        tasks += [Task("sgd", subject, b, dt) for b in s.backends if b != "fd" for dt in s.dtypes]
+        tasks += [Task("sgd", subject, b, dt, mode=usual_mode(b)) for b in fixed if b not in ("fd", "reference")
+                  for dt in s.dtypes]
     if "golden" in s.sections:
         files = sorted(_golden_entries(s))
-        tasks += [Task("golden", f, b, golden.DTYPE.name) for b in ("reference", *s.backends) if b != "fd"
-                  for f in files]
+        tasks += [Task("golden", f, b, golden.DTYPE.name, mode=usual_mode(b))
+                  for b in fixed if b != "fd" for f in files]
     return tasks
 
 
@@ -458,7 +476,7 @@ def run_task(task: Task, s: Settings, tick: Tick | None = None) -> CertRow:
         row = _RUNNERS[(task.section, task.backend == "fd")](task, s, tick or (lambda: None))
     except Exception:  # a crash in one row is reported with its traceback
         return CertRow(task.section, task.subject, task.backend, task.dtype, status="error", verdict="error",
-                       detail=traceback.format_exc())
+                       detail=traceback.format_exc(), mode=task.mode, device=task.device)
     if row.status == "pass" and s.strict and row.grade_fails():
         row.status = "fail"
         row.detail = (f"--strict: accuracy grade {row.worst_ulp_error:.3g} ulp exceeds the limit of "

@@ -6,12 +6,26 @@ recipes in ``spec.py``: ``torch.softmax``, ``jax.nn.softmax``,
 framework's own autograd (``torch.autograd.grad``, ``jax.vjp``). Nothing here
 re-implements a formula of the reference.
 
-JAX compiles a new executable for every input shape (0.2-0.5 s each under
-``jit`` on a 2-core machine, 1.1-1.7 s eager). The adapter therefore keeps one
-``jax.jit``-compiled function per (op, parameters) that returns the output
-*and* the VJP together, so the forward test and the VJP test share one
-compilation per shape; the JAX tests draw shapes from a palette
-(``strategies.PALETTES``) so that the cache stays warm.
+A backend is a (framework, mode, device):
+
+* ``mode="eager"``: torch runs each op as it is called; jax runs ``jax.vjp``
+  outside any ``jit`` and under ``jax.disable_jit()``, so that every primitive
+  dispatches on its own, also inside jax's library functions that carry their
+  own ``jit`` (``jax.nn.softmax``, ...).
+* ``mode="compiled"``: ``torch.compile`` (inductor; ``dynamic=True``) of the
+  recipe, whose backward AOTAutograd compiles too; ``jax.jit`` of the output
+  and its VJP together.
+* ``device``: ``"cpu"``, or ``"cuda"`` where the framework sees a GPU
+  (:func:`devices_present`; jax looks for one only where ``JAX_PLATFORMS``
+  allows it, and this module defaults that to ``cpu``).
+
+Each compiled function is kept per (op, parameters) for the life of the
+process: jax compiles once per input shape and dtype (0.2-0.5 s each under
+``jit`` on a 2-core machine, 1-2 s eager, where every primitive compiles
+once per shape), torch.compile once per dtype and rank (the first 30-50 s,
+then seconds); the tests that use them draw shapes from a palette
+(``strategies.PALETTES``) so that the caches stay warm. ``get_backend("torch")``
+is eager torch and ``get_backend("jax")`` jitted jax (:data:`DEFAULT_MODE`).
 """
 
 from __future__ import annotations
@@ -29,9 +43,18 @@ import numpy as np
 
 from .recipes import SPECS
 
-__all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "get_backend", "available", "versions"]
+__all__ = ["BACKEND_NAMES", "MODES", "DEVICES", "DEFAULT_MODE", "Backend", "BackendUnavailable",
+           "DeviceUnavailable", "get_backend", "available", "devices_present", "versions"]
 
 BACKEND_NAMES = ("torch", "jax")
+MODES = ("eager", "compiled")
+DEVICES = ("cpu", "cuda")
+DEFAULT_MODE = {"torch": "eager", "jax": "compiled"}
+"""Each framework's usual mode, what ``get_backend(name)`` gives."""
+TORCH_RECOMPILE_LIMIT = 64
+"""Graphs torch.compile may keep per function (dtypes x ranks x size-1
+specialisations of a palette); past it torch fails instead of falling back
+to eager silently."""
 INSTALL_HINT = {
     "torch": "pip install torch==2.13.0  (the CPU build; see constraints.txt)",
     "jax": "pip install jax jaxlib  (see constraints.txt)",
@@ -42,9 +65,15 @@ class BackendUnavailable(RuntimeError):
     """A requested framework is not installed."""
 
 
+class DeviceUnavailable(RuntimeError):
+    """A requested device is not present for a framework."""
+
+
 class Backend(Protocol):
     name: str
     version: str
+    mode: str
+    device: str
 
     def forward(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any]) -> np.ndarray: ...
 
@@ -57,49 +86,92 @@ def available(name: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _check_mode_device(mode: str, device: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode: {mode!r} is not one of {list(MODES)}")
+    if device not in DEVICES:
+        raise ValueError(f"device: {device!r} is not one of {list(DEVICES)}")
+
+
+def _params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
+
+
 @dataclass(eq=False)
 class TorchBackend:
     name: str = "torch"
     version: str = ""
+    mode: str = "eager"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        _check_mode_device(self.mode, self.device)
         import torch
         import torch.nn.functional as F
 
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise DeviceUnavailable("device: 'cuda' is not present for torch (torch.cuda.is_available() is False)")
         self._torch = torch
         self._ns = SimpleNamespace(torch=torch, F=F)
+        self._functions: dict[tuple[str, tuple[tuple[str, Any], ...]], Callable[..., Any]] = {}
         self.version = torch.__version__
+
+    def _function(self, op: str, params: dict[str, Any]) -> Callable[..., Any]:
+        """The recipe as a function of the tensors; ``torch.compile``'d once
+        per (op, params) in compiled mode."""
+        key = (op, _params_key(params))
+        if key not in self._functions:
+            recipe, ns = SPECS[op].torch, self._ns
+
+            def fn(*ts: Any) -> Any:
+                return recipe(ns, *ts, **params)
+
+            if self.mode == "compiled":
+                import torch._dynamo.config as dynamo_config
+
+                dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, TORCH_RECOMPILE_LIMIT)
+                dynamo_config.fail_on_recompile_limit_hit = True
+                fn = self._torch.compile(fn, dynamic=True)
+            self._functions[key] = fn
+        return self._functions[key]
+
+    def _tensor(self, x: np.ndarray, grad: bool = False) -> Any:
+        t = self._torch.from_numpy(np.array(x, copy=True))
+        return (t if self.device == "cpu" else t.to(self.device)).requires_grad_(grad)
+
+    @staticmethod
+    def _array(t: Any) -> np.ndarray:
+        return np.asarray(t.detach().cpu().numpy())
 
     def _run(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any],
              grad: bool) -> tuple[Any, list[Any]]:
-        torch = self._torch
-        ts = [torch.from_numpy(np.array(x, copy=True)).requires_grad_(grad) for x in inputs]
-        out = SPECS[op].torch(self._ns, *ts, **params)
+        ts = [self._tensor(x, grad) for x in inputs]
+        out = self._function(op, params)(*ts)
         return out, ts
 
     def forward(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any]) -> np.ndarray:
         with self._torch.no_grad():
             out, _ = self._run(op, inputs, params, grad=False)
-        return np.asarray(out.numpy())
+        return self._array(out)
 
     def vjp(self, op: str, cotangent: np.ndarray, inputs: tuple[np.ndarray, ...],
             params: dict[str, Any]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         torch = self._torch
         out, ts = self._run(op, inputs, params, grad=True)
-        g = torch.from_numpy(np.array(cotangent, copy=True))
-        grads = torch.autograd.grad(out, ts, grad_outputs=g, allow_unused=True)
-        result = tuple(
-            np.zeros_like(x) if gr is None else np.asarray(gr.numpy()) for x, gr in zip(inputs, grads)
-        )
-        return np.asarray(out.detach().numpy()), result
+        grads = torch.autograd.grad(out, ts, grad_outputs=self._tensor(cotangent), allow_unused=True)
+        result = tuple(np.zeros_like(x) if gr is None else self._array(gr) for x, gr in zip(inputs, grads))
+        return self._array(out), result
 
 
 @dataclass(eq=False)
 class JaxBackend:
     name: str = "jax"
     version: str = ""
+    mode: str = "compiled"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        _check_mode_device(self.mode, self.device)
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
         import jax
 
@@ -112,6 +184,13 @@ class JaxBackend:
 
         self._jax = jax
         self._ns = SimpleNamespace(jax=jax, jnp=jnp, nn=jax.nn, special=jss, optax=optax)
+        self._place: Any = None
+        if self.device == "cuda":
+            gpus = _jax_gpus(jax)
+            if not gpus:
+                raise DeviceUnavailable(f"device: 'cuda' is not present for jax (jax.devices() is {jax.devices()}; "
+                                        f"JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS')!r})")
+            self._place = gpus[0]
         self.version = jax.__version__
 
     @cache  # noqa: B019 -- one compiled function per (op, params) for the process lifetime is the point
@@ -124,19 +203,29 @@ class JaxBackend:
             out, pullback = jax.vjp(lambda *xs: fn(self._ns, *xs, **params), *inputs)
             return out, pullback(g)
 
-        return jax.jit(fwd_and_vjp)
+        if self.mode == "compiled":
+            return jax.jit(fwd_and_vjp)
+
+        def eager(inputs: tuple[Any, ...], g: Any) -> tuple[Any, Any]:
+            with jax.disable_jit():
+                return fwd_and_vjp(inputs, g)
+
+        return eager
 
     def vjp(self, op: str, cotangent: np.ndarray, inputs: tuple[np.ndarray, ...],
             params: dict[str, Any]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        f = self._compiled(op, tuple(sorted(params.items())))
-        out, grads = f(tuple(inputs), cotangent)
+        f = self._compiled(op, _params_key(params))
+        args: Any = (tuple(inputs), cotangent)
+        if self._place is not None:
+            args = self._jax.device_put(args, self._place)
+        out, grads = f(*args)
         return np.asarray(out), tuple(np.asarray(gr) for gr in grads)
 
     def forward(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any]) -> np.ndarray:
         # The primal output of jax.vjp is the forward value of jax's own ops;
         # reusing the compiled function avoids a second compilation per shape.
         # The cotangent's shape comes from jax's own shape inference.
-        params_key = tuple(sorted(params.items()))
+        params_key = _params_key(params)
         shape, dtype = self._out_spec(op, params_key, tuple((x.shape, x.dtype.str) for x in inputs))
         return self.vjp(op, np.zeros(shape, dtype=dtype), inputs, params)[0]
 
@@ -149,17 +238,51 @@ class JaxBackend:
         return tuple(out.shape), np.dtype(out.dtype)
 
 
-@cache
-def get_backend(name: str) -> Backend:
-    """Return the adapter for ``name`` ("torch" or "jax").
+def _jax_gpus(jax: Any) -> list[Any]:
+    try:
+        return list(jax.devices("gpu"))
+    except RuntimeError:  # jax's answer when no backend of that platform exists
+        return []
+
+
+def get_backend(name: str, mode: str | None = None, device: str = "cpu") -> Backend:
+    """Return the adapter for ``name`` ("torch" or "jax") in ``mode``
+    ("eager" or "compiled"; default :data:`DEFAULT_MODE`) on ``device``
+    ("cpu" or "cuda"), one per process for each triple.
 
     Raises ``BackendUnavailable`` naming the install command when the
-    framework is missing, and ``ValueError`` for an unknown name."""
+    framework is missing, ``DeviceUnavailable`` when the device is not
+    present, and ``ValueError`` for an unknown name, mode or device."""
     if name not in BACKEND_NAMES:
         raise ValueError(f"backend: {name!r} is not one of {list(BACKEND_NAMES)}")
+    mode = DEFAULT_MODE[name] if mode is None else mode
+    _check_mode_device(mode, device)
+    return _backend(name, mode, device)
+
+
+@cache
+def _backend(name: str, mode: str, device: str) -> Backend:
     if not available(name):
         raise BackendUnavailable(f"backend {name!r} is not installed; install it with: {INSTALL_HINT[name]}")
-    return TorchBackend() if name == "torch" else JaxBackend()
+    return TorchBackend(mode=mode, device=device) if name == "torch" else JaxBackend(mode=mode, device=device)
+
+
+def devices_present(name: str) -> tuple[str, ...]:
+    """The :data:`DEVICES` framework ``name`` can run on here: ``"cpu"``, and
+    ``"cuda"`` where ``torch.cuda.is_available()`` or jax has a GPU device;
+    ``()`` when the framework is not installed. Imports the framework."""
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"name: {name!r} is not one of {list(BACKEND_NAMES)}")
+    if not available(name):
+        return ()
+    if name == "torch":
+        import torch
+
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    get_backend("jax")  # sets x64 and the platform default before jax starts
+    import jax
+
+    return ("cpu", "cuda") if _jax_gpus(jax) else ("cpu",)
 
 
 def versions() -> dict[str, str | None]:
