@@ -159,7 +159,7 @@ def test_baseline_ranks_the_largest_change(tmp_path: Path, capsys: pytest.Captur
     assert [(c["subject"], c["old_status"], c["new_status"]) for c in b["status_changed"]] == [
         ("softmax", "fail", "pass")]
     assert b["versions_changed"]["numpy"] == ["1.0.0", np.__version__]
-    assert b["removed"] == ["op / retired_op / fd / float64"]
+    assert b["removed"] == ["op / retired_op / fd / float64 / eager / cpu"]
     out = capsys.readouterr().out
     assert "op tanh vs fd float32:" in out and "(down 3.00 decades)" in out
     assert "STATUS op softmax vs fd float64: fail -> pass" in out
