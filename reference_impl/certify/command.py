@@ -2,11 +2,13 @@
 
 Runs, in this process, the checks the parity suite runs -- with the same
 hypothesis strategies, framework adapters and error model -- and prints one
-row per subject, backend and dtype:
+row per subject, backend, dtype, mode and device:
 
 * every op of ``OPS`` against torch (``torch.autograd.grad``), jax
   (``jax.vjp``) and central finite differences in float64 (the engine's
-  adjoint test, :mod:`reference_impl.engine.adjoint`), forward and VJP, float32 and float64;
+  adjoint test, :mod:`reference_impl.engine.adjoint`), forward and VJP, float32 and float64,
+  in the modes (``--modes eager,compiled``) and on the devices (``--devices cpu,cuda``)
+  of :mod:`reference_impl.certify.modes`;
 * every network preset of the documents and random architectures against
   torch (``nn.Linear`` + autograd), jax (``jax.grad``) and finite differences
   of the loss, and gradient descent against ``torch.optim.SGD`` and
