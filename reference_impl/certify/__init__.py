@@ -2,7 +2,7 @@
 
 :mod:`.command` is the command (arguments, the process pool, exit codes);
 :mod:`.tasks` the rows and what each computes, as thin layers over the
-engine; :mod:`.report` the progress display and the certificate in text,
+engine; :mod:`.modes` which modes and devices a row runs in; :mod:`.report` the progress display and the certificate in text,
 Markdown and JSON; :mod:`.baseline` what moved since an earlier certificate.
 
 The top of the import graph beside the command line: may import everything

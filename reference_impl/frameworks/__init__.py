@@ -8,7 +8,8 @@ use; ``import reference_impl`` does not import this package.
 * :mod:`.recipes` -- one row per op: how torch and jax compute it with their
   own operations, its exact value in ball arithmetic, the conventions that
   may explain a difference, named special cases. Imports no framework.
-* :mod:`.backends` -- run an op through torch or jax and their autograd.
+* :mod:`.backends` -- run an op through torch or jax and their autograd,
+  eager or compiled (``torch.compile``, ``jax.jit``), on the CPU or a GPU.
 * :mod:`.networks` -- whole networks as ``torch.nn.Linear`` layers and as
   ``jax.nn`` functions, with their gradients and SGD (imports both).
 * :mod:`.array_api` -- torch's and jax's autograd of a user's function
