@@ -2,8 +2,9 @@
 
 :mod:`.command` is the command (arguments, the process pool, exit codes);
 :mod:`.tasks` the rows and what each computes, as thin layers over the
-engine; :mod:`.modes` which modes and devices a row runs in; :mod:`.report` the progress display and the certificate in text,
-Markdown and JSON; :mod:`.baseline` what moved since an earlier certificate.
+engine; :mod:`.modes` which modes and devices a row runs in; :mod:`.report`
+the progress display and the certificate in text, Markdown and JSON;
+:mod:`.baseline` what moved since an earlier certificate.
 
 The top of the import graph beside the command line: may import everything
 below it (the oracle's settings, the engine, the strategies, the frameworks,
