@@ -67,7 +67,7 @@ def test_rounding_of_a_subnormal_result_is_not_a_flush() -> None:
     actual = np.array([101 * 5e-324])
     floor = np.array([tiny(F64)])
     comp = compare(actual, expected, floor, F64, floor=floor)
-    assert 1 < FLUSH_MIN_SUBNORMALS and comp.flushed == 0
+    assert FLUSH_MIN_SUBNORMALS > 1 and comp.flushed == 0
 
 
 def test_an_error_beyond_the_tolerance_is_graded_not_excused_as_a_flush() -> None:

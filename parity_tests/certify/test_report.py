@@ -180,7 +180,8 @@ def test_an_old_certificate_compares_on_the_rows_it_shares(tmp_path: Path) -> No
 def test_row_keys_default_to_eager_on_the_cpu() -> None:
     assert row_key(OLD_CERTIFICATE["rows"][0]) == ("op", "add", "torch", "eager", "cpu", "float32")
     assert row_key(_row("add", "torch", "float32")) == row_key(OLD_CERTIFICATE["rows"][0])
-    assert key_label(("op", "add", "jax", "compiled", "cuda", "float16")) == "op / add / jax / compiled / cuda / float16"
+    label = key_label(("op", "add", "jax", "compiled", "cuda", "float16"))
+    assert label == "op / add / jax / compiled / cuda / float16"
 
 
 def test_a_baseline_row_with_a_bad_mode_is_refused(tmp_path: Path) -> None:
