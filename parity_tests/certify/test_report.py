@@ -87,7 +87,7 @@ def test_text_report_puts_the_summary_first_and_grades_only_what_means_something
     assert head < rows_head, "the summary comes before the rows"
     summary = {tuple(line.split()[:3]): line for line in lines[head + 2:rows_head - 1]}
     assert "4.2e+05 ulp (op tanh)" in summary[("torch", "eager", "float32")]
-    assert "flushed subnormals in 1 rows" in summary[("jax", "eager", "float64")]
+    assert "flushed subnormals in 1 row" in summary[("jax", "eager", "float64")]
     assert " judged " in summary[("fd", "eager", "float64")]
     detail = {tuple(line.split()[:5]): line for line in lines[rows_head + 2:] if line.startswith("op ")}
     fd_line = detail[("op", "add", "fd", "eager", "float64")]

@@ -152,7 +152,7 @@ class Group:
         if self.errors:
             parts.append(f"{self.errors} crashed")
         if self.flushed_rows:
-            parts.append(f"flushed subnormals in {self.flushed_rows} rows")
+            parts.append(f"flushed subnormals in {self.flushed_rows} row{'s' if self.flushed_rows > 1 else ''}")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
