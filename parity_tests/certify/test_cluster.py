@@ -6,6 +6,8 @@ problem that names the option."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,11 @@ def test_an_unreachable_scheduler_is_a_usage_problem(capsys: pytest.CaptureFixtu
 def test_a_malformed_scheduler_timeout_is_a_usage_problem(capsys: pytest.CaptureFixture[str]) -> None:
     assert certify.main([*SELECTION, "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "0"]) == 2
     assert "--scheduler-timeout: must be > 0" in capsys.readouterr().err
+
+
+def test_certify_loads_dask_and_matplotlib_only_on_use() -> None:
+    code = ("import sys, reference_impl.certify; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'matplotlib')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"
