@@ -96,7 +96,7 @@ def test_the_page_parses_and_holds_summary_figure_and_rows() -> None:
     assert summary[0][:3] == ["framework", "mode", "dtype"]
     assert len(summary) - 1 == len(groups(ROWS)) == 4
     assert [r[:3] for r in summary[1:]] == [["torch", "eager", "float32"], ["torch", "compiled", "float32"],
-                                            ["jax", "eager", "float64"], ["fd", "eager", "float64"]]
+                                            ["jax", "compiled", "float64"], ["fd", "eager", "float64"]]
     assert len(rows) - 1 == len(ROWS)
     assert rows[4][1:6] == ["tanh", "torch", "compiled", "float32", "FAIL"]
     (img,) = [a for t, a in page.tags if t == "img"]
@@ -118,7 +118,7 @@ def test_the_heatmap_renders_a_failure_in_its_own_colour() -> None:
     assert px.shape[:2] == (figure.height, figure.width) and figure.width > 300 and figure.height > 150
     assert px[..., :3].std() > 0.1, "the figure is not blank"
     assert figure.subjects == ["add", "tanh"]
-    assert figure.columns == ["torch eager float32", "torch compiled float32", "jax eager float64",
+    assert figure.columns == ["torch eager float32", "torch compiled float32", "jax compiled float64",
                               "fd eager float64"]
     failing = _colour_in(px, figure.boxes[("tanh", "torch compiled float32")])
     passing = _colour_in(px, figure.boxes[("add", "torch compiled float32")])

@@ -61,14 +61,15 @@ def test_grades_name_their_kind() -> None:
 
 def test_summary_groups_by_framework_mode_and_dtype() -> None:
     got = {(g.framework, g.mode, g.dtype): g for g in groups(ROWS)}
-    assert list(got) == [("torch", "eager", "float32"), ("torch", "compiled", "float32"), ("jax", "eager", "float64"),
-                         ("fd", "eager", "float64")]
+    # a row without a mode ran in its framework's usual one: torch eager, jax jitted, NumPy eager
+    assert list(got) == [("torch", "eager", "float32"), ("torch", "compiled", "float32"),
+                         ("jax", "compiled", "float64"), ("fd", "eager", "float64")]
     eager = got[("torch", "eager", "float32")]
     assert (eager.rows, eager.passed, eager.failed, eager.worst_ulp, eager.worst_ulp_subject) == (
         2, 2, 0, 4.2e5, "op tanh")
     compiled = got[("torch", "compiled", "float32")]
     assert (compiled.passed, compiled.failed, compiled.worst_ulp, compiled.worst_ratio) == (1, 1, 3e6, 3.0)
-    jax = got[("jax", "eager", "float64")]
+    jax = got[("jax", "compiled", "float64")]
     assert (jax.worst_ulp, jax.worst_normwise, jax.flushed_rows) == (28.0, 2.0, 1)
     fd = got[("fd", "eager", "float64")]
     assert (fd.graded, fd.passed, fd.skipped, fd.worst_grade()) == (False, 1, 1, "judged")
@@ -87,12 +88,12 @@ def test_text_report_puts_the_summary_first_and_grades_only_what_means_something
     assert head < rows_head, "the summary comes before the rows"
     summary = {tuple(line.split()[:3]): line for line in lines[head + 2:rows_head - 1]}
     assert "4.2e+05 ulp (op tanh)" in summary[("torch", "eager", "float32")]
-    assert "flushed subnormals in 1 row" in summary[("jax", "eager", "float64")]
+    assert "flushed subnormals in 1 row" in summary[("jax", "compiled", "float64")]
     assert " judged " in summary[("fd", "eager", "float64")]
     detail = {tuple(line.split()[:5]): line for line in lines[rows_head + 2:] if line.startswith("op ")}
     fd_line = detail[("op", "add", "fd", "eager", "float64")]
     assert "3.9e+09" not in fd_line and "judged: finite differences" in fd_line
-    assert "flushed subnormals (31)" in detail[("op", "add", "jax", "eager", "float64")]
+    assert "flushed subnormals (31)" in detail[("op", "add", "jax", "compiled", "float64")]
     assert detail[("op", "tanh", "torch", "compiled", "float32")].split()[5] == "FAIL"
     assert "2 workers" in text and "4 workers" in text
 
@@ -106,7 +107,7 @@ def test_markdown_and_json_carry_the_summary(tmp_path: Path) -> None:
     assert data["format"] == 2
     assert data["summary"]["pass"] == 6 and data["summary"]["fail"] == 1 and data["summary"]["skip"] == 1
     by_key = {(g["framework"], g["mode"], g["dtype"]): g for g in data["summary"]["groups"]}
-    assert by_key[("jax", "eager", "float64")]["flushed_rows"] == 1
+    assert by_key[("jax", "compiled", "float64")]["flushed_rows"] == 1
     assert [r["grade"] for r in data["rows"]] == [grade_of(r).kind for r in ROWS]
     # 8 rows of 1 s: 4 s on 2 workers, 2 s on 4
     assert data["timing"]["projected_seconds"] == {"2": 4.0, "4": 2.0}
@@ -145,6 +146,8 @@ OLD_CERTIFICATE = {
          "worst_ratio": "nan"},
         {"section": "op", "subject": "retired", "backend": "torch", "dtype": "float64", "status": "pass",
          "worst_ratio": 0.2},
+        {"section": "op", "subject": "add", "backend": "jax", "dtype": "float32", "status": "pass",
+         "worst_ratio": 0.3},
     ],
 }
 
@@ -157,31 +160,35 @@ def test_an_old_certificate_compares_on_the_rows_it_shares(tmp_path: Path) -> No
            _row("tanh", "torch", "float32", mode="eager", device="cpu", status="fail"),
            _row("add", "torch", "float32", mode="compiled", device="cpu"),
            _row("add", "torch", "bfloat16", mode="eager", device="cpu"),
-           _row("add", "torch", "bfloat16", mode="compiled", device="cpu")]
+           _row("add", "torch", "bfloat16", mode="compiled", device="cpu"),
+           _row("add", "jax", "float32", mode="compiled", device="cpu", ratio=0.3),  # jitted, as jax always ran
+           _row("add", "jax", "float32", mode="eager", device="cpu")]
     b = compare_baseline(old, new, {"numpy": "2.0.0"}, str(path), {"seed": 0, "profile": "dev", "max_examples": 5})
-    assert b["shared"] == 2
-    assert [c["row"] for c in b["ranked"]] == ["op / add / torch / float32"]
+    assert b["shared"] == 3
+    assert [c["row"] for c in b["ranked"]] == ["op / add / torch / float32", "op / add / jax / float32"]
     assert abs(b["ranked"][0]["decades"] - 2.0) < 1e-12  # 0.1 -> 10
     assert [(c["subject"], c["old_status"], c["new_status"]) for c in b["status_changed"]] == [("tanh", "pass", "fail")]
     assert b["added"] == ["op / add / torch / compiled / float32", "op / add / torch / bfloat16",
-                          "op / add / torch / compiled / bfloat16"]
+                          "op / add / torch / compiled / bfloat16", "op / add / jax / eager / float32"]
     assert b["added_by_group"] == {"torch compiled float32": 1, "torch eager bfloat16": 1,
-                                   "torch compiled bfloat16": 1}
+                                   "torch compiled bfloat16": 1, "jax eager float32": 1}
     assert b["removed"] == ["op / retired / torch / float64"]
     cert = _cert(new)
     cert.baseline = b
     text = text_report(cert)
-    assert "compared on the 2 rows both runs have; 3 new, 1 gone" in text
-    assert "new rows: 3 (torch compiled float32: 1; torch eager bfloat16: 1; torch compiled bfloat16: 1)" in text
+    assert "compared on the 3 rows both runs have; 4 new, 1 gone" in text
+    assert ("new rows: 4 (torch compiled float32: 1; torch eager bfloat16: 1; torch compiled bfloat16: 1; "
+            "jax eager float32: 1)") in text
     assert "rows gone: 1 (torch eager float64: 1) -- op / retired / torch / float64" in text
     assert "STATUS op tanh vs torch float32: pass -> fail" in text
 
 
-def test_row_keys_default_to_eager_on_the_cpu() -> None:
+def test_row_keys_default_to_the_usual_mode_on_the_cpu() -> None:
     assert row_key(OLD_CERTIFICATE["rows"][0]) == ("op", "add", "torch", "eager", "cpu", "float32")
     assert row_key(_row("add", "torch", "float32")) == row_key(OLD_CERTIFICATE["rows"][0])
-    label = key_label(("op", "add", "jax", "compiled", "cuda", "float16"))
-    assert label == "op / add / jax / compiled / cuda / float16"
+    assert row_key(OLD_CERTIFICATE["rows"][3]) == ("op", "add", "jax", "compiled", "cpu", "float32")
+    assert key_label(("op", "add", "jax", "eager", "cuda", "float16")) == "op / add / jax / eager / cuda / float16"
+    assert key_label(("op", "add", "jax", "compiled", "cpu", "float16")) == "op / add / jax / float16"
 
 
 def test_a_baseline_row_with_a_bad_mode_is_refused(tmp_path: Path) -> None:

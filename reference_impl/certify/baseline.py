@@ -4,9 +4,10 @@ The file is checked before the run (a regular file, bounded size, nesting
 and numerals, the shape of a certificate), so a bad baseline costs nothing.
 
 Rows match on their keys: section, subject, backend, mode, device and dtype;
-a certificate written before rows had a mode or a device reads as ``eager``
-on the ``cpu``. The two runs compare on the rows they share; the others are
-listed as new or gone, counted by framework, mode and dtype.
+a row of a certificate written before rows had a mode or a device ran in
+its framework's usual mode (torch eager, jax jitted) on the ``cpu``. The two
+runs compare on the rows they share; the others are listed as new or gone,
+counted by framework, mode and dtype.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bounded_json
-from .summary import DEFAULT_DEVICE, DEFAULT_MODE, device_of, mode_of
+from .summary import DEFAULT_DEVICE, device_of, mode_of, mode_suffix
 from .tasks import CertRow
 
 __all__ = ["UsageError", "load_baseline", "compare_baseline", "baseline_text", "MAX_BASELINE_BYTES", "MAX_DEPTH",
@@ -62,9 +63,9 @@ def row_key(r: Any) -> RowKey:
 
 
 def key_label(key: RowKey) -> str:
-    """``op / relu / torch / float32``, with the mode and device where they are not ``eager`` and ``cpu``."""
+    """``op / relu / torch / float32``, with the mode and device where they are not the usual mode and ``cpu``."""
     section, subject, backend, mode, device, dtype = key
-    return " / ".join([section, subject, backend, *([mode] if mode != DEFAULT_MODE else []),
+    return " / ".join([section, subject, backend, *([mode] if mode_suffix(backend, mode) else []),
                        *([device] if device != DEFAULT_DEVICE else []), dtype])
 
 
@@ -204,6 +205,6 @@ def baseline_text(b: dict[str, Any], top: int = 10) -> str:
 
 
 def _name(c: dict[str, Any]) -> str:
-    mode, device = c.get("mode", DEFAULT_MODE), c.get("device", DEFAULT_DEVICE)
+    device = c.get("device", DEFAULT_DEVICE)
     against = c["backend"] if device == DEFAULT_DEVICE else f"{c['backend']} ({device})"
-    return f"{c['section']} {c['subject']} vs {against}{'' if mode == DEFAULT_MODE else ' ' + mode} {c['dtype']}"
+    return f"{c['section']} {c['subject']} vs {against}{mode_suffix(c['backend'], mode_of(c))} {c['dtype']}"

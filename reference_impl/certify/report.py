@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .baseline import baseline_text
-from .summary import SUMMARY_HEAD, fmt, framework_of, grade_of, groups, mode_of, projection, row_note, summary_cells
+from .summary import (
+    SUMMARY_HEAD,
+    fmt,
+    framework_of,
+    grade_of,
+    groups,
+    mode_of,
+    mode_suffix,
+    projection,
+    row_note,
+    summary_cells,
+)
 from .tasks import CertRow, Settings, jsonable
 
 __all__ = ["Progress", "Certificate", "text_report", "markdown_report", "table", "summary_table", "FORMAT_VERSION",
@@ -242,8 +253,7 @@ def text_report(cert: Certificate) -> str:
 
 
 def _row_name(r: CertRow) -> str:
-    mode = mode_of(r)
-    return f"{r.section} {r.subject} vs {framework_of(r)}{'' if mode == 'eager' else ' ' + mode} {r.dtype}"
+    return f"{r.section} {r.subject} vs {framework_of(r)}{mode_suffix(r.backend, mode_of(r))} {r.dtype}"
 
 
 def _indent(text: str, pad: str = "  ") -> str:

@@ -10,7 +10,8 @@ and not graded: a central difference is an estimate, a printed number has the
 document's digits, neither is a value in ulps.
 
 Rows may carry key fields beyond section, subject, backend and dtype
-(``mode``, ``device``); they are read with their defaults, ``eager`` and ``cpu``.
+(``mode``, ``device``); a row without them ran in its framework's usual mode
+(:data:`USUAL_MODES`: torch eager, jax jitted, NumPy eager) on the ``cpu``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_MODE", "DEFAULT_DEVICE", "Grade", "Group", "grade_of", "mode_of", "device_of", "framework_of",
-           "groups", "lpt_makespan", "projection", "fmt", "row_note"]
+__all__ = ["USUAL_MODES", "usual_mode", "mode_suffix", "DEFAULT_DEVICE", "Grade", "Group", "grade_of", "mode_of",
+           "device_of", "framework_of", "groups", "lpt_makespan", "projection", "fmt", "row_note"]
 
-DEFAULT_MODE = "eager"
+USUAL_MODES = {"torch": "eager", "jax": "compiled"}
+"""The mode of a row that names none: certify has always run torch eagerly
+and jax under ``jax.jit``; finite differences and replays run NumPy, eagerly."""
 DEFAULT_DEVICE = "cpu"
 JUDGED_BACKENDS = ("fd", "reference")
 """Opinions that are judged (pass or fail), not graded."""
@@ -39,9 +42,18 @@ def fmt(v: Any, spec: str = ".3g") -> str:
     return "-" if math.isnan(x) else format(x, spec)
 
 
+def usual_mode(backend: str) -> str:
+    return USUAL_MODES.get(backend, "eager")
+
+
 def mode_of(row: Any) -> str:
-    """The row's mode (``eager``, ``compiled``); ``eager`` for rows that have none."""
-    return str(_field(row, "mode") or DEFAULT_MODE)
+    """The row's mode (``eager``, ``compiled``); its framework's usual mode for a row that has none."""
+    return str(_field(row, "mode") or usual_mode(str(_field(row, "backend"))))
+
+
+def mode_suffix(backend: str, mode: str) -> str:
+    """``" compiled"``, ``" eager"``: the mode where it is not the framework's usual one, else nothing."""
+    return "" if mode == usual_mode(backend) else f" {mode}"
 
 
 def device_of(row: Any) -> str:
@@ -212,5 +224,4 @@ def projection(rows: Sequence[Any], workers: Sequence[int]) -> dict[str, Any]:
 
 
 def _label(r: Any) -> str:
-    mode = mode_of(r)
-    return f"{r.section} {r.subject} vs {framework_of(r)}{'' if mode == DEFAULT_MODE else ' ' + mode} {r.dtype}"
+    return f"{r.section} {r.subject} vs {framework_of(r)}{mode_suffix(r.backend, mode_of(r))} {r.dtype}"
