@@ -42,6 +42,7 @@ OPTIONAL = {
     "flint": {"frameworks"}, "array_api_compat": {"frameworks"},
     "hypothesis": {"strategies", "engine", "oracle", "certify", "faces"},
     "jsonschema": {"golden"},
+    "matplotlib": {"certify"}, "dask": {"certify"}, "distributed": {"certify"},
 }
 """Where each optional dependency may be imported, at module level or lazily."""
 MODULE_LEVEL_HYPOTHESIS = {"strategies", "engine", "oracle", "certify"}

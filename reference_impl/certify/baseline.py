@@ -2,6 +2,12 @@
 
 The file is checked before the run (a regular file, bounded size, nesting
 and numerals, the shape of a certificate), so a bad baseline costs nothing.
+
+Rows match on their keys: section, subject, backend, mode, device and dtype;
+a row of a certificate written before rows had a mode or a device ran in
+its framework's usual mode (torch eager, jax jitted) on the ``cpu``. The two
+runs compare on the rows they share; the others are listed as new or gone,
+counted by framework, mode and dtype.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import bounded_json
-from .modes import row_key
+from .modes import RowKey, row_key
+from .summary import DEFAULT_DEVICE, mode_of, mode_suffix
 from .tasks import CertRow
 
-__all__ = ["UsageError", "load_baseline", "compare_baseline", "baseline_text", "MAX_BASELINE_BYTES", "MAX_DEPTH"]
+__all__ = ["UsageError", "load_baseline", "compare_baseline", "baseline_text", "MAX_BASELINE_BYTES", "MAX_DEPTH",
+           "row_key", "key_label"]
 
 
 class UsageError(Exception):
@@ -42,6 +50,19 @@ MAX_DEPTH = 64
 MAX_NUMBER_DIGITS = 400
 """Longest numeral, in characters, accepted before the JSON parser converts it."""
 _ROW_KEYS = ("section", "subject", "backend", "dtype")
+_OPTIONAL_KEYS = ("mode", "device")
+"""Keys that rows carry since certify ran compiled code and devices; older certificates lack them."""
+
+def key_label(key: RowKey) -> str:
+    """``op / relu / torch / float32``, with the mode and device where they are not the usual mode and ``cpu``."""
+    section, subject, backend, dtype, mode, device = key
+    return " / ".join([section, subject, backend, *([mode] if mode_suffix(backend, mode) else []),
+                       *([device] if device != DEFAULT_DEVICE else []), dtype])
+
+
+def _group(key: RowKey) -> str:
+    _, _, backend, dtype, mode, device = key
+    return " ".join([backend if device == DEFAULT_DEVICE else f"{backend} ({device})", mode, dtype])
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -63,6 +84,8 @@ def load_baseline(path: Path) -> dict[str, Any]:
             raise UsageError(f"--baseline: {path}: rows[{i}] lacks section/subject/backend/dtype")
         if not all(isinstance(r[k], str) for k in _ROW_KEYS):
             raise UsageError(f"--baseline: {path}: rows[{i}]: section/subject/backend/dtype must be strings")
+        if not all(isinstance(r.get(k, ""), str) for k in _OPTIONAL_KEYS):
+            raise UsageError(f"--baseline: {path}: rows[{i}]: mode/device must be strings where present")
     for name in ("environment", "settings"):
         if not isinstance(data.get(name, {}), dict):
             raise UsageError(f"--baseline: {path}: '{name}' is a {type(data[name]).__name__}, not an object")
@@ -77,13 +100,14 @@ two runs, the rows saw different inputs and a change of error is sampling."""
 def compare_baseline(old: dict[str, Any], new_rows: Sequence[CertRow], new_env: dict[str, Any],
                      path: str = "", new_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """What moved between ``old`` (a loaded certificate) and this run:
-    status changes, rows added or removed, version changes, and every common
-    row ranked by how far its error/tolerance ratio moved (in decades;
-    ratios below 1e-6 of the tolerance count as 1e-6, i.e. no measurable
-    error, so that exact zeros rank sensibly)."""
+    status changes, rows added or removed (by :func:`row_key`; counted by
+    framework, mode and dtype), version changes, and every shared row ranked
+    by how far its error/tolerance ratio moved (in decades; ratios below 1e-6
+    of the tolerance count as 1e-6, i.e. no measurable error, so that exact
+    zeros rank sensibly)."""
     floor = 1e-6
     old_rows = {row_key(r): r for r in old["rows"]}
-    new_map = {r.key: r for r in new_rows}
+    new_map = {row_key(r): r for r in new_rows}
     changes = []
     for key, nr in new_map.items():
         orow = old_rows.get(key)
@@ -97,7 +121,8 @@ def compare_baseline(old: dict[str, Any], new_rows: Sequence[CertRow], new_env: 
         else:
             decades = math.log10(max(n_ratio, floor)) - math.log10(max(o_ratio, floor))
         changes.append({
-            "section": key[0], "subject": key[1], "backend": key[2], "dtype": key[3],
+            "section": key[0], "subject": key[1], "backend": key[2], "dtype": key[3], "mode": key[4],
+            "device": key[5], "row": key_label(key),
             "old_status": orow.get("status"), "new_status": nr.status,
             "old_ratio": o_ratio, "new_ratio": n_ratio, "decades": decades,
             "old_rel": orow.get("worst_rel_error"), "new_rel": nr.worst_rel_error,
@@ -111,6 +136,8 @@ def compare_baseline(old: dict[str, Any], new_rows: Sequence[CertRow], new_env: 
     old_settings = old.get("settings", {}) or {}
     sampling = {k: [old_settings.get(k), (new_settings or {}).get(k)] for k in SAMPLING_SETTINGS
                 if new_settings is not None and old_settings.get(k) != new_settings.get(k)}
+    added = [k for k in new_map if k not in old_rows]
+    removed = [k for k in old_rows if k not in new_map]
     return {
         "path": path,
         "created": old.get("created"),
@@ -118,9 +145,19 @@ def compare_baseline(old: dict[str, Any], new_rows: Sequence[CertRow], new_env: 
         "versions_changed": versions,
         "status_changed": status_changed,
         "ranked": ranked,
-        "added": [" / ".join(k) for k in new_map if k not in old_rows],
-        "removed": [" / ".join(k) for k in old_rows if k not in new_map],
+        "shared": len(changes),
+        "added": [key_label(k) for k in added],
+        "removed": [key_label(k) for k in removed],
+        "added_by_group": _count(added),
+        "removed_by_group": _count(removed),
     }
+
+
+def _count(keys: Sequence[RowKey]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k in keys:
+        out[_group(k)] = out.get(_group(k), 0) + 1
+    return out
 
 
 def baseline_text(b: dict[str, Any], top: int = 10) -> str:
@@ -133,9 +170,11 @@ def baseline_text(b: dict[str, Any], top: int = 10) -> str:
         out.append("  versions: " + "; ".join(f"{k} {o} -> {n}" for k, (o, n) in b["versions_changed"].items()))
     else:
         out.append("  versions: unchanged")
+    if "shared" in b:
+        out.append(f"  compared on the {b['shared']} rows both runs have; {len(b['added'])} new, "
+                   f"{len(b['removed'])} gone")
     for c in b["status_changed"]:
-        out.append(f"  STATUS {c['section']} {c['subject']} vs {c['backend']} {c['dtype']}: "
-                   f"{c['old_status']} -> {c['new_status']}")
+        out.append(f"  STATUS {_name(c)}: {c['old_status']} -> {c['new_status']}")
     moved = [c for c in b["ranked"] if float(c["decades"]) != 0.0]
     if not moved and not b["status_changed"] and not b["added"] and not b["removed"]:
         out.append("  no changes")
@@ -145,13 +184,18 @@ def baseline_text(b: dict[str, Any], top: int = 10) -> str:
     for c in moved[:top]:
         d = float(c["decades"])
         arrow = "up" if d > 0 else ("down" if d < 0 else "same")
-        out.append(f"    {c['section']} {c['subject']} vs {c['backend']} {c['dtype']}: "
-                   f"{_f(float(c['old_ratio']), '.3g')} -> {_f(float(c['new_ratio']), '.3g')} "
+        out.append(f"    {_name(c)}: {_f(float(c['old_ratio']), '.3g')} -> {_f(float(c['new_ratio']), '.3g')} "
                    f"({arrow} {abs(d):.2f} decades)")
-    if b["added"]:
-        out.append(f"  new rows: {len(b['added'])} ({', '.join(b['added'][:5])}"
-                   f"{', ...' if len(b['added']) > 5 else ''})")
-    if b["removed"]:
-        out.append(f"  rows gone: {len(b['removed'])} ({', '.join(b['removed'][:5])}"
-                   f"{', ...' if len(b['removed']) > 5 else ''})")
+    for what, title in (("added", "new rows"), ("removed", "rows gone")):
+        if b[what]:
+            by_group = b.get(f"{what}_by_group") or {}
+            counted = "; ".join(f"{g}: {n}" for g, n in by_group.items())
+            out.append(f"  {title}: {len(b[what])}" + (f" ({counted})" if counted else "") + " -- "
+                       + ", ".join(b[what][:5]) + (", ..." if len(b[what]) > 5 else ""))
     return "\n".join(out)
+
+
+def _name(c: dict[str, Any]) -> str:
+    device = c.get("device", DEFAULT_DEVICE)
+    against = c["backend"] if device == DEFAULT_DEVICE else f"{c['backend']} ({device})"
+    return f"{c['section']} {c['subject']} vs {against}{mode_suffix(c['backend'], mode_of(c))} {c['dtype']}"

@@ -23,7 +23,10 @@ the same seed wherever it runs, so the certificate does not depend on the
 number of workers. ``--json`` and ``--markdown`` write a certificate
 with the versions of Python, NumPy, torch, jax and hypothesis, the platform,
 the seed and the profile; ``--baseline OLD.json`` ranks what moved since an
-earlier certificate.
+earlier certificate; ``--html`` writes a one-page report with a heatmap of
+the grades (:mod:`.html`). ``--scheduler ADDRESS`` runs the rows on a Dask
+cluster instead of the local pool (:mod:`.cluster`); ``--project-workers``
+projects the run's time on more workers from the measured row costs.
 
 Exit codes: 0 everything agrees, 1 a disagreement, 2 a usage or environment
 problem (an unknown op, a backend that is not installed, an unreadable baseline).
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -40,7 +44,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,12 +58,14 @@ from ..frameworks import backends as fw_backends
 from ..frameworks.recipes import CONVENTIONS
 from ..ops import OPS
 from ..oracle.args import unknown_name
+from . import cluster as dask_cluster
 from .baseline import UsageError, compare_baseline, load_baseline
+from .html import html_report
 from .report import Certificate, Progress, markdown_report, text_report
-from .tasks import CertRow, Settings, Task, plan, run_task
+from .tasks import CertRow, Settings, Task, Tick, plan, run_task
 
 __all__ = ["main", "run", "CertRow", "Certificate", "Progress", "SECTIONS", "BACKEND_CHOICES", "compare_baseline",
-           "add_arguments", "certify_run", "available_workers"]
+           "add_arguments", "certify_run", "available_workers", "timed_task"]
 
 SECTIONS = ("ops", "networks", "golden")
 BACKEND_CHOICES = ("torch", "jax", "fd")
@@ -102,6 +108,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "GPU); default: cpu")
     p.add_argument("--strict", action="store_true",
                    help=f"also fail passing rows whose accuracy grade exceeds {STRICT_ULP_LIMIT:g} ulp")
+    p.add_argument("--html", metavar="PATH", default=None,
+                   help="write a one-page HTML report with a heatmap of the grades (needs matplotlib: the "
+                        "'report' extra)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the rows on the Dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786) instead "
+                        "of local processes (needs dask.distributed: the 'cluster' extra)")
+    p.add_argument("--scheduler-timeout", metavar="SECONDS", type=float, default=dask_cluster.CONNECT_TIMEOUT,
+                   help=f"how long to wait for the scheduler and a first worker (default "
+                        f"{dask_cluster.CONNECT_TIMEOUT:g})")
+    p.add_argument("--project-workers", metavar="N,N", default=None,
+                   help="print the time the run would take on these numbers of workers, projected from the "
+                        "measured row costs (e.g. 4,16,64)")
 
 
 def _split(value: str | None) -> list[str]:
@@ -137,8 +155,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--max-examples: must be >= 1, got {args.max_examples}")
     if args.seed < 0:
         raise UsageError(f"--seed: must be >= 0, got {args.seed}")
-    for opt in ("json", "markdown"):
-        path = getattr(args, opt)
+    for opt in ("json", "markdown", "html"):
+        path = getattr(args, opt, None)
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise UsageError(f"--{opt}: the folder of {path} does not exist")
     if args.workers is not None and args.workers < 1:
@@ -264,26 +282,45 @@ def _one_thread_per_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def run(s: Settings, progress_stream: TextIO | None = None, progress: bool = True) -> Certificate:
-    """Compute every row of :func:`plan`: in this process with one worker,
-    else on a process pool (``spawn``: a fresh interpreter per worker, safe
-    with the frameworks' threads); rows keep the plan's order."""
+def timed_task(task: Task, s: Settings, tick: Tick | None = None) -> CertRow:
+    """:func:`run_task`, its row's ``seconds`` the whole row's cost where it ran
+    (what ``--project-workers`` schedules)."""
+    start = time.monotonic()
+    row = run_task(task, s, tick)
+    row.seconds = time.monotonic() - start
+    return row
+
+
+def run(s: Settings, progress_stream: TextIO | None = None, progress: bool = True,
+        executor: Executor | None = None, executor_name: str = "") -> Certificate:
+    """Compute every row of :func:`plan`: on ``executor`` where given (a Dask
+    cluster's), else in this process with one worker, else on a local process
+    pool (``forkserver`` or ``spawn``: no fork of this process's threads);
+    rows keep the plan's order."""
     start = time.monotonic()
     tasks = plan(s)
     bar = Progress(len(tasks), progress_stream, enabled=progress)
     rows: list[CertRow | None] = [None] * len(tasks)
     conv: list[dict[str, Any]] = []
-    if s.workers <= 1 or len(tasks) <= 1:
+    if executor is None and (s.workers <= 1 or len(tasks) <= 1):
+        executor_name = "in this process"
+        for b in s.backends:  # the frameworks' imports outside the rows' costs
+            if b != "fd":
+                fw_backends.get_backend(b)
         for i, task in enumerate(tasks):
             bar.begin(task.label)
-            rows[i] = run_task(task, s, bar.tick)
+            rows[i] = timed_task(task, s, bar.tick)
             bar.finish(rows[i].status.upper())  # type: ignore[union-attr]
         conv = conventions(s.backends) if "ops" in s.sections else []
     else:
+        if executor is None:
+            n = min(s.workers, len(tasks))
+            executor_name = f"on {n} local worker processes"
+            executor = ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(),
+                                           initializer=_one_thread_per_worker)
         order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i]))
-        with ProcessPoolExecutor(max_workers=min(s.workers, len(tasks)), mp_context=_pool_context(),
-                                 initializer=_one_thread_per_worker) as pool:
-            futures = {pool.submit(run_task, tasks[i], s): i for i in order}
+        with executor as pool:
+            futures = {pool.submit(timed_task, tasks[i], s): i for i in order}
             probes = pool.submit(conventions, s.backends) if "ops" in s.sections else None
             for future in as_completed(futures):
                 i = futures[future]
@@ -294,18 +331,51 @@ def run(s: Settings, progress_stream: TextIO | None = None, progress: bool = Tru
     bar.close()
     done = [r for r in rows if r is not None]
     return Certificate(s, done, environment(), conv, time.monotonic() - start,
-                       _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+                       _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), executor=executor_name)
+
+
+def _project_workers(value: str | None) -> tuple[int, ...]:
+    out = []
+    for v in _split(value):
+        if not v.isdigit() or int(v) < 1:
+            raise UsageError(f"--project-workers: {v!r} is not a worker count >= 1 (give e.g. 4,16,64)")
+        out.append(int(v))
+    if value is not None and not out:
+        raise UsageError("--project-workers: empty; give worker counts, e.g. 4,16,64")
+    return tuple(dict.fromkeys(out))
+
+
+def _check_html(path: str | None) -> None:
+    if path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--html needs matplotlib; install it with: python -m pip install 'reference-impl[report]'")
 
 
 def certify_run(args: argparse.Namespace) -> int:
     """``certify`` on parsed options; returns the exit code."""
+    html = getattr(args, "html", None)
+    scheduler = getattr(args, "scheduler", None)
+    cluster = None
     try:
         s = settings_from(args)
         baseline = load_baseline(Path(args.baseline)) if args.baseline else None
+        projected = _project_workers(getattr(args, "project_workers", None))
+        _check_html(html)
+        if scheduler is not None:
+            cluster = dask_cluster.connect(scheduler, getattr(args, "scheduler_timeout", dask_cluster.CONNECT_TIMEOUT),
+                                           s.backends)
     except UsageError as e:
         print(f"certify: {e}", file=sys.stderr)
         return 2
-    cert = run(s, progress=not args.no_progress)
+    try:
+        if cluster is not None:
+            cert = run(s, progress=not args.no_progress, executor=cluster.executor(),
+                       executor_name=cluster.description)
+        else:
+            cert = run(s, progress=not args.no_progress)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    cert.project_workers = projected
     if baseline is not None:
         cert.baseline = compare_baseline(baseline, cert.rows, cert.environment, str(args.baseline),
                                          cert.settings_dict())
@@ -315,6 +385,8 @@ def certify_run(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(cert.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         if args.markdown:
             Path(args.markdown).write_text(markdown_report(cert), encoding="utf-8")
+        if html:
+            Path(html).write_text(html_report(cert), encoding="utf-8")
     except OSError as e:
         print(f"certify: cannot write the report: {e}", file=sys.stderr)
         return 2

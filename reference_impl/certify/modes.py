@@ -15,7 +15,7 @@ from typing import Any
 
 from ..frameworks.backends import DEFAULT_MODE
 
-__all__ = ["usual_mode", "op_modes", "fixed_mode_selected", "suffix", "row_key"]
+__all__ = ["usual_mode", "op_modes", "fixed_mode_selected", "suffix", "row_key", "RowKey"]
 
 
 def usual_mode(backend: str) -> str:
@@ -41,8 +41,16 @@ def suffix(backend: str, mode: str, device: str) -> str:
     return "".join(f" {p}" for p in [*parts, *([device] if device != "cpu" else [])])
 
 
-def row_key(row: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
-    """``CertRow.key`` of a serialised row; a row of a certificate that
-    predates modes and devices ran in its framework's usual mode on the CPU."""
-    mode = row.get("mode", usual_mode(row["backend"]))
-    return (row["section"], row["subject"], row["backend"], row["dtype"], mode, row.get("device", "cpu"))
+RowKey = tuple[str, str, str, str, str, str]
+"""``(section, subject, backend, dtype, mode, device)``: ``CertRow.key``."""
+
+
+def row_key(row: Any) -> RowKey:
+    """``CertRow.key`` of a row or of a serialised row; a row of a
+    certificate that predates modes and devices ran in its framework's usual
+    mode on the CPU."""
+    def get(name: str) -> Any:
+        return row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+    backend = str(get("backend"))
+    return (str(get("section")), str(get("subject")), backend, str(get("dtype")),
+            str(get("mode") or usual_mode(backend)), str(get("device") or "cpu"))

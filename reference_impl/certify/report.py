@@ -1,8 +1,13 @@
-"""``certify``'s reports: the progress display, the certificate, text and Markdown."""
+"""``certify``'s reports: the progress display, the certificate, text and Markdown.
+
+Each report opens with the summary -- per framework, mode and dtype: rows,
+passes, failures, the worst grade (:mod:`.summary`) -- and then the rows,
+one line each; the JSON certificate carries the same summary, every row with
+its cost in seconds, and the time projected on more workers where asked.
+"""
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -10,11 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .baseline import baseline_text
+from .summary import (
+    SUMMARY_HEAD,
+    fmt,
+    framework_of,
+    grade_of,
+    groups,
+    mode_of,
+    mode_suffix,
+    projection,
+    row_note,
+    summary_cells,
+)
 from .tasks import CertRow, Settings, jsonable
 
-__all__ = ["Progress", "Certificate", "text_report", "markdown_report", "table", "FORMAT_VERSION"]
+__all__ = ["Progress", "Certificate", "text_report", "markdown_report", "table", "summary_table", "FORMAT_VERSION",
+           "TABLE_HEAD", "row_cells", "LEGEND"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the summary by framework, mode and dtype, grades (ulp, normwise, flushed), timing."""
 
 
 class Progress:
@@ -97,23 +116,34 @@ class Certificate:
     created: str
     baseline: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    executor: str = ""
+    """Where the rows ran: ``in this process``, ``on N local worker processes``, on a Dask scheduler."""
+    project_workers: tuple[int, ...] = ()
+    """Worker counts to project the run's time on (``--project-workers``)."""
 
     @property
     def failed(self) -> list[CertRow]:
         return [r for r in self.rows if r.status in ("fail", "error")]
 
+    def counts(self) -> dict[str, int]:
+        return {k: sum(1 for r in self.rows if r.status == k) for k in ("pass", "fail", "error", "skip")}
+
+    def timing(self) -> dict[str, Any]:
+        return {"elapsed_seconds": round(self.elapsed, 2), "executor": self.executor,
+                **projection(self.rows, self.project_workers)}
+
     def to_dict(self) -> dict[str, Any]:
-        counts = {k: sum(1 for r in self.rows if r.status == k) for k in ("pass", "fail", "error", "skip")}
         return jsonable({
             "format": FORMAT_VERSION,
             "tool": "python -m reference_impl certify",
             "created": self.created,
             "elapsed_seconds": round(self.elapsed, 2),
             "result": "fail" if self.failed else "pass",
-            "summary": counts,
+            "summary": {**self.counts(), "groups": [g.to_dict() for g in groups(self.rows)]},
+            "timing": self.timing(),
             "environment": self.environment,
             "settings": self.settings_dict(),
-            "rows": [r.to_dict() for r in self.rows],
+            "rows": [{**r.to_dict(), "grade": grade_of(r).kind} for r in self.rows],
             "conventions": self.conventions,
             "notes": self.notes,
             "baseline": self.baseline,
@@ -125,30 +155,62 @@ class Certificate:
                 "ops": list(s.ops), "sections": list(s.sections), "dtypes": list(s.dtypes), "strict": s.strict,
                 "modes": list(s.modes), "devices": list(s.devices)}
 
-
-def _f(v: float, spec: str = ".2e") -> str:
-    if isinstance(v, float) and math.isnan(v):
-        return "-"
-    return format(v, spec)
-
-
-TABLE_HEAD = ("section", "subject", "backend", "dtype", "status", "examples", "worst rel", "worst ulp",
-              "err/tol", "tolerance", "verdict")
+    def headline(self) -> str:
+        c = self.counts()
+        return (f"certify: {len(self.rows)} rows, {c['pass']} passed, {c['fail']} failed, {c['error']} errors, "
+                f"{c['skip']} skipped in {self.elapsed:.1f} s -- "
+                + ("DISAGREEMENT" if self.failed else "everything agrees"))
 
 
-def _cells(r: CertRow) -> tuple[str, ...]:
-    return (r.section, r.subject, r.backend, r.dtype, r.status.upper(), str(r.examples), _f(r.worst_rel_error),
-            _f(r.worst_ulp_error, ".3g"), _f(r.worst_ratio, ".3g"), _f(r.tolerance), r.verdict)
+TABLE_HEAD = ("section", "subject", "backend", "mode", "dtype", "status", "examples", "ulp", "normwise u", "err/tol",
+              "note")
+
+LEGEND = ("ulp: the largest error against the reference in ulps of the dtype, where the result is a normal number "
+          "(the accuracy grade; --strict fails a passing row above reference_impl.engine.STRICT_ULP_LIMIT); "
+          "normwise u: the largest error / (u x the largest magnitude of the terms, the error model's scale); "
+          "err/tol: the largest error / the error model's tolerance there (<= 1 passes); flushed subnormals: "
+          "elements one side flushed to zero, which only the tolerance's underflow floor admits, counted and not "
+          "graded; rows against finite differences (fd) and golden replays are judged (pass/fail, err/tol), "
+          "not graded.")
 
 
-def table(rows: Sequence[CertRow]) -> str:
-    body = [_cells(r) for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(TABLE_HEAD)]
+def row_cells(r: CertRow) -> tuple[str, ...]:
+    g = grade_of(r)
+    ulp = fmt(g.value) if g.kind == "ulp" else "-"
+    normwise = fmt(g.normwise) if g.graded else "-"
+    return (r.section, r.subject, framework_of(r), mode_of(r), r.dtype, r.status.upper(), str(r.examples), ulp,
+            normwise, fmt(r.worst_ratio), row_note(r))
+
+
+def _aligned(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
-    return "\n".join([line(TABLE_HEAD), line(tuple("-" * w for w in widths)), *(line(b) for b in body)])
+    return "\n".join([line(head), line(tuple("-" * w for w in widths)), *(line(b) for b in body)])
+
+
+def table(rows: Sequence[CertRow]) -> str:
+    """The rows, one line each."""
+    return _aligned(TABLE_HEAD, [row_cells(r) for r in rows])
+
+
+def summary_table(rows: Sequence[CertRow]) -> str:
+    """One line per framework, mode and dtype."""
+    return _aligned(SUMMARY_HEAD, [summary_cells(g) for g in groups(rows)])
+
+
+def timing_text(cert: Certificate) -> str:
+    t = cert.timing()
+    where = f" {cert.executor}" if cert.executor else ""
+    out = f"time: {cert.elapsed:.1f} s{where}; the rows cost {t['row_seconds_total']:.1f} s in all"
+    if t["longest_row"]:
+        out += f" (longest: {t['longest_row']['row']}, {t['longest_row']['seconds']:.1f} s)"
+    if t["projected_seconds"]:
+        out += ("; projected, longest row first to the first free worker: "
+                + ", ".join(f"{n} workers {v:.1f} s" for n, v in t["projected_seconds"].items()))
+    return out
 
 
 def text_report(cert: Certificate) -> str:
@@ -160,12 +222,13 @@ def text_report(cert: Certificate) -> str:
         f"  python {env['python']}, numpy {env['numpy']}, torch {env['torch']}, jax {env['jax']}, "
         f"hypothesis {env['hypothesis']}, {env['platform']}",
         "",
+        cert.headline(),
+        "",
+        summary_table(cert.rows),
+        "",
         table(cert.rows),
         "",
-        "err/tol: the largest error divided by the error model's tolerance at that element (<= 1 passes); "
-        "worst rel / ulp: over elements larger than their tolerance; worst ulp is the row's accuracy grade "
-        "(--strict fails a passing row above reference_impl.engine.STRICT_ULP_LIMIT); verdict: the least benign "
-        "class of the row's comparisons (convention, dtype, shape, non-finite, inaccurate, wrong).",
+        LEGEND,
     ]
     if cert.conventions:
         out += ["", "Conventions (differences of convention, not failures):"]
@@ -173,20 +236,21 @@ def text_report(cert: Certificate) -> str:
             out.append(f"  {c['name']}: {c['convention']}")
             for k, v in c.get("measured at [0.0, -0.0]", {}).items():
                 out.append(f"      {k}: gradient {v}")
-    skipped = [r for r in cert.rows if r.status == "skip"]
-    for r in skipped:
-        out += ["", f"SKIPPED {r.section} {r.subject} vs {r.backend} {r.dtype}: {r.detail}"]
+    for r in cert.rows:
+        if r.status == "skip":
+            out += ["", f"SKIPPED {_row_name(r)}: {r.detail}"]
     for r in cert.failed:
-        out += ["", f"FAILED {r.section} {r.subject} vs {r.backend} {r.dtype}:", _indent(r.detail)]
+        out += ["", f"FAILED {_row_name(r)}:", _indent(r.detail)]
     if cert.baseline is not None:
         out += ["", baseline_text(cert.baseline)]
     for n in cert.notes:
         out += ["", n]
-    counts = cert.to_dict()["summary"]
-    out += ["", f"certify: {len(cert.rows)} rows, {counts['pass']} passed, {counts['fail']} failed, "
-                f"{counts['error']} errors, {counts['skip']} skipped in {cert.elapsed:.1f} s -- "
-                + ("DISAGREEMENT" if cert.failed else "everything agrees")]
+    out += ["", timing_text(cert), "", cert.headline()]
     return "\n".join(out)
+
+
+def _row_name(r: CertRow) -> str:
+    return f"{r.section} {r.subject} vs {framework_of(r)}{mode_suffix(r.backend, mode_of(r))} {r.dtype}"
 
 
 def _indent(text: str, pad: str = "  ") -> str:
@@ -197,17 +261,25 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _md_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |",
+            *("| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body)]
+
+
 def markdown_report(cert: Certificate) -> str:
     s = cert.settings
     env = cert.environment
-    counts = cert.to_dict()["summary"]
     out = [
         "# reference_impl certificate",
         "",
-        f"**Result: {'DISAGREEMENT' if cert.failed else 'everything agrees'}** -- {len(cert.rows)} rows, "
-        f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, {counts['skip']} skipped "
-        f"in {cert.elapsed:.1f} s "
-        f"({cert.created}).",
+        f"**Result: {'DISAGREEMENT' if cert.failed else 'everything agrees'}** -- "
+        + cert.headline().removeprefix("certify: ").rpartition(" -- ")[0] + f" ({cert.created}).",
+        "",
+        "## Summary",
+        "",
+        *_md_table(SUMMARY_HEAD, [summary_cells(g) for g in groups(cert.rows)]),
+        "",
+        _md_escape(timing_text(cert)),
         "",
         "## Environment",
         "",
@@ -228,21 +300,18 @@ def markdown_report(cert: Certificate) -> str:
         "",
         "## Results",
         "",
-        "`err/tol` is the largest error divided by the error model's tolerance at that element (<= 1 passes); "
-        "worst relative and ulp errors are taken over elements larger than their tolerance.",
+        _md_escape(LEGEND),
         "",
-        "| " + " | ".join(TABLE_HEAD) + " |",
-        "| " + " | ".join("---" for _ in TABLE_HEAD) + " |",
-        *("| " + " | ".join(_md_escape(c) for c in _cells(r)) + " |" for r in cert.rows),
+        *_md_table(TABLE_HEAD, [row_cells(r) for r in cert.rows]),
     ]
     if cert.failed:
         out += ["", "## Disagreements", ""]
         for r in cert.failed:
-            out += [f"### {r.section} {r.subject} vs {r.backend} ({r.dtype})", "", "```", r.detail, "```", ""]
+            out += [f"### {_row_name(r)}", "", "```", r.detail, "```", ""]
     skipped = [r for r in cert.rows if r.status == "skip"]
     if skipped:
         out += ["", "## Skipped", ""]
-        out += [f"- {r.section} {r.subject} vs {r.backend} ({r.dtype}): {_md_escape(r.detail)}" for r in skipped]
+        out += [f"- {_row_name(r)}: {_md_escape(r.detail)}" for r in skipped]
     if cert.conventions:
         out += ["", "## Conventions", "", "Differences of convention, listed, not counted as failures.", ""]
         for c in cert.conventions:

@@ -79,7 +79,8 @@ class CertRow:
     worst_abs_error: float = 0.0
     worst_rel_error: float = float("nan")
     worst_ulp_error: float = float("nan")
-    """The accuracy grade: the largest ulp error against the reference."""
+    """The accuracy grade: the largest ulp error against the reference where the result is a normal
+    number and no subnormal was flushed (``engine.compare``)."""
     worst_ratio: float = 0.0
     """Largest error / tolerance (<= 1 passes)."""
     tolerance: float = float("nan")
@@ -90,9 +91,17 @@ class CertRow:
     detail: str = ""
     """The failure with its shrunk counterexample, or why the row was skipped."""
     seconds: float = 0.0
-    mode: str = "eager"
-    """``eager`` or ``compiled`` (``torch.compile``, ``jax.jit``)."""
+    mode: str = ""
+    """``eager`` or ``compiled`` (``torch.compile``, ``jax.jit``); a row
+    made without one is in its framework's usual mode (torch eager, jax jitted)."""
     device: str = "cpu"
+    worst_normwise: float = float("nan")
+    """The largest normwise error, ``max |error| / (u max |reference|)`` per comparison."""
+    flushed: int = 0
+    """Elements whose error only the underflow floor admitted (a subnormal flushed to zero)."""
+
+    def __post_init__(self) -> None:
+        self.mode = self.mode or usual_mode(self.backend)
 
     @property
     def key(self) -> tuple[str, str, str, str, str, str]:
@@ -102,9 +111,11 @@ class CertRow:
         """Fold one comparison into the row's worst values (the engine's accumulator)."""
         w = worst or Worst(abs_error=self.worst_abs_error, rel_error=self.worst_rel_error,
                            ulp_error=self.worst_ulp_error, ratio=self.worst_ratio, tolerance=self.tolerance,
-                           model=self.model, verdict=self.verdict)
+                           model=self.model, verdict=self.verdict, normwise=self.worst_normwise,
+                           flushed=self.flushed)
         w.fold(comp)
         self.worst_abs_error, self.worst_rel_error, self.worst_ulp_error = w.abs_error, w.rel_error, w.ulp_error
+        self.worst_normwise, self.flushed = w.normwise, w.flushed
         self.worst_ratio, self.tolerance, self.model, self.verdict = w.ratio, w.tolerance, w.model, w.verdict
 
     def grade_fails(self) -> bool:

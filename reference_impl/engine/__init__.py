@@ -2,7 +2,7 @@
 
 One comparison in one direction (:mod:`.comparison`: actual against expected,
 the errors, the verdicts, the worst-error accumulator, the finding and its
-counterexample), one way to run code under test (:mod:`.calls`), one search
+counterexample; its accuracy grades in :mod:`.grades`), one way to run code under test (:mod:`.calls`), one search
 (:mod:`.search`), the finite-difference numerics (:mod:`.differences`: Taylor
 remainder order, Ridders' extrapolation, the rounding floor) and the adjoint
 tests built on them (:mod:`.adjoint`), where two networks part first

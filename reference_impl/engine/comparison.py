@@ -32,9 +32,10 @@ Verdicts of a disagreement, from the most to the least benign:
   report gives ulps);
 * ``wrong`` -- beyond the tolerance by ``WRONG_RATIO`` or more.
 
-Passing rows carry an accuracy grade, their largest ulp error against the
-reference; ``certify --strict`` fails rows whose grade exceeds
-:data:`STRICT_ULP_LIMIT`.
+Passing rows carry accuracy grades (:mod:`.grades`): the largest ulp error
+against the reference where that means something, a normwise figure, and the
+count of flushed subnormals; ``certify --strict`` fails rows whose ulp grade
+exceeds :data:`STRICT_ULP_LIMIT`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import numpy as np
 from ..accuracy import ops as tolerances
 from ..frameworks.recipes import CONVENTIONS, SPECS
 from ..ops import OPS
+from .grades import bound_grading, grade
 
 __all__ = [
     "WRONG_RATIO", "STRICT_ULP_LIMIT", "VERDICTS",
@@ -121,6 +123,9 @@ class Comparison:
     """What is wrong when no error can be measured (shape, dtype, non-finite, convention)."""
     diagnosis: str = ""
     """What a measured disagreement looks like, where it has a recognisable shape (a constant factor)."""
+    normwise: float = float("nan")
+    flushed: int = 0
+    """``max_ulp_error``, ``normwise`` and ``flushed``: the grades (:mod:`.grades`)."""
 
     def describe(self) -> str:
         if self.mismatch:
@@ -150,7 +155,8 @@ def _unmeasured(a: np.ndarray, verdict: str, message: str, model: str, ratio: fl
 
 
 def compare(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str = "", *,
-            conventions: Sequence[str] = (), kink: Any = None, check_dtype: bool = True) -> Comparison:
+            conventions: Sequence[str] = (), kink: Any = None, check_dtype: bool = True, floor: Any = None,
+            scale: Any = None) -> Comparison:
     """Compare ``actual`` (the implementation under test) with ``expected``
     (the reference) elementwise: pass where ``|actual - expected| <= tolerance``.
 
@@ -159,7 +165,8 @@ def compare(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str =
     a non-finite value fails. A failure is classified (module docstring);
     ``conventions`` names the keys of ``CONVENTIONS`` that may explain it and
     ``kink`` (a boolean array of ``actual``'s shape) marks the elements at a
-    kink where the convention ``relu'(0)`` applies.
+    kink where the convention ``relu'(0)`` applies. ``floor`` and ``scale``
+    refine the grades (:func:`.grades.grade`).
     """
     dtype = np.dtype(dtype)
     a = np.asarray(actual)
@@ -191,6 +198,7 @@ def compare(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str =
         ratio = np.where(err == 0, 0.0, err / tol)
         rel = np.where(resolved, err / np.abs(e64), np.nan)
         ulp = np.where(resolved, err / _ulp(e64, dtype), np.nan)
+    grades = grade(err, e64, tol, ulp, resolved, dtype, floor, scale)
     flat = int(np.argmax(ratio))
     idx = tuple(int(i) for i in np.unravel_index(flat, a.shape)) if a.ndim else ()
     worst = float(ratio.flat[flat])
@@ -202,8 +210,8 @@ def compare(actual: Any, expected: Any, tolerance: Any, dtype: Any, model: str =
         ok=ok, shape=tuple(a.shape), worst_index=idx, actual=float(a64.flat[flat]), expected=float(e64.flat[flat]),
         abs_error=float(err.flat[flat]), rel_error=float(rel.flat[flat]), ulp_error=float(ulp.flat[flat]),
         tolerance=float(tol.flat[flat]), ratio=worst, max_abs_error=float(err.max()),
-        max_rel_error=_nan_max(rel[resolved]), max_ulp_error=_nan_max(ulp[resolved]), model=model,
-        verdict=verdict, mismatch=mismatch, diagnosis=diagnosis,
+        max_rel_error=_nan_max(rel[resolved]), max_ulp_error=grades.ulp, model=model, verdict=verdict,
+        mismatch=mismatch, diagnosis=diagnosis, normwise=grades.normwise, flushed=grades.flushed,
     )
 
 
@@ -267,6 +275,8 @@ class Worst:
     abs_error: float = float("nan")
     rel_error: float = float("nan")
     ulp_error: float = float("nan")
+    normwise: float = float("nan")
+    flushed: int = 0
     order: float = float("nan")
     """The lowest fitted Taylor remainder order (2 when a gradient is right, 1 when wrong)."""
     ratio: float = 0.0
@@ -292,6 +302,7 @@ class Worst:
         self.abs_error = _max_nan(self.abs_error, comp.max_abs_error)
         self.rel_error = _max_nan(self.rel_error, comp.max_rel_error)
         self.ulp_error = _max_nan(self.ulp_error, comp.max_ulp_error)
+        self.normwise, self.flushed = _max_nan(self.normwise, comp.normwise), self.flushed + comp.flushed
         if comp.ratio > self.ratio or math.isnan(self.tolerance):
             self.ratio, self.tolerance, self.model = comp.ratio, comp.tolerance, comp.model
 
@@ -367,7 +378,8 @@ def op_comparisons(op: str, inputs: Sequence[np.ndarray], params: Mapping[str, A
         exp = expected_forward if expected_forward is not None else spec.forward(*inputs, **params)
         bound = tolerances.forward_bound(op, inputs, params)
         out.append(("forward", _expected_dtype(exp, dtype, bound.model) or compare(
-            forward, exp, bound.tolerance(dtype, factor), dtype, bound.model + note, conventions=conv)))
+            forward, exp, bound.tolerance(dtype, factor), dtype, bound.model + note, conventions=conv,
+            **bound_grading(bound, dtype, factor))))
     if grads is not None:
         assert cotangent is not None
         exp_g = expected_grads if expected_grads is not None else spec.vjp(cotangent, *inputs, **params)
@@ -375,7 +387,8 @@ def op_comparisons(op: str, inputs: Sequence[np.ndarray], params: Mapping[str, A
         for i, (name, mine, theirs, bound) in enumerate(zip(spec.arg_names, grads, exp_g, bounds)):
             kink = (np.asarray(inputs[0]) == 0) if op == "relu" and i == 0 else None
             out.append((f"vjp[{name}]", _expected_dtype(theirs, dtype, bound.model) or compare(
-                mine, theirs, bound.tolerance(dtype, factor), dtype, bound.model + note, conventions=conv, kink=kink)))
+                mine, theirs, bound.tolerance(dtype, factor), dtype, bound.model + note, conventions=conv, kink=kink,
+                **bound_grading(bound, dtype, factor))))
     return out
 
 
