@@ -3,10 +3,12 @@
 As ``gradcheck``'s ``check_batched_grad`` asks: the VJP under test is ``J^T
 v`` taken as one row of the framework's batched reverse mode over a stack of
 cotangents ``[a, v, b]`` (``a`` and ``b`` fixed per output shape; ``v`` in
-the middle, so a rule mixing rows shows): ``torch.autograd.grad(...,
-is_grads_batched=True)`` (a ``vmap`` over the backward) or ``jax.vmap`` of
-``jax.vjp``'s pullback (so a ``custom_vmap`` rule inside a ``bwd`` is
-used). It is judged by the Taylor-order and adjoint verdicts, and against
+the middle, so a rule mixing rows shows): ``torch.func.vmap`` of
+``torch.autograd.grad`` through the user's graph (so the ``vmap``
+staticmethod of a Function called inside a ``backward`` is used; the legacy
+vmap of ``is_grads_batched=True`` and of ``gradcheck``'s
+``check_batched_grad`` bypasses it) or ``jax.vmap`` of ``jax.vjp``'s
+pullback (so a ``custom_vmap`` rule inside a ``bwd`` is used). It is judged by the Taylor-order and adjoint verdicts, and against
 the framework's per-example autograd under the error model (the row ``vmap
 vs per-example``, the comparison engine's opinion check). Code that cannot be
 vmapped gets a finding naming why, not a crash. Nothing here computes a
@@ -76,9 +78,16 @@ def _torch(s: Session, fw: Forward, args: Any, cots: list[np.ndarray], wrt: tupl
     leaves = [targs[i] for i in wrt]
     if not pairs:
         return [np.zeros(np.shape(args[i]), args[i].dtype) for i in wrt]
-    got = torch.autograd.grad([o for o, _ in pairs], leaves, [c for _, c in pairs], allow_unused=True,
-                              is_grads_batched=True)
-    return [np.zeros(np.shape(args[i]), args[i].dtype) if g is None else _to_numpy(g[1]) for g, i in zip(got, wrt)]
+    outputs = [o for o, _ in pairs]
+
+    def pullback(*vs: Any) -> Any:
+        got = torch.autograd.grad(outputs, leaves, list(vs), allow_unused=True, retain_graph=True)
+        return tuple(torch.zeros_like(t) if g is None else g for g, t in zip(got, leaves))
+
+    # torch.func.vmap (functorch), not is_grads_batched's legacy vmap: a Function with its own vmap rule called in
+    # a backward is batched by that rule only under torch.func.vmap
+    got = torch.func.vmap(pullback)(*[c for _, c in pairs])
+    return [_to_numpy(g[1]) for g in got]
 
 
 def _jax(s: Session, fw: Forward, args: Any, cots: list[np.ndarray], wrt: tuple[int, ...]) -> list[Any]:
