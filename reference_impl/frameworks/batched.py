@@ -9,8 +9,9 @@ staticmethod of a Function called inside a ``backward`` is used; the legacy
 vmap of ``is_grads_batched=True`` and of ``gradcheck``'s
 ``check_batched_grad`` bypasses it) or ``jax.vmap`` of ``jax.vjp``'s
 pullback (so a ``custom_vmap`` rule inside a ``bwd`` is used). It is
-judged by the Taylor-order and adjoint verdicts, and against the framework's per-example autograd under the error model (the row ``vmap
-vs per-example``, the comparison engine's opinion check). Code that cannot be
+judged by the Taylor-order and adjoint verdicts, and against the
+framework's per-example autograd under the error model (the row ``vmap vs
+per-example``, the comparison engine's opinion check). Code that cannot be
 vmapped gets a finding naming why, not a crash. Nothing here computes a
 derivative itself.
 """
