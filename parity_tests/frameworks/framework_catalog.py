@@ -280,6 +280,21 @@ class SinDetachedBackward(Sin):
         return g * torch.cos(x.detach())
 
 
+class TanhHalfSecond(torch.autograd.Function):
+    """Right first derivative ``1 - y^2``; one factor of ``y`` detached halves the second derivative."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y.detach())
+
+
 class TanhWithJVP(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
@@ -482,6 +497,8 @@ WRONG = [
     Case("jax sin: custom_jvp rule -cos (its VJP too)", "jax", _j_sin_wrong_jvp, ROWS,
          options={"modes": ("rev", "fwd")}),
     Case("torch sin: detached saved input (second derivative 0)", "torch", SinDetachedBackward.apply, ROWS,
+         ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
+    Case("torch tanh: half the second derivative, over +-700", "torch", TanhHalfSecond.apply, FULL,
          ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
     Case("jax sin: stop_gradient in the rule (second derivative 0)", "jax", _j("sin_constant", jnp.sin,
                                                                             _j_sin_constant), ROWS,

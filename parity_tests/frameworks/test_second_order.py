@@ -24,11 +24,11 @@ from .framework_catalog import Sin  # noqa: E402  (imports torch and jax: after 
 
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
-# tanh's HVP -2 y (1 - y^2) loses its relative precision by cancellation where y rounds near 1
-# (|x| > ~10 in float64), below what the first order's rounding floor models: moderate inputs here
 X = ri.Inputs(x=ri.Arg("real", shape=(3, 4), range=(-3.0, 3.0)))
+FULL = ri.Inputs(x=ri.Arg("real", shape=(3, 4), range=(-700.0, 700.0)))
+"""Past tanh's saturation (|x| > ~19 in float64, ~9 in float32): its gradient 1 - y^2 is rounded by u there,
+not by u (1 - y^2), a rounding the second order's floor holds (intermediate_magnitude)."""
 SMALL = {"max_examples": 3, "seed": 0}
-
 
 
 class SinDetachedBackward(Sin):
@@ -56,12 +56,41 @@ jax_sin_constant_rule.defvjp(lambda x: (jnp.sin(x), x),
                              lambda x, g: (g * jax.lax.stop_gradient(jnp.cos(x)),))
 
 
+@pytest.mark.parametrize("inputs", [X, FULL], ids=["(-3, 3)", "(-700, 700)"])
 @pytest.mark.parametrize("fn", [torch.tanh, Sin.apply, jax_sin], ids=["torch.tanh", "Function", "custom_vjp"])
-def test_a_right_second_derivative_passes(fn: Callable[..., Any]) -> None:
-    result = ri.check_vjp(fn, inputs=X, order=2, **SMALL)
+def test_a_right_second_derivative_passes(fn: Callable[..., Any], inputs: Any) -> None:
+    result = ri.check_vjp(fn, inputs=inputs, order=2, **SMALL)
     assert result.ok, result.report()
     assert result.functions == ("gradient", "hvp")
     assert {"taylor[x] (order 2)", "adjoint[x] (order 2)"} <= {r.check for r in result.rows}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_saturated_tanh_is_no_false_alarm(seed: int) -> None:
+    # the drawn x of seed 0 held 86.9, -11.1, 10.6: 1 - y^2 rounded at the scale of 1 made the gradient a
+    # staircase below its own rounding, and the Taylor order fitted there was 0.95
+    result = ri.check_vjp(torch.tanh, inputs=ri.Inputs(x=ri.Arg("real", shape=(3, 4))), order=2, max_examples=10,
+                          seed=seed)
+    assert result.ok, result.report()
+
+
+class TanhHalfSecond(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y.detach())  # right value; half the second derivative, y still read by the floor
+
+
+def test_the_saved_output_floor_still_catches_a_wrong_second_derivative() -> None:
+    result = ri.check_vjp(TanhHalfSecond.apply, inputs=FULL, order=2, **SMALL)
+    assert not result.ok and {c.check for c in result.counterexamples} <= {"taylor[x] (order 2)",
+                                                                             "adjoint[x] (order 2)"}, result.report()
 
 
 @pytest.mark.parametrize("fn", [SinDetachedBackward.apply, jax_sin_constant_rule],

@@ -81,6 +81,30 @@ class _TorchGradient(_Named):
         with torch.enable_grad():
             return tuple(_to_numpy(g) for g in self.grads(args, create_graph=False)[1])
 
+    def intermediate_magnitude(self, args: tuple[Any, ...], w: list[np.ndarray]) -> float:
+        """``sum_j |y_j| |d<|w|, g>/dy_j|`` over the forward outputs ``y`` the
+        backward reads (``1 - y^2`` for tanh): how far ``g`` moves when each
+        ``y`` is rounded, the cancellation ``|g|`` alone does not show (``y``
+        near 1 rounds ``1 - y^2`` by ``u``, not by ``u (1 - y^2)``)."""
+        torch = sys.modules["torch"]
+        s = self.forward.session
+        idx = _floating_index(args)
+        with torch.enable_grad():
+            targs = s.inputs(args, [i in idx for i in range(len(args))])
+            outs = [o for o in pytree.flatten(self.forward.raw(targs, {}))[0]
+                    if isinstance(o, torch.Tensor) and o.requires_grad]
+            if not outs:
+                return 0.0
+            leaves = [targs[i] for i in idx]
+            cots = [torch.as_tensor(fixed_cotangent(tuple(o.shape), np.float64)).to(o.device, o.dtype) for o in outs]
+            grads = torch.autograd.grad(outs, leaves, cots, allow_unused=True, create_graph=True)
+            weighted = [(g * torch.as_tensor(np.abs(c)).to(g.device, g.dtype)).sum()
+                        for g, c in zip(grads, w) if g is not None and g.requires_grad]
+            if not weighted:
+                return 0.0
+            dy = torch.autograd.grad(sum(weighted), outs, allow_unused=True)
+        return float(sum((d.abs() * o.detach().abs()).sum().item() for d, o in zip(dy, outs) if d is not None))
+
     def hvp(self, u: Any, *args: Any) -> Any:
         torch = sys.modules["torch"]
         with torch.enable_grad():
@@ -236,3 +260,7 @@ class _Deciding(_Named):
 
     def hvp(self, u: Any, *args: Any) -> Any:
         return self.pick(args).hvp(u, *args)
+
+    def intermediate_magnitude(self, args: tuple[Any, ...], w: list[np.ndarray]) -> float:
+        scale = getattr(self.pick(args), "intermediate_magnitude", None)
+        return float(scale(args, w)) if scale is not None else 0.0

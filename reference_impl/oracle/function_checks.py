@@ -317,7 +317,11 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     work_dtype = np.dtype(pytree.flatten(work_args[wrt[0]])[0][0].dtype)
     work_u = numerics.unit_roundoff(work_dtype)
     phi0 = _inner(work_v, work_out)
-    magnitude = _abs_inner(work_v, work_out)
+    # an f that computes its output from values beyond its inputs (the gradient of check_vjp(order=2), from the
+    # forward outputs its backward reads) says how far their rounding moves <v, f>: part of f's rounding floor
+    beyond = getattr(pb.f, "intermediate_magnitude", None)
+    intermediate = float(beyond(work_args, work_v)) if callable(beyond) else 0.0
+    magnitude = _abs_inner(work_v, work_out) + intermediate
     kinds = drawn.kinds if drawn.kinds else tuple(None for _ in args)
 
     # ---- Taylor remainder and adjoint test, per wrt input
@@ -440,9 +444,9 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         noisy = noise_runs()
         input_scale = max((float(np.max(np.abs(x))) for a in args for x in pytree.flatten(a)[0]
                            if x.dtype.kind == "f" and x.size), default=0.0)
-        secant = (max((float(np.max(np.abs(v))) for v in work_v if v.size), default=0.0)
-                  * max((float(np.max(np.abs(o))) for o in work_out if o.size), default=0.0)
-                  / max(input_scale, 1e-300))
+        secant = max(max((float(np.max(np.abs(v))) for v in work_v if v.size), default=0.0)
+                     * max((float(np.max(np.abs(o))) for o in work_out if o.size), default=0.0),
+                     intermediate) / max(input_scale, 1e-300)
         gradient_scale = max([secant] + [float(np.max(np.abs(g))) for part in work_g for g in part if g.size])
         for k, i in enumerate(wrt):
             masks = _kink_mask(args[i], kinds[i] if i < len(kinds) else None)
