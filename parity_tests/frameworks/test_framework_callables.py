@@ -278,6 +278,20 @@ def test_backends_on_framework_code() -> None:
     assert any("compared with itself" in c for c in own.cuts)
 
 
+def _torch_glue(x: Any) -> Any:
+    # NumPy in, NumPy out, torch inside: no framework can differentiate it from outside
+    return torch.sin(torch.as_tensor(x)).numpy()
+
+
+def test_numpy_glue_around_torch_with_backends_torch() -> None:
+    # issue 21 item 4: the torch opinion cannot run it, which is said, not reported as a wrong gradient
+    right = ri.check_vjp(_torch_glue, lambda g, x: g * np.cos(x), inputs=X, backends=("torch",), **FAST)
+    assert right.ok, right.report()
+    assert any("'torch' left out: it could not run your f on its own arrays" in c for c in right.cuts), right.cuts
+    wrong = ri.check_vjp(_torch_glue, lambda g, x: g * np.sin(x), inputs=X, backends=("torch",), **FAST)
+    assert not wrong.ok
+
+
 # =========================================================================== bad input
 
 

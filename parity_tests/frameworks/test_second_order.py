@@ -129,3 +129,40 @@ def test_order_and_hvp_are_validated() -> None:
         ri.check_vjp(np.sin, inputs=X, order=2, hvp=lambda v, u, x: u)
     with pytest.raises(ValueError, match=r"^modes: order=2"):
         ri.check_vjp(torch.tanh, inputs=X, order=2, modes=("rev", "fwd"))
+
+
+def _sin_times_x(x: Any) -> Any:
+    from array_api_compat import array_namespace
+
+    xp = array_namespace(x)
+    return xp.sin(x) * x
+
+
+def _vjp_sin_times_x(v: Any, x: Any) -> Any:
+    return v * (np.cos(x) * x + np.sin(x))
+
+
+def test_backends_compare_a_numpy_hvp_with_the_frameworks_double_backward() -> None:
+    def hvp(v: Any, u: Any, x: Any) -> Any:
+        return v * u * (2 * np.cos(x) - x * np.sin(x))
+
+    def hvp_off(v: Any, u: Any, x: Any) -> Any:
+        return hvp(v, u, x) * (1 + 1e-9)  # below what the Taylor order can see, far above rounding
+
+    right = ri.check_vjp(_sin_times_x, _vjp_sin_times_x, hvp=hvp, order=2, inputs=X, backends=("torch", "jax"),
+                         **SMALL)
+    assert right.ok and right.backends == ("torch", "jax"), right.report()
+    assert {"autograd[x] (order 2)"} <= {r.check for r in right.rows}
+    alone = ri.check_vjp(_sin_times_x, _vjp_sin_times_x, hvp=hvp_off, order=2, inputs=X, dtypes=("float64",),
+                         **SMALL)
+    opinion = ri.check_vjp(_sin_times_x, _vjp_sin_times_x, hvp=hvp_off, order=2, inputs=X, dtypes=("float64",),
+                           backends=("torch",), **SMALL)
+    assert alone.ok, alone.report()
+    assert not opinion.ok and {c.check for c in opinion.counterexamples} == {"autograd[x] (order 2)"}
+
+
+def test_backends_on_framework_code_at_order_2_say_why_they_are_left_out() -> None:
+    result = ri.check_vjp(torch.sin, inputs=X, order=2, backends=("torch", "jax"), **SMALL)
+    assert result.ok and result.backends == ()
+    assert any("compared with itself" in c for c in result.cuts) and any("cannot run torch code" in c
+                                                                        for c in result.cuts), result.cuts

@@ -124,9 +124,10 @@ def check_batched(check_vjp: Callable[..., Any], f: Any, vjp: Any, kwargs: dict[
     forward = Forward(f, session, dict)
     jax = sys.modules.get("jax")
     rev = (fw,) if fw == "torch" or (fw == "jax" and jax is not None and jax.config.jax_enable_x64) else ()
-    inner = {k: v for k, v in kwargs.items() if k not in ("modes",)}
-    result = Adapter(session).finish(check_vjp(forward, BatchedVJP(forward),
-                                               **{**inner, "framework": "numpy", "backends": rev}))
+    inner = {k: v for k, v in kwargs.items() if k not in ("modes", "backends")}
+    notes = _backend_notes(kwargs.get("backends", ()), fw, rev)
+    result = Adapter(session, notes).finish(check_vjp(forward, BatchedVJP(forward),
+                                                      **{**inner, "framework": "numpy", "backends": rev}))
 
     def named(check: str, against: str) -> str:
         return f"vmap vs per-example{check.removeprefix('autograd')}" if against in rev else f"{check} (vmap)"
@@ -136,3 +137,24 @@ def check_batched(check_vjp: Callable[..., Any], f: Any, vjp: Any, kwargs: dict[
         rows=tuple(dataclasses.replace(r, check=named(r.check, r.against)) for r in result.rows),
         counterexamples=tuple(dataclasses.replace(c, check=named(c.check, c.against))
                               for c in result.counterexamples))
+
+
+def _backend_notes(backends: Any, fw: str | None, rev: tuple[str, ...]) -> list[str]:
+    """``backends=`` under ``batched=True``: the code's own framework is the per-example opinion already (the
+    row ``vmap vs per-example``); another framework cannot run the code. Unknown names are refused."""
+    from .array_api import BACKENDS
+
+    items = tuple(b for b in backends.split(",") if b) if isinstance(backends, str) else tuple(backends or ())
+    notes = []
+    for b in items:
+        if b not in BACKENDS:
+            raise ValueError(f"backends: unknown backend {b!r}; valid: {', '.join(BACKENDS)}")
+        if b in rev:
+            notes.append(f"backends: {b!r} is the per-example autograd each vmapped row is compared with "
+                         "(vmap vs per-example)")
+        elif b == fw:
+            notes.append(f"backends: {b!r} left out: jax_enable_x64 is off, so jax's per-example VJP is not "
+                         "compared (turn it on for the vmap vs per-example row)")
+        else:
+            notes.append(f"backends: {b!r} left out: it cannot run {fw or 'this'} code")
+    return notes

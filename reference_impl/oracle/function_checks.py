@@ -64,6 +64,14 @@ class Counters:
     cut_by_size: int = 0
     misuse: str = ""
     coverage: Coverage = field(default_factory=Coverage)
+    opinions_ran: set[str] = field(default_factory=set)
+    opinions_left_out: dict[str, str] = field(default_factory=dict)
+    """A backend that failed on the first input it was given: it cannot run ``f`` (NumPy glue around torch, code
+    that is not array-API generic), so it is no opinion; said in the result's cuts."""
+
+    def notes(self) -> list[str]:
+        return [f"backends: {b!r} left out: it could not run your f on its own arrays ({why}); an opinion needs f "
+                "written against the array API (xp = array_namespace(x))" for b, why in self.opinions_left_out.items()]
 
 
 
@@ -484,14 +492,20 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         if found:
             return found
     for backend in pb.backends:
+        if backend in counters.opinions_left_out:
+            continue
         try:
             theirs = framework_vjp(backend, pb.f, args, wrt, cot)
         except UnsatisfiedAssumption:
             raise
         except Exception as e:  # f not generic, or the framework failing on the input: a finding, not a crash
             msg = f"{backend} could not differentiate your {pb.f_name}: {type(e).__name__}: {e}"
+            if backend not in counters.opinions_ran:  # never ran: f is not code this framework can run
+                counters.opinions_left_out[backend] = f"{type(e).__name__}: {str(e)[:160]}"
+                continue
             tally.record_error(f"{backend} autograd", dt, sc, backend, msg)
             return ctx.finding(f"{backend} autograd", backend, "backend error", msg)
+        counters.opinions_ran.add(backend)
         if pb.gradient_only:
             theirs = [[t * v_leaves[0].reshape(()) for t in part] for part in theirs]
         found = compare("autograd", backend, theirs, grads, exclude_kinks=True)
