@@ -342,6 +342,26 @@ BAD: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      ValueError, r"^params: a Module's parameters are the params"),
     ("loss_fn without a module", lambda: ri.check_grad(_square_loss, loss_fn=F.mse_loss, params={"w": np.ones(2)}),
      ValueError, r"^loss_fn: only with a torch.nn.Module"),
+    ("integer dtypes", lambda: ri.check_vjp(torch.sin, inputs=X, dtypes=(torch.int64,)),
+     ValueError, r"^dtypes: 'int64' is not supported"),
+    ("complex example", lambda: ri.check_vjp(torch.sin, inputs=[(torch.ones(3, dtype=torch.complex64),)]),
+     TypeError, r"^inputs\[0\]\[0\]: complex64 is not supported"),
+    ("non-leaf example", lambda: ri.check_vjp(torch.sin, inputs=[(torch.ones(3, requires_grad=True) * 2,)]),
+     ValueError, r"^inputs\[0\]\[0\]: a non-leaf tensor"),
+    ("example on another device", lambda: ri.check_vjp(torch.sin, inputs=[(torch.ones(3, device="meta"),)]),
+     ValueError, r"^inputs\[0\]\[0\]: is on meta, but device='cpu'"),
+    ("mixed frameworks in one example", lambda: ri.check_vjp(lambda x, y: x * y, framework="torch",
+                                                             inputs=[(torch.ones(3), jnp.ones(3))]),
+     TypeError, r"^inputs\[0\]: mixes torch tensors \(inputs\[0\]\[0\]\) and jax arrays"),
+    ("integer parameter (int32)", lambda: ri.check_grad(_square_loss, params={"w": torch.ones(3, dtype=torch.int32)}),
+     TypeError, r"^params\['w'\]: int32 has no gradient"),
+    *[(f"detached result ({mode})", (lambda kw=kw: ri.check_vjp(lambda x: torch.sin(x).detach(), inputs=X, **FAST,
+                                                               **kw)),
+       ValueError, r"^f: <lambda> returned a result that does not require grad")
+      for mode, kw in (("order 2", {"order": 2}), ("vmap", {"batched": True}), ("fwd", {"modes": ("fwd",)}))],
+    *[(f"torch.no_grad inside ({mode})", (lambda kw=kw: ri.check_vjp(_no_grad, inputs=X, **FAST, **kw)),
+       ValueError, r"^f: _no_grad returned a result that does not require grad.*torch\.no_grad\(\)")
+      for mode, kw in (("order 2", {"order": 2}), ("vmap", {"batched": True}))],
 ]
 
 

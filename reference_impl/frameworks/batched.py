@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import pytree
 from .detection import subject_of
-from .user_code import Forward, Session, _floating, _to_numpy
+from .user_code import Forward, Session, _detached, _floating, _to_numpy
 
 __all__ = ["check_batched", "BATCH"]
 
@@ -59,7 +59,7 @@ class BatchedVJP:
         try:
             grads = (_torch if s.framework == "torch" else _jax)(s, self.forward, args, cots, wrt)
         except Exception as e:  # the framework refusing to vmap the user's backward: a finding, named
-            if type(e).__module__.startswith("hypothesis"):
+            if type(e).__module__.startswith("hypothesis") or s.misuse is not None:
                 raise
             raise RuntimeError(f"cannot be vmapped: the framework's vmap of the VJP of {s.subject} raised "
                                f"{type(e).__name__}: {e}") from None
@@ -78,7 +78,7 @@ def _torch(s: Session, fw: Forward, args: Any, cots: list[np.ndarray], wrt: tupl
              if isinstance(o, torch.Tensor) and o.requires_grad]
     leaves = [targs[i] for i in wrt]
     if not pairs:
-        return [np.zeros(np.shape(args[i]), args[i].dtype) for i in wrt]
+        raise s.refuse(_detached(s, "f"))
     outputs = [o for o, _ in pairs]
 
     def pullback(*vs: Any) -> Any:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import pytree
 from .detection import signature_of, subject_of, tree_frameworks
-from .user_code import Forward, Session, _to_numpy
+from .user_code import Forward, Session, _detached, _to_numpy
 
 __all__ = ["check_order2", "fixed_cotangent"]
 
@@ -73,7 +73,7 @@ class _TorchGradient(_Named):
                  for o in outs if isinstance(o, torch.Tensor) and o.requires_grad]
         leaves = [targs[i] for i in idx]
         if not pairs:
-            return leaves, [torch.zeros_like(t) for t in leaves]
+            raise s.refuse(_detached(s, "f"))
         got = torch.autograd.grad([o for o, _ in pairs], leaves, [c for _, c in pairs], allow_unused=True,
                                   create_graph=create_graph)
         return leaves, [torch.zeros_like(t) if g is None else g for g, t in zip(got, leaves)]

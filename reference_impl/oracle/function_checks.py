@@ -500,7 +500,8 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
             raise
         except Exception as e:  # f not generic, or the framework failing on the input: a finding, not a crash
             msg = f"{backend} could not differentiate your {pb.f_name}: {type(e).__name__}: {e}"
-            if backend not in counters.opinions_ran:  # never ran: f is not code this framework can run
+            own = getattr(getattr(pb.f, "session", None), "framework", None) == backend
+            if backend not in counters.opinions_ran and not own:  # never ran: f is not code it can run
                 counters.opinions_left_out[backend] = f"{type(e).__name__}: {str(e)[:160]}"
                 continue
             tally.record_error(f"{backend} autograd", dt, sc, backend, msg)
