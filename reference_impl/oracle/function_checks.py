@@ -18,62 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine, pytree
+from .. import pytree
 from ..engine import differences as numerics
 from ..engine.adjoint import adjoint_test
 from ..engine.calls import Snapshot, UnsatisfiedAssumption, call, returned_array, type_name
 from ..engine.results import Tally
 from ..engine.search import Misuse
 from ..frameworks.array_api import framework_vjp
-from ..strategies.inputs import Coverage, Drawn
+from ..strategies.inputs import Drawn
+from .function_problem import Counters, Finding, Problem
 
 __all__ = ["Problem", "Finding", "Counters", "evaluate", "shape_class"]
 
 _FLOAT64 = np.dtype(np.float64)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A resolved check: the functions, the names of their arguments, what to differentiate."""
-
-    f: Callable[..., Any]
-    vjp: Callable[..., Any]
-    f_name: str
-    vjp_name: str
-    arg_names: tuple[str, ...]
-    wrt: tuple[int, ...] | None
-    """Indices of the inputs to differentiate; ``None``: every floating input."""
-    backends: tuple[str, ...]
-    gradient_only: bool = False
-    """``vjp`` is a gradient ``grad(*inputs)`` of a scalar ``f``; the VJP is ``v * grad``."""
-
-
-@dataclass(frozen=True)
-class Finding(engine.Finding):
-    """The check engine's finding, and whether the VJP returned the wrong
-    structure (counted apart: a misuse rather than a wrong value)."""
-
-    structure_error: bool = False
-
-
-@dataclass
-class Counters:
-    evaluated: int = 0
-    skipped: int = 0
-    structure_errors: int = 0
-    cut_by_size: int = 0
-    misuse: str = ""
-    coverage: Coverage = field(default_factory=Coverage)
-    opinions_ran: set[str] = field(default_factory=set)
-    opinions_left_out: dict[str, str] = field(default_factory=dict)
-    """A backend that failed on the first input it was given: it cannot run ``f`` (NumPy glue around torch, code
-    that is not array-API generic), so it is no opinion; said in the result's cuts."""
-
-    def notes(self) -> list[str]:
-        return [f"backends: {b!r} left out: it could not run your f on its own arrays ({why}); an opinion needs f "
-                "written against the array API (xp = array_namespace(x))" for b, why in self.opinions_left_out.items()]
-
-
 
 
 def _names(pb: Problem, n: int) -> list[str]:

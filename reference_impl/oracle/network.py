@@ -8,6 +8,7 @@ comparisons from :mod:`reference_impl.engine`.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -331,8 +332,6 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
 
 def _framework_code() -> bool:
     """torch or jax code can exist only once one of them is imported."""
-    import sys
-
     return "torch" in sys.modules or "jax" in sys.modules
 
 
