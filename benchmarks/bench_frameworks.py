@@ -1,13 +1,22 @@
 """Who catches the catalog's bugs: ``check_vjp`` on torch and jax code as it is,
 against ``torch.autograd.gradcheck`` (float64 and float32, default and
-``fast_mode``) and ``jax.test_util.check_grads`` (float64 and float32) on the
-same hand-written Functions and custom_vjps (``parity_tests/frameworks/framework_catalog.py``).
+``fast_mode``), its mode checks (``gradgradcheck``, ``check_forward_ad``,
+``check_batched_grad``, float64) and ``jax.test_util.check_grads`` (float64
+and float32) on the same hand-written Functions and custom_vjps
+(``parity_tests/frameworks/framework_catalog.py``).
 
-``check_vjp`` draws its inputs (``--examples`` per dtype, float32 and float64,
-each of ``--seeds``); the anchors get one input as their users write it: each
-side of the case's shape 3, values ``randn`` times the case's scale (1 where
-it has none), in the anchor's dtype. A row says, per tool, ``caught`` or
-``-`` and the seconds it took; on a right case ``caught`` is a false alarm.
+Each case has a mode (``rev``, ``fwd``, ``order 2``, ``vmap``): ``check_vjp``
+runs with that mode's options (``modes=("rev", "fwd")``, ``order=2``,
+``batched=True``), ``gradcheck`` as its users write it (first order), the mode
+check of gradcheck that corresponds (``check_forward_ad=True``,
+``gradgradcheck``, ``check_batched_grad=True``; ``n/a`` for other modes), and
+``check_grads`` with ``modes=("fwd", "rev")`` for ``fwd`` cases, ``order=2``
+for ``order 2`` cases (it has no batched check). ``check_vjp`` draws its
+inputs (``--examples`` per dtype, float32 and float64, each of ``--seeds``);
+the anchors get one input as their users write it: each side of the case's
+shape 3, values ``randn`` times the case's scale (1 where it has none), in the
+anchor's dtype. A row says, per tool, ``caught`` or ``-`` and the seconds it
+took; on a right case ``caught`` is a false alarm.
 
     PYTHONPATH=. python benchmarks/bench_frameworks.py [--examples 10] [--seeds 0,1,2]
 """
@@ -32,7 +41,8 @@ from jax.test_util import check_grads
 import reference_impl as ri
 from parity_tests.frameworks.framework_catalog import CORRECT, WRONG, Case
 
-ANCHORS = ("gc64", "gc64 fast", "gc32", "gc32 fast", "cg64", "cg32")
+ANCHORS = ("gc64", "gc64 fast", "gc32", "gc32 fast", "gc mode", "cg64", "cg32")
+MODE_CHECK = {"fwd": "check_forward_ad", "order 2": "gradgradcheck", "vmap": "check_batched_grad"}
 
 
 def _anchor_inputs(case: Case, dtype: str, seed: int = 0) -> list[np.ndarray]:
@@ -64,16 +74,30 @@ def _gradcheck(case: Case, dtype: str, fast: bool) -> tuple[bool, float] | None:
     return _caught(lambda: torch.autograd.gradcheck(case.fn, xs, fast_mode=fast))
 
 
+def _gradcheck_mode(case: Case) -> tuple[bool, float] | None:
+    """The gradcheck check of the case's mode, in float64: check_forward_ad, gradgradcheck, check_batched_grad."""
+    if case.framework != "torch" or case.mode not in MODE_CHECK:
+        return None
+    xs = tuple(torch.tensor(x, requires_grad=True) for x in _anchor_inputs(case, "float64"))
+    if case.mode == "order 2":
+        return _caught(lambda: torch.autograd.gradgradcheck(case.fn, xs))
+    flag = "check_forward_ad" if case.mode == "fwd" else "check_batched_grad"
+    return _caught(lambda: torch.autograd.gradcheck(case.fn, xs, **{flag: True}))
+
+
 def _check_grads(case: Case, dtype: str) -> tuple[bool, float] | None:
     if case.framework != "jax":
         return None
     xs = tuple(jax.numpy.asarray(x) for x in _anchor_inputs(case, dtype))
-    return _caught(lambda: check_grads(case.fn, xs, order=1, modes=["rev"]))
+    order = 2 if case.mode == "order 2" else 1
+    modes = ["fwd", "rev"] if case.mode == "fwd" else ["rev"]
+    return _caught(lambda: check_grads(case.fn, xs, order=order, modes=modes))
 
 
 def _ours(case: Case, seeds: tuple[int, ...], examples: int) -> tuple[bool, float]:
     start = time.perf_counter()
-    caught = [not ri.check_vjp(case.fn, inputs=case.inputs, seed=s, max_examples=examples).ok for s in seeds]
+    caught = [not ri.check_vjp(case.fn, inputs=case.inputs, seed=s, max_examples=examples, **case.options).ok
+              for s in seeds]
     if len(set(caught)) > 1:
         print(f"  note: {case.name}: caught on seeds {[s for s, c in zip(seeds, caught) if c]} of {list(seeds)}")
     return all(caught) if case in WRONG else any(caught), (time.perf_counter() - start) / len(seeds)
@@ -89,22 +113,26 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds for check_vjp (default 0)")
     args = parser.parse_args()
     seeds = tuple(int(s) for s in args.seeds.split(","))
-    header = f"{'case':58} {'ours':>14} " + " ".join(f"{a:>14}" for a in ANCHORS)
+    header = f"{'case':58} {'mode':>7} {'ours':>14} " + " ".join(f"{a:>14}" for a in ANCHORS)
     totals = {k: 0 for k in ("ours", *ANCHORS)}
+    ran = {k: 0 for k in ("ours", *ANCHORS)}
     for title, cases in (("WRONG (caught = found the bug)", WRONG), ("RIGHT (caught = false alarm)", CORRECT)):
         print(f"\n{title}; check_vjp: {args.examples} examples per dtype, seeds {list(seeds)}\n{header}")
         for case in cases:
             cells = {"ours": _ours(case, seeds, args.examples),
                      "gc64": _gradcheck(case, "float64", False), "gc64 fast": _gradcheck(case, "float64", True),
                      "gc32": _gradcheck(case, "float32", False), "gc32 fast": _gradcheck(case, "float32", True),
+                     "gc mode": _gradcheck_mode(case),
                      "cg64": _check_grads(case, "float64"), "cg32": _check_grads(case, "float32")}
             for k, v in cells.items():
                 totals[k] += int(v is not None and v[0] == (case in WRONG))
-            print(f"{case.name[:58]:58} " + " ".join(f"{_cell(cells[k]):>14}" for k in ("ours", *ANCHORS)))
-    n_torch = sum(c.framework == "torch" for c in WRONG + CORRECT)
-    n_jax = len(WRONG + CORRECT) - n_torch
-    print(f"\nright verdicts (a wrong case caught, a right one passed): ours {totals['ours']}/{len(WRONG + CORRECT)}; "
-          + ", ".join(f"{a} {totals[a]}/{n_torch if a.startswith('gc') else n_jax}" for a in ANCHORS))
+            print(f"{case.name[:58]:58} {case.mode:>7} " + " ".join(f"{_cell(cells[k]):>14}"
+                                                                     for k in ("ours", *ANCHORS)))
+            for k, v in cells.items():
+                ran[k] += int(v is not None)
+    print(f"\ngc mode: {', '.join(f'{m} -> {c}' for m, c in MODE_CHECK.items())} (float64)")
+    print("right verdicts (a wrong case caught, a right one passed), of the cases each tool ran: "
+          + ", ".join(f"{a} {totals[a]}/{ran[a]}" for a in ("ours", *ANCHORS)))
 
 
 if __name__ == "__main__":

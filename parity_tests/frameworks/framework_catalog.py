@@ -10,12 +10,13 @@ the same derivative. Shared by ``test_framework_catalog.py`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import torch
+from jax import custom_batching
 
 import reference_impl as ri
 
@@ -31,9 +32,24 @@ class Case:
     inputs: Any
     caught_by: tuple[str, ...] = ("taylor", "adjoint")
     """The checks expected to catch a wrong case (prefixes of the finding's check)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """``check_vjp``'s mode for the case: ``{"modes": ("rev", "fwd")}``, ``{"order": 2}``, ``{"batched": True}``."""
+    rev_ok: bool = False
+    """A wrong case whose defect is its mode's alone: the default reverse-mode check passes it."""
+
+    @property
+    def mode(self) -> str:
+        """``rev``, ``fwd``, ``order 2`` or ``vmap``: what the case exercises."""
+        if self.options.get("batched"):
+            return "vmap"
+        if self.options.get("order") == 2:
+            return "order 2"
+        return "fwd" if "fwd" in self.options.get("modes", ()) else "rev"
 
 
 ROWS = Inputs(x=Arg("real", shape=(3, 4)))
+FULL = Inputs(x=Arg("real", shape=(3, 4), range=(-700.0, 700.0)))
+"""Past tanh's saturation and exp's overflow: the second order's rounding floor over the whole range."""
 UNIT = Inputs(x=Arg("real", shape=(3, 4), scale=1.0))
 WIDE = Inputs(x=Arg("real", shape=(2, 4), scale=(1.0, 30.0)))
 NARROW_ROWS = Inputs(x=Arg("logits", shape=(2, None)), sides=(1, 3))
@@ -203,6 +219,106 @@ class TanhBySigmoid(torch.autograd.Function):
         return 2 * g * s * (1 - s)
 
 
+class _ScaleRule(torch.autograd.Function):
+    """``g * s`` as a Function with its own ``vmap`` rule (``generate_vmap_rule=False``), for a backward to call."""
+
+    generate_vmap_rule = False
+
+    @staticmethod
+    def forward(g: Any, s: Any) -> Any:
+        return g * s
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, dout: Any) -> Any:
+        g, s = ctx.saved_tensors
+        return dout * s, dout * g
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, g: Any, s: Any) -> Any:
+        gb = g.movedim(in_dims[0], 0) if in_dims[0] is not None else g.expand(info.batch_size, *g.shape)
+        sb = s.movedim(in_dims[1], 0) if in_dims[1] is not None else s
+        return gb * sb, 0
+
+
+class _ScaleRuleMixing(_ScaleRule):
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, g: Any, s: Any) -> Any:
+        gb = g.movedim(in_dims[0], 0) if in_dims[0] is not None else g.expand(info.batch_size, *g.shape)
+        sb = s.movedim(in_dims[1], 0) if in_dims[1] is not None else s
+        out = gb * sb
+        return out.mean(0, keepdim=True).expand_as(out), 0  # "the batch's mean": mixes the rows
+
+
+class SinByRule(Sin):
+    """Sin whose backward multiplies through ``_ScaleRule`` (right per example and under vmap)."""
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return _ScaleRule.apply(g, torch.cos(x))
+
+
+class SinByMixingRule(Sin):
+    """Right per example; under ``torch.func.vmap`` the inner Function's ``vmap`` rule mixes the batch."""
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return _ScaleRuleMixing.apply(g, torch.cos(x))
+
+
+class SinDetachedBackward(Sin):
+    """Right in value, but its own derivative is cut: the second derivative is 0."""
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x.detach())
+
+
+class TanhHalfSecond(torch.autograd.Function):
+    """Right first derivative ``1 - y^2``; one factor of ``y`` detached halves the second derivative."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y.detach())
+
+
+class TanhWithJVP(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        ctx.y = y
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+    @staticmethod
+    def jvp(ctx: Any, t: Any) -> Any:
+        return t * (1 - ctx.y) * (1 + ctx.y)
+
+
+class TanhWrongJVP(TanhWithJVP):
+    @staticmethod
+    def jvp(ctx: Any, t: Any) -> Any:
+        return t * (1 - ctx.y)  # a wrong JVP beside a right backward
+
+
 # =========================================================================== the derivatives, jax
 
 
@@ -271,6 +387,38 @@ def _j_mse_half(g: Any, y: Any, pred: Any, target: Any) -> Any:
     return g * d, -g * d
 
 
+@custom_batching.custom_vmap
+def _j_mul(a: Any, b: Any) -> Any:
+    return a * b
+
+
+@_j_mul.def_vmap
+def _j_mul_vmap(axis_size: int, in_batched: Any, a: Any, b: Any) -> Any:
+    out = a * b
+    batched = any(in_batched)
+    return (jnp.broadcast_to(out.mean(0), out.shape) if batched else out), batched  # mixes the batch's rows
+
+
+def _j_sin_rule(g: Any, y: Any, x: Any) -> Any:
+    return (g * jnp.cos(x),)
+
+
+def _j_sin_mixing(g: Any, y: Any, x: Any) -> Any:
+    return (_j_mul(g, jnp.cos(x)),)
+
+
+def _j_sin_constant(g: Any, y: Any, x: Any) -> Any:
+    return (g * jax.lax.stop_gradient(jnp.cos(x)),)  # right in value, zero derivative
+
+
+@jax.custom_jvp
+def _j_sin_wrong_jvp(x: Any) -> Any:
+    return jnp.sin(x)
+
+
+_j_sin_wrong_jvp.defjvp(lambda p, t: (jnp.sin(p[0]), -jnp.cos(p[0]) * t[0]))  # and so its VJP, by transposition
+
+
 def _t(name: str, forward: Callable[..., Any], backward: Callable[..., Any]) -> Callable[..., Any]:
     return torch_function(name, forward, backward)
 
@@ -309,6 +457,14 @@ CORRECT = [
     Case("jax tanh, (1 - y)(1 + y)", "jax", _j("tanh_factored", jnp.tanh, _j_tanh_factored), ROWS),
     Case("jax softplus, exp(-softplus(-x))", "jax", _j("softplus", jax.nn.softplus, _j_softplus), WIDE),
     Case("jax mse, mean", "jax", _j("mse", _mse_j, _j_mse), REGRESSION),
+    Case("torch tanh, forward mode (jvp (1 - y)(1 + y))", "torch", TanhWithJVP.apply, ROWS,
+         options={"modes": ("rev", "fwd")}),
+    Case("torch.tanh, second order over +-700", "torch", torch.tanh, FULL, options={"order": 2}),
+    Case("torch sin Function, second order over +-700", "torch", Sin.apply, FULL, options={"order": 2}),
+    Case("jax sin, second order over +-700", "jax", _j("sin", jnp.sin, _j_sin_rule), FULL, options={"order": 2}),
+    Case("torch sin, backward through a vmap rule, vmapped", "torch", SinByRule.apply, ROWS,
+         options={"batched": True}),
+    Case("jax sin, vmapped", "jax", _j("sin_vmapped", jnp.sin, _j_sin_rule), ROWS, options={"batched": True}),
 ]
 
 WRONG = [
@@ -336,4 +492,19 @@ WRONG = [
     Case("jax softplus: bfloat16 for float32 input", "jax", _j("softplus_bf16", jax.nn.softplus, _j_softplus_bf16),
          WIDE, ("float32 vs float64",)),
     Case("jax mse: forgets the 2", "jax", _j("mse_half", _mse_j, _j_mse_half), REGRESSION),
+    Case("torch tanh: wrong jvp beside a right backward", "torch", TanhWrongJVP.apply, ROWS,
+         ("taylor[x] (fwd)", "adjoint[x] (fwd)", "fwd vs rev"), {"modes": ("rev", "fwd")}, True),
+    Case("jax sin: custom_jvp rule -cos (its VJP too)", "jax", _j_sin_wrong_jvp, ROWS,
+         options={"modes": ("rev", "fwd")}),
+    Case("torch sin: detached saved input (second derivative 0)", "torch", SinDetachedBackward.apply, ROWS,
+         ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
+    Case("torch tanh: half the second derivative, over +-700", "torch", TanhHalfSecond.apply, FULL,
+         ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
+    Case("jax sin: stop_gradient in the rule (second derivative 0)", "jax", _j("sin_constant", jnp.sin,
+                                                                            _j_sin_constant), ROWS,
+         ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
+    Case("torch sin: vmap rule mixing the batch, inside backward", "torch", SinByMixingRule.apply, ROWS,
+         ("taylor[x] (vmap)", "adjoint[x] (vmap)", "vmap vs per-example"), {"batched": True}, True),
+    Case("jax sin: custom_vmap rule mixing the batch, inside bwd", "jax", _j("sin_mixing", jnp.sin, _j_sin_mixing),
+         ROWS, ("taylor[x] (vmap)", "adjoint[x] (vmap)", "vmap vs per-example"), {"batched": True}, True),
 ]

@@ -89,3 +89,12 @@ def test_batched_is_validated() -> None:
         ri.check_vjp(torch.sin, inputs=X, batched=True, order=2)
     with pytest.raises(ValueError, match=r"^vjp: batched=True"):
         ri.check_vjp(torch.sin, lambda g, x: g * torch.cos(x), inputs=X, batched=True)
+
+
+def test_backends_are_honoured_under_vmap() -> None:
+    result = ri.check_vjp(Sin.apply, inputs=X, batched=True, backends=("torch", "jax"), **SMALL)
+    assert result.ok and result.backends == ("torch",), result.report()
+    assert any("'torch' is the per-example autograd" in c for c in result.cuts), result.cuts
+    assert any("'jax' left out: it cannot run torch code" in c for c in result.cuts), result.cuts
+    with pytest.raises(ValueError, match=r"^backends: unknown backend 'mxnet'"):
+        ri.check_vjp(Sin.apply, inputs=X, batched=True, backends=("mxnet",))

@@ -278,6 +278,20 @@ def test_backends_on_framework_code() -> None:
     assert any("compared with itself" in c for c in own.cuts)
 
 
+def _torch_glue(x: Any) -> Any:
+    # NumPy in, NumPy out, torch inside: no framework can differentiate it from outside
+    return torch.sin(torch.as_tensor(x)).numpy()
+
+
+def test_numpy_glue_around_torch_with_backends_torch() -> None:
+    # issue 21 item 4: the torch opinion cannot run it, which is said, not reported as a wrong gradient
+    right = ri.check_vjp(_torch_glue, lambda g, x: g * np.cos(x), inputs=X, backends=("torch",), **FAST)
+    assert right.ok, right.report()
+    assert any("'torch' left out: it could not run your f on its own arrays" in c for c in right.cuts), right.cuts
+    wrong = ri.check_vjp(_torch_glue, lambda g, x: g * np.sin(x), inputs=X, backends=("torch",), **FAST)
+    assert not wrong.ok
+
+
 # =========================================================================== bad input
 
 
@@ -328,6 +342,26 @@ BAD: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      ValueError, r"^params: a Module's parameters are the params"),
     ("loss_fn without a module", lambda: ri.check_grad(_square_loss, loss_fn=F.mse_loss, params={"w": np.ones(2)}),
      ValueError, r"^loss_fn: only with a torch.nn.Module"),
+    ("integer dtypes", lambda: ri.check_vjp(torch.sin, inputs=X, dtypes=(torch.int64,)),
+     ValueError, r"^dtypes: 'int64' is not supported"),
+    ("complex example", lambda: ri.check_vjp(torch.sin, inputs=[(torch.ones(3, dtype=torch.complex64),)]),
+     TypeError, r"^inputs\[0\]\[0\]: complex64 is not supported"),
+    ("non-leaf example", lambda: ri.check_vjp(torch.sin, inputs=[(torch.ones(3, requires_grad=True) * 2,)]),
+     ValueError, r"^inputs\[0\]\[0\]: a non-leaf tensor"),
+    ("example on another device", lambda: ri.check_vjp(torch.sin, inputs=[(torch.ones(3, device="meta"),)]),
+     ValueError, r"^inputs\[0\]\[0\]: is on meta, but device='cpu'"),
+    ("mixed frameworks in one example", lambda: ri.check_vjp(lambda x, y: x * y, framework="torch",
+                                                             inputs=[(torch.ones(3), jnp.ones(3))]),
+     TypeError, r"^inputs\[0\]: mixes torch tensors \(inputs\[0\]\[0\]\) and jax arrays"),
+    ("integer parameter (int32)", lambda: ri.check_grad(_square_loss, params={"w": torch.ones(3, dtype=torch.int32)}),
+     TypeError, r"^params\['w'\]: int32 has no gradient"),
+    *[(f"detached result ({mode})", (lambda kw=kw: ri.check_vjp(lambda x: torch.sin(x).detach(), inputs=X, **FAST,
+                                                               **kw)),
+       ValueError, r"^f: <lambda> returned a result that does not require grad")
+      for mode, kw in (("order 2", {"order": 2}), ("vmap", {"batched": True}), ("fwd", {"modes": ("fwd",)}))],
+    *[(f"torch.no_grad inside ({mode})", (lambda kw=kw: ri.check_vjp(_no_grad, inputs=X, **FAST, **kw)),
+       ValueError, r"^f: _no_grad returned a result that does not require grad.*torch\.no_grad\(\)")
+      for mode, kw in (("order 2", {"order": 2}), ("vmap", {"batched": True}))],
 ]
 
 

@@ -24,16 +24,21 @@ def _examples() -> list[str]:
     return _BLOCK.findall(README.read_text(encoding="utf-8"))
 
 
-def test_readme_has_the_three_examples() -> None:
+def test_readme_has_the_four_examples() -> None:
     blocks = _examples()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     assert "ri.check_vjp(MySigmoid.apply" in blocks[0] and "ri.check_grad(model, loss_fn=" in blocks[0]
-    assert "torch.autograd.gradcheck(" in blocks[1]
-    assert "check_grads(" in blocks[2]
+    for form in ('modes=("rev", "fwd")', "order=2", "batched=True", "ri.check_network(\"004\", model=model",
+                 "value_and_grad=jax.value_and_grad(loss)"):
+        assert form in blocks[1], form
+    assert "torch.autograd.gradcheck(" in blocks[2]
+    assert "check_grads(" in blocks[3]
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 def test_readme_example_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(_examples()[index], f"README.md framework example {index + 1}", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out
-    assert ("PASS" if index == 0 else "FAIL") in out
+    assert ("PASS" if index < 2 else "FAIL") in out
+    if index == 1:
+        assert out.count("PASS") == 6 and "FAIL" not in out, out

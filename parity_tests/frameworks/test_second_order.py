@@ -24,11 +24,11 @@ from .framework_catalog import Sin  # noqa: E402  (imports torch and jax: after 
 
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
-# tanh's HVP -2 y (1 - y^2) loses its relative precision by cancellation where y rounds near 1
-# (|x| > ~10 in float64), below what the first order's rounding floor models: moderate inputs here
 X = ri.Inputs(x=ri.Arg("real", shape=(3, 4), range=(-3.0, 3.0)))
+FULL = ri.Inputs(x=ri.Arg("real", shape=(3, 4), range=(-700.0, 700.0)))
+"""Past tanh's saturation (|x| > ~19 in float64, ~9 in float32): its gradient 1 - y^2 is rounded by u there,
+not by u (1 - y^2), a rounding the second order's floor holds (intermediate_magnitude)."""
 SMALL = {"max_examples": 3, "seed": 0}
-
 
 
 class SinDetachedBackward(Sin):
@@ -56,12 +56,41 @@ jax_sin_constant_rule.defvjp(lambda x: (jnp.sin(x), x),
                              lambda x, g: (g * jax.lax.stop_gradient(jnp.cos(x)),))
 
 
+@pytest.mark.parametrize("inputs", [X, FULL], ids=["(-3, 3)", "(-700, 700)"])
 @pytest.mark.parametrize("fn", [torch.tanh, Sin.apply, jax_sin], ids=["torch.tanh", "Function", "custom_vjp"])
-def test_a_right_second_derivative_passes(fn: Callable[..., Any]) -> None:
-    result = ri.check_vjp(fn, inputs=X, order=2, **SMALL)
+def test_a_right_second_derivative_passes(fn: Callable[..., Any], inputs: Any) -> None:
+    result = ri.check_vjp(fn, inputs=inputs, order=2, **SMALL)
     assert result.ok, result.report()
     assert result.functions == ("gradient", "hvp")
     assert {"taylor[x] (order 2)", "adjoint[x] (order 2)"} <= {r.check for r in result.rows}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_saturated_tanh_is_no_false_alarm(seed: int) -> None:
+    # the drawn x of seed 0 held 86.9, -11.1, 10.6: 1 - y^2 rounded at the scale of 1 made the gradient a
+    # staircase below its own rounding, and the Taylor order fitted there was 0.95
+    result = ri.check_vjp(torch.tanh, inputs=ri.Inputs(x=ri.Arg("real", shape=(3, 4))), order=2, max_examples=10,
+                          seed=seed)
+    assert result.ok, result.report()
+
+
+class TanhHalfSecond(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y.detach())  # right value; half the second derivative, y still read by the floor
+
+
+def test_the_saved_output_floor_still_catches_a_wrong_second_derivative() -> None:
+    result = ri.check_vjp(TanhHalfSecond.apply, inputs=FULL, order=2, **SMALL)
+    assert not result.ok and {c.check for c in result.counterexamples} <= {"taylor[x] (order 2)",
+                                                                             "adjoint[x] (order 2)"}, result.report()
 
 
 @pytest.mark.parametrize("fn", [SinDetachedBackward.apply, jax_sin_constant_rule],
@@ -100,3 +129,40 @@ def test_order_and_hvp_are_validated() -> None:
         ri.check_vjp(np.sin, inputs=X, order=2, hvp=lambda v, u, x: u)
     with pytest.raises(ValueError, match=r"^modes: order=2"):
         ri.check_vjp(torch.tanh, inputs=X, order=2, modes=("rev", "fwd"))
+
+
+def _sin_times_x(x: Any) -> Any:
+    from array_api_compat import array_namespace
+
+    xp = array_namespace(x)
+    return xp.sin(x) * x
+
+
+def _vjp_sin_times_x(v: Any, x: Any) -> Any:
+    return v * (np.cos(x) * x + np.sin(x))
+
+
+def test_backends_compare_a_numpy_hvp_with_the_frameworks_double_backward() -> None:
+    def hvp(v: Any, u: Any, x: Any) -> Any:
+        return v * u * (2 * np.cos(x) - x * np.sin(x))
+
+    def hvp_off(v: Any, u: Any, x: Any) -> Any:
+        return hvp(v, u, x) * (1 + 1e-9)  # below what the Taylor order can see, far above rounding
+
+    right = ri.check_vjp(_sin_times_x, _vjp_sin_times_x, hvp=hvp, order=2, inputs=X, backends=("torch", "jax"),
+                         **SMALL)
+    assert right.ok and right.backends == ("torch", "jax"), right.report()
+    assert {"autograd[x] (order 2)"} <= {r.check for r in right.rows}
+    alone = ri.check_vjp(_sin_times_x, _vjp_sin_times_x, hvp=hvp_off, order=2, inputs=X, dtypes=("float64",),
+                         **SMALL)
+    opinion = ri.check_vjp(_sin_times_x, _vjp_sin_times_x, hvp=hvp_off, order=2, inputs=X, dtypes=("float64",),
+                           backends=("torch",), **SMALL)
+    assert alone.ok, alone.report()
+    assert not opinion.ok and {c.check for c in opinion.counterexamples} == {"autograd[x] (order 2)"}
+
+
+def test_backends_on_framework_code_at_order_2_say_why_they_are_left_out() -> None:
+    result = ri.check_vjp(torch.sin, inputs=X, order=2, backends=("torch", "jax"), **SMALL)
+    assert result.ok and result.backends == ()
+    assert any("compared with itself" in c for c in result.cuts) and any("cannot run torch code" in c
+                                                                        for c in result.cuts), result.cuts

@@ -3,12 +3,15 @@
 As ``gradcheck``'s ``check_batched_grad`` asks: the VJP under test is ``J^T
 v`` taken as one row of the framework's batched reverse mode over a stack of
 cotangents ``[a, v, b]`` (``a`` and ``b`` fixed per output shape; ``v`` in
-the middle, so a rule mixing rows shows): ``torch.autograd.grad(...,
-is_grads_batched=True)`` (a ``vmap`` over the backward) or ``jax.vmap`` of
-``jax.vjp``'s pullback (so a ``custom_vmap`` rule inside a ``bwd`` is
-used). It is judged by the Taylor-order and adjoint verdicts, and against
-the framework's per-example autograd under the error model (the row ``vmap
-vs per-example``, the comparison engine's opinion check). Code that cannot be
+the middle, so a rule mixing rows shows): ``torch.func.vmap`` of
+``torch.autograd.grad`` through the user's graph (so the ``vmap``
+staticmethod of a Function called inside a ``backward`` is used; the legacy
+vmap of ``is_grads_batched=True`` and of ``gradcheck``'s
+``check_batched_grad`` bypasses it) or ``jax.vmap`` of ``jax.vjp``'s
+pullback (so a ``custom_vmap`` rule inside a ``bwd`` is used). It is
+judged by the Taylor-order and adjoint verdicts, and against the
+framework's per-example autograd under the error model (the row ``vmap vs
+per-example``, the comparison engine's opinion check). Code that cannot be
 vmapped gets a finding naming why, not a crash. Nothing here computes a
 derivative itself.
 """
@@ -24,7 +27,7 @@ import numpy as np
 
 from .. import pytree
 from .detection import subject_of
-from .user_code import Forward, Session, _floating, _to_numpy
+from .user_code import Forward, Session, _detached, _floating, _to_numpy
 
 __all__ = ["check_batched", "BATCH"]
 
@@ -56,7 +59,7 @@ class BatchedVJP:
         try:
             grads = (_torch if s.framework == "torch" else _jax)(s, self.forward, args, cots, wrt)
         except Exception as e:  # the framework refusing to vmap the user's backward: a finding, named
-            if type(e).__module__.startswith("hypothesis"):
+            if type(e).__module__.startswith("hypothesis") or s.misuse is not None:
                 raise
             raise RuntimeError(f"cannot be vmapped: the framework's vmap of the VJP of {s.subject} raised "
                                f"{type(e).__name__}: {e}") from None
@@ -75,10 +78,17 @@ def _torch(s: Session, fw: Forward, args: Any, cots: list[np.ndarray], wrt: tupl
              if isinstance(o, torch.Tensor) and o.requires_grad]
     leaves = [targs[i] for i in wrt]
     if not pairs:
-        return [np.zeros(np.shape(args[i]), args[i].dtype) for i in wrt]
-    got = torch.autograd.grad([o for o, _ in pairs], leaves, [c for _, c in pairs], allow_unused=True,
-                              is_grads_batched=True)
-    return [np.zeros(np.shape(args[i]), args[i].dtype) if g is None else _to_numpy(g[1]) for g, i in zip(got, wrt)]
+        raise s.refuse(_detached(s, "f"))
+    outputs = [o for o, _ in pairs]
+
+    def pullback(*vs: Any) -> Any:
+        got = torch.autograd.grad(outputs, leaves, list(vs), allow_unused=True, retain_graph=True)
+        return tuple(torch.zeros_like(t) if g is None else g for g, t in zip(got, leaves))
+
+    # torch.func.vmap (functorch), not is_grads_batched's legacy vmap: a Function with its own vmap rule called in
+    # a backward is batched by that rule only under torch.func.vmap
+    got = torch.func.vmap(pullback)(*[c for _, c in pairs])
+    return [_to_numpy(g[1]) for g in got]
 
 
 def _jax(s: Session, fw: Forward, args: Any, cots: list[np.ndarray], wrt: tuple[int, ...]) -> list[Any]:
@@ -114,9 +124,10 @@ def check_batched(check_vjp: Callable[..., Any], f: Any, vjp: Any, kwargs: dict[
     forward = Forward(f, session, dict)
     jax = sys.modules.get("jax")
     rev = (fw,) if fw == "torch" or (fw == "jax" and jax is not None and jax.config.jax_enable_x64) else ()
-    inner = {k: v for k, v in kwargs.items() if k not in ("modes",)}
-    result = Adapter(session).finish(check_vjp(forward, BatchedVJP(forward),
-                                               **{**inner, "framework": "numpy", "backends": rev}))
+    inner = {k: v for k, v in kwargs.items() if k not in ("modes", "backends")}
+    notes = _backend_notes(kwargs.get("backends", ()), fw, rev)
+    result = Adapter(session, notes).finish(check_vjp(forward, BatchedVJP(forward),
+                                                      **{**inner, "framework": "numpy", "backends": rev}))
 
     def named(check: str, against: str) -> str:
         return f"vmap vs per-example{check.removeprefix('autograd')}" if against in rev else f"{check} (vmap)"
@@ -126,3 +137,24 @@ def check_batched(check_vjp: Callable[..., Any], f: Any, vjp: Any, kwargs: dict[
         rows=tuple(dataclasses.replace(r, check=named(r.check, r.against)) for r in result.rows),
         counterexamples=tuple(dataclasses.replace(c, check=named(c.check, c.against))
                               for c in result.counterexamples))
+
+
+def _backend_notes(backends: Any, fw: str | None, rev: tuple[str, ...]) -> list[str]:
+    """``backends=`` under ``batched=True``: the code's own framework is the per-example opinion already (the
+    row ``vmap vs per-example``); another framework cannot run the code. Unknown names are refused."""
+    from .array_api import BACKENDS
+
+    items = tuple(b for b in backends.split(",") if b) if isinstance(backends, str) else tuple(backends or ())
+    notes = []
+    for b in items:
+        if b not in BACKENDS:
+            raise ValueError(f"backends: unknown backend {b!r}; valid: {', '.join(BACKENDS)}")
+        if b in rev:
+            notes.append(f"backends: {b!r} is the per-example autograd each vmapped row is compared with "
+                         "(vmap vs per-example)")
+        elif b == fw:
+            notes.append(f"backends: {b!r} left out: jax_enable_x64 is off, so jax's per-example VJP is not "
+                         "compared (turn it on for the vmap vs per-example row)")
+        else:
+            notes.append(f"backends: {b!r} left out: it cannot run {fw or 'this'} code")
+    return notes

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import pytree
 from .detection import detect, device_of, import_framework, signature_of, subject_of, tree_frameworks
-from .user_code import AutogradVJP, Forward, Session, UserVJP, given_arrays
+from .user_code import AutogradVJP, Forward, Session, UserVJP, _to_numpy, given_arrays
 
-__all__ = ["FRAMEWORKS", "MODES", "FWD_MAX_ELEMENTS", "adapt_vjp", "adapt_grad", "adapt_op", "check_modes",
-           "Adapter"]
+__all__ = ["FRAMEWORKS", "MODES", "FWD_MAX_ELEMENTS", "adapt_vjp", "adapt_grad", "adapt_op", "adapt_network",
+           "check_modes", "Adapter"]
 
 MODES = ("rev", "fwd")
 FWD_MAX_ELEMENTS = 256
@@ -276,6 +277,58 @@ def adapt_op(op: str, forward: Any, vjp: Any, *, op_params: Mapping[str, Sequenc
     else:
         own, adapter.vjp_unchecked = None, True
     return fwd, own, _dtype_names(dtypes), adapter
+
+
+class _NetworkCode:
+    """A torch or jax ``value_and_grad(params, x, target)`` as a NumPy function: the parameters arrive as tensors
+    that require grad (jax arrays), ``x`` and ``target`` as tensors that do not; the results come back as NumPy."""
+
+    def __init__(self, fn: Callable[..., Any], session: Session) -> None:
+        self.forward = Forward(fn, session, dict)
+        self.__name__ = session.subject
+
+    def __call__(self, params: Any, x: Any, target: Any) -> Any:
+        s = self.forward.session
+        if s.framework is None:
+            self.forward(params, x, target)  # decides the framework by what it returns
+        if s.framework == "numpy":
+            return self.forward.raw((params, x, target), {})
+        torch = sys.modules.get("torch")
+        args = s.inputs((params, x, target), (True, False, False))
+        if s.framework == "torch" and torch is not None:
+            with torch.enable_grad():
+                out = self.forward.raw(args, {})
+        else:
+            out = self.forward.raw(args, {})
+        return pytree.tree_map(_to_numpy, out)
+
+
+def adapt_network(value_and_grad: Any, model: Any, mlp: Any, *, framework: Any, device: Any) -> Any:
+    """``check_network``'s hook: the ``value_and_grad`` to check, NumPy in and out: a ``torch.nn.Module`` given as
+    ``model`` (:func:`reference_impl.frameworks.networks.module_value_and_grad`), or torch or jax code given as
+    ``value_and_grad``; NumPy code unchanged. Misuse raises naming the argument."""
+    if model is not None:
+        if value_and_grad is not None:
+            raise ValueError("value_and_grad: given beside model=; the model's autograd is the value_and_grad checked, "
+                             "so leave one of them out")
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module whose nn.Linear layers are the network's, got "
+                            f"{type(model).__name__}")
+        if framework not in (None, "torch"):
+            raise ValueError(f"framework: {framework!r}, but model is a torch.nn.Module")
+        if mlp is None:
+            return None
+        from .networks import module_value_and_grad
+
+        return module_value_and_grad(mlp, model, device)
+    fw = _resolve_framework(framework, value_and_grad)
+    if not callable(value_and_grad) or fw == "numpy" or (fw is None and not _probing(fw)):
+        return value_and_grad
+    session = Session(subject_of(value_and_grad), fw, ("numpy", "torch", "jax"), device)
+    if fw is not None:
+        session.dev()
+    return _NetworkCode(value_and_grad, session)
 
 
 def check_modes(check_vjp: Callable[..., Any], f: Any, vjp: Any, modes: Any, kwargs: dict[str, Any]) -> Any:

@@ -344,3 +344,73 @@ def jax_composite(cotangent: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
     """(``p(X)``, its VJP) with ``jax.nn`` and ``jax.vjp``."""
     p, dx = _jax_composite(x, cotangent)
     return np.asarray(p), np.asarray(dx)
+
+
+# --------------------------------------------------------------------------- a user's Module as value_and_grad
+
+
+def module_value_and_grad(net: MLP, model: torch.nn.Module, device: Any) -> Callable[..., Any]:
+    """``value_and_grad(params, x, target)`` of a user's ``torch.nn.Module``:
+    its ``nn.Linear`` layers, in order, are ``net``'s dense layers (``weight =
+    W.T``, ``bias = b``), ``model(x)`` the network's output (activations and
+    softmax included), and the cost ``net``'s, by torch's losses; the
+    gradients by ``torch.autograd.grad`` through the model (so a custom
+    ``backward`` inside is what is judged), run with
+    ``torch.func.functional_call``. A ``ValueError`` naming ``model`` where the
+    layers do not match ``net``."""
+    from .detection import device_of
+
+    dev = device_of("torch", device)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if len(linears) != net.depth:
+        raise ValueError(f"model: {type(model).__name__} has {len(linears)} nn.Linear layer(s), but {net} has "
+                         f"{net.depth} dense layer(s); its nn.Linear layers, in order, are the network's layers")
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    names = []
+    for l, (lin, n_in, n_out) in enumerate(zip(linears, net.sizes[:-1], net.sizes[1:])):
+        if (lin.in_features, lin.out_features) != (n_in, n_out):
+            raise ValueError(f"model: nn.Linear layer {l + 1} maps {lin.in_features} -> {lin.out_features}, but "
+                             f"layer {l + 1} of {net} maps {n_in} -> {n_out}")
+        if lin.bias is None:
+            raise ValueError(f"model: nn.Linear layer {l + 1} has no bias (bias=False), but {net}'s layers have b")
+        names.append((by_id[id(lin.weight)], by_id[id(lin.bias)]))
+    for n, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.device != dev:
+            raise ValueError(f"model: its {n!r} is on {t.device}, but device={str(device)!r}; move the model "
+                             f"(model.to({str(device)!r})) or pass device={str(t.device)!r}")
+    layer_names = {n for pair in names for n in pair}
+    fixed = {**dict(model.named_buffers()),
+             **{n: p.detach() for n, p in model.named_parameters() if n not in layer_names}}
+
+    def value_and_grad(params: Any, x: np.ndarray, target: np.ndarray) -> Any:
+        dtype = _TORCH_DTYPES[np.dtype(x.dtype)]
+        leaves = []
+        state = {n: b.to(dtype) if b.is_floating_point() else b for n, b in fixed.items()}
+        for (w, b), (wn, bn) in zip(params, names):
+            tw = torch.tensor(np.ascontiguousarray(np.asarray(w).T), device=dev).requires_grad_(True)
+            tb = torch.tensor(np.asarray(b), device=dev).requires_grad_(True)
+            state[wn], state[bn] = tw, tb
+            leaves += [tw, tb]
+        with torch.enable_grad():
+            out = torch.func.functional_call(model, state, (torch.tensor(x, device=dev),))
+            t = torch.tensor(target, device=dev)
+            loss = _torch_cost(net, out, t)
+            grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        done = [np.zeros(tuple(p.shape), x.dtype) if g is None else g.detach().cpu().numpy() for g, p in
+                zip(grads, leaves)]
+        return loss.detach().cpu().numpy(), tuple((done[2 * l].T.copy(), done[2 * l + 1]) for l in range(net.depth))
+
+    probe = tuple((np.zeros((a, b)), np.zeros(b)) for a, b in zip(net.sizes[:-1], net.sizes[1:]))
+    with torch.enable_grad():
+        state = {**fixed, **{n: torch.tensor(v.T.copy() if v.ndim == 2 else v, device=dev, dtype=torch.float32,
+                                             requires_grad=True)
+                             for pair, (w, b) in zip(names, probe) for n, v in zip(pair, (w, b))}}
+        out = torch.func.functional_call(model, state, (torch.zeros(1, net.sizes[0], device=dev),))
+    if not isinstance(out, torch.Tensor) or not out.requires_grad or tuple(out.shape) != (1, net.sizes[-1]):
+        what = (f"a {type(out).__name__}" if not isinstance(out, torch.Tensor) else
+                f"shape {tuple(out.shape)} for x of shape (1, {net.sizes[0]})" if out.requires_grad else
+                "a result that does not require grad (detached, or computed under torch.no_grad() inside)")
+        raise ValueError(f"model: {type(model).__name__}(x) returned {what}; it must return the network's output "
+                         f"(batch, {net.sizes[-1]}) computed from its layers")
+    value_and_grad.__name__ = type(model).__name__
+    return value_and_grad

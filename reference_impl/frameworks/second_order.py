@@ -15,7 +15,9 @@ reverse, so a ``custom_vjp``'s ``bwd`` is differentiated); a custom
 ``backward`` that is not itself differentiated correctly (a ``.detach()``
 on a saved tensor, ``jax.lax.stop_gradient`` in a rule) gives a wrong ``H u``
 beside a right ``g``. NumPy code gives its own ``vjp`` and ``hvp(v, u,
-*inputs) -> H u`` (one per ``wrt`` input, as ``vjp`` returns them).
+*inputs) -> H u`` (one per ``wrt`` input, as ``vjp`` returns them);
+``backends=`` then compares that ``H u`` with torch's and jax's double
+backward of the same ``f`` (written against the array API).
 Nothing here computes a derivative itself.
 """
 
@@ -30,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
-from .detection import signature_of, subject_of
-from .user_code import Forward, Session, _to_numpy
+from .detection import signature_of, subject_of, tree_frameworks
+from .user_code import Forward, Session, _detached, _to_numpy
 
 __all__ = ["check_order2", "fixed_cotangent"]
 
@@ -71,7 +73,7 @@ class _TorchGradient(_Named):
                  for o in outs if isinstance(o, torch.Tensor) and o.requires_grad]
         leaves = [targs[i] for i in idx]
         if not pairs:
-            return leaves, [torch.zeros_like(t) for t in leaves]
+            raise s.refuse(_detached(s, "f"))
         got = torch.autograd.grad([o for o, _ in pairs], leaves, [c for _, c in pairs], allow_unused=True,
                                   create_graph=create_graph)
         return leaves, [torch.zeros_like(t) if g is None else g for g, t in zip(got, leaves)]
@@ -80,6 +82,30 @@ class _TorchGradient(_Named):
         torch = sys.modules["torch"]
         with torch.enable_grad():
             return tuple(_to_numpy(g) for g in self.grads(args, create_graph=False)[1])
+
+    def intermediate_magnitude(self, args: tuple[Any, ...], w: list[np.ndarray]) -> float:
+        """``sum_j |y_j| |d<|w|, g>/dy_j|`` over the forward outputs ``y`` the
+        backward reads (``1 - y^2`` for tanh): how far ``g`` moves when each
+        ``y`` is rounded, the cancellation ``|g|`` alone does not show (``y``
+        near 1 rounds ``1 - y^2`` by ``u``, not by ``u (1 - y^2)``)."""
+        torch = sys.modules["torch"]
+        s = self.forward.session
+        idx = _floating_index(args)
+        with torch.enable_grad():
+            targs = s.inputs(args, [i in idx for i in range(len(args))])
+            outs = [o for o in pytree.flatten(self.forward.raw(targs, {}))[0]
+                    if isinstance(o, torch.Tensor) and o.requires_grad]
+            if not outs:
+                return 0.0
+            leaves = [targs[i] for i in idx]
+            cots = [torch.as_tensor(fixed_cotangent(tuple(o.shape), np.float64)).to(o.device, o.dtype) for o in outs]
+            grads = torch.autograd.grad(outs, leaves, cots, allow_unused=True, create_graph=True)
+            weighted = [(g * torch.as_tensor(np.abs(c)).to(g.device, g.dtype)).sum()
+                        for g, c in zip(grads, w) if g is not None and g.requires_grad]
+            if not weighted:
+                return 0.0
+            dy = torch.autograd.grad(sum(weighted), outs, allow_unused=True)
+        return float(sum((d.abs() * o.detach().abs()).sum().item() for d, o in zip(dy, outs) if d is not None))
 
     def hvp(self, u: Any, *args: Any) -> Any:
         torch = sys.modules["torch"]
@@ -149,7 +175,37 @@ class _GivenHVP(_Named):
         return pytree.unflatten(tree, vs)
 
     def __call__(self, *args: Any) -> Any:
+        fws = tree_frameworks(args)
+        if fws:  # an opinion (backends=): the framework's own gradient of f, so its VJP is the framework's H u
+            return self.framework_gradient(next(iter(fws)), args)
         return self.vjp(self.cotangent(args), *args)
+
+    def framework_gradient(self, fw: str, args: tuple[Any, ...]) -> Any:
+        """``g(x) = J^T v`` of ``f`` (written against the array API) by the framework's reverse mode, kept
+        differentiable: ``torch.autograd.grad(..., create_graph=True)`` or ``jax.vjp``; a bare gradient for one
+        floating input, else a tuple over them."""
+        idx = tuple(i for i, a in enumerate(args) if getattr(a, "dtype", None) is not None
+                    and "float" in str(a.dtype))
+        if fw == "torch":
+            torch = sys.modules["torch"]
+            outs = pytree.flatten(self.f(*args))[0]
+            cots = [torch.as_tensor(fixed_cotangent(tuple(o.shape), np.float64)).to(o.device, o.dtype) for o in outs]
+            got = torch.autograd.grad(outs, [args[i] for i in idx], cots, create_graph=True, allow_unused=True)
+            grads = [torch.zeros_like(args[i]) if g is None else g for g, i in zip(got, idx)]
+        else:
+            jax = sys.modules["jax"]
+
+            def partial(*w: Any) -> Any:
+                full = list(args)
+                for i, wi in zip(idx, w):
+                    full[i] = wi
+                return self.f(*full)
+
+            out, pull = jax.vjp(partial, *[args[i] for i in idx])
+            leaves, tree = jax.tree_util.tree_flatten(out)
+            grads = list(pull(jax.tree_util.tree_unflatten(
+                tree, [fixed_cotangent(tuple(o.shape), np.float64).astype(o.dtype) for o in leaves])))
+        return grads[0] if len(grads) == 1 else tuple(grads)
 
     def hvp(self, u: Any, *args: Any) -> Any:
         return self.user_hvp(self.cotangent(args), u, *args)
@@ -170,7 +226,7 @@ def _order(order: Any, hvp: Any, modes: Any) -> int:
 def check_order2(check_vjp: Callable[..., Any], f: Any, vjp: Any, hvp: Any, order: Any,
                  kwargs: dict[str, Any]) -> Any:
     """``check_vjp`` of ``(g, H u)`` (the module's docstring); rows and findings carry `` (order 2)``."""
-    from .callables import Adapter, _resolve_framework
+    from .callables import Adapter, _backends, _resolve_framework
 
     _order(order, hvp, kwargs.get("modes", ("rev",)))
     if not callable(f):
@@ -203,9 +259,15 @@ def check_order2(check_vjp: Callable[..., Any], f: Any, vjp: Any, hvp: Any, orde
             session.dev()
             pair = (_TorchGradient if fw == "torch" else _JaxGradient)(forward, f)
     inner = {k: v for k, v in kwargs.items() if k != "modes"}
-    result = check_vjp(pair, pair.hvp, **{**inner, "framework": "numpy", "backends": ()})
+    notes: list[str] = []
+    # backends=: with NumPy code and its own hvp, the frameworks' double backward of the same (array-API) f is
+    # an opinion on H u; for torch or jax code, that double backward is what is under test
+    opinions = _backends(kwargs.get("backends", ()), fw if hvp is None else None, hvp is not None, notes)
+    result = check_vjp(pair, pair.hvp, **{**inner, "framework": "numpy", "backends": opinions})
     if session is not None:
-        result = Adapter(session).finish(result)
+        result = Adapter(session, notes).finish(result)
+    elif notes:
+        result = dataclasses.replace(result, cuts=(*result.cuts, *notes))
 
     def named(check: str) -> str:
         return f"{check} (order 2)"
@@ -236,3 +298,7 @@ class _Deciding(_Named):
 
     def hvp(self, u: Any, *args: Any) -> Any:
         return self.pick(args).hvp(u, *args)
+
+    def intermediate_magnitude(self, args: tuple[Any, ...], w: list[np.ndarray]) -> float:
+        scale = getattr(self.pick(args), "intermediate_magnitude", None)
+        return float(scale(args, w)) if scale is not None else 0.0

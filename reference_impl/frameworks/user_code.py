@@ -318,6 +318,7 @@ def _torch_pushforward(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping
     targs = s.inputs(args)
     cots = [torch.as_tensor(np.asarray(c)) for c in pytree.flatten(cot)[0]]
     result = []
+    carried = False
     for i in wrt:
         leaves, st = pytree.flatten(targs[i])
         grads = []
@@ -335,10 +336,13 @@ def _torch_pushforward(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping
                                                     for m, leaf in enumerate(leaves)])
                     outs = pytree.flatten(fw.raw(call, kw))[0]
                     tangents = [dual_ad.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None for o in outs]
+                    carried = carried or any(t is not None for t in tangents)
                 g[k] = sum(((t * c.to(t.dtype)).sum() for t, c in zip(tangents, cots) if t is not None),
                            torch.zeros((), dtype=x.dtype))
             grads.append(g.reshape(x.shape))
         result.append(pytree.unflatten(st, grads))
+    if not carried:  # no output carries a tangent: detached, or not computed from the inputs
+        raise s.refuse(_detached(s, what))
     return [pytree.tree_map(_to_numpy, r) for r in result]
 
 

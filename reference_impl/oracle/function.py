@@ -196,6 +196,7 @@ def _run(pb: Problem, inputs: Any, *, kind: str, subject: str, dtypes: tuple[str
         first = next(c for c in counterexamples)
         raise TypeError(f"{pb.vjp_name}: {first.message.removeprefix(f'your {pb.vjp_name} ')} "
                         f"(on every input tried; called as {first.call})")
+    cuts.extend(counters.notes())
     if counters.cut_by_size:
         cuts.append(f"max_elements {max_elements}: {counters.cut_by_size} drawn input(s) were reduced or skipped "
                     "to stay within it")
@@ -303,7 +304,7 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
         return check_batched(check_vjp, f, vjp, {
             "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
             "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
-            "framework": framework, "device": device})
+            "framework": framework, "device": device, "backends": backends})
     if not (type(order) is int and order == 1) or hvp is not None:
         from ..frameworks.second_order import check_order2
 

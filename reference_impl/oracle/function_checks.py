@@ -18,54 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine, pytree
+from .. import pytree
 from ..engine import differences as numerics
 from ..engine.adjoint import adjoint_test
 from ..engine.calls import Snapshot, UnsatisfiedAssumption, call, returned_array, type_name
 from ..engine.results import Tally
 from ..engine.search import Misuse
 from ..frameworks.array_api import framework_vjp
-from ..strategies.inputs import Coverage, Drawn
+from ..strategies.inputs import Drawn
+from .function_problem import Counters, Finding, Problem
 
 __all__ = ["Problem", "Finding", "Counters", "evaluate", "shape_class"]
 
 _FLOAT64 = np.dtype(np.float64)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A resolved check: the functions, the names of their arguments, what to differentiate."""
-
-    f: Callable[..., Any]
-    vjp: Callable[..., Any]
-    f_name: str
-    vjp_name: str
-    arg_names: tuple[str, ...]
-    wrt: tuple[int, ...] | None
-    """Indices of the inputs to differentiate; ``None``: every floating input."""
-    backends: tuple[str, ...]
-    gradient_only: bool = False
-    """``vjp`` is a gradient ``grad(*inputs)`` of a scalar ``f``; the VJP is ``v * grad``."""
-
-
-@dataclass(frozen=True)
-class Finding(engine.Finding):
-    """The check engine's finding, and whether the VJP returned the wrong
-    structure (counted apart: a misuse rather than a wrong value)."""
-
-    structure_error: bool = False
-
-
-@dataclass
-class Counters:
-    evaluated: int = 0
-    skipped: int = 0
-    structure_errors: int = 0
-    cut_by_size: int = 0
-    misuse: str = ""
-    coverage: Coverage = field(default_factory=Coverage)
-
-
 
 
 def _names(pb: Problem, n: int) -> list[str]:
@@ -317,7 +282,11 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
     work_dtype = np.dtype(pytree.flatten(work_args[wrt[0]])[0][0].dtype)
     work_u = numerics.unit_roundoff(work_dtype)
     phi0 = _inner(work_v, work_out)
-    magnitude = _abs_inner(work_v, work_out)
+    # an f that computes its output from values beyond its inputs (the gradient of check_vjp(order=2), from the
+    # forward outputs its backward reads) says how far their rounding moves <v, f>: part of f's rounding floor
+    beyond = getattr(pb.f, "intermediate_magnitude", None)
+    intermediate = float(beyond(work_args, work_v)) if callable(beyond) else 0.0
+    magnitude = _abs_inner(work_v, work_out) + intermediate
     kinds = drawn.kinds if drawn.kinds else tuple(None for _ in args)
 
     # ---- Taylor remainder and adjoint test, per wrt input
@@ -440,9 +409,9 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         noisy = noise_runs()
         input_scale = max((float(np.max(np.abs(x))) for a in args for x in pytree.flatten(a)[0]
                            if x.dtype.kind == "f" and x.size), default=0.0)
-        secant = (max((float(np.max(np.abs(v))) for v in work_v if v.size), default=0.0)
-                  * max((float(np.max(np.abs(o))) for o in work_out if o.size), default=0.0)
-                  / max(input_scale, 1e-300))
+        secant = max(max((float(np.max(np.abs(v))) for v in work_v if v.size), default=0.0)
+                     * max((float(np.max(np.abs(o))) for o in work_out if o.size), default=0.0),
+                     intermediate) / max(input_scale, 1e-300)
         gradient_scale = max([secant] + [float(np.max(np.abs(g))) for part in work_g for g in part if g.size])
         for k, i in enumerate(wrt):
             masks = _kink_mask(args[i], kinds[i] if i < len(kinds) else None)
@@ -480,14 +449,21 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         if found:
             return found
     for backend in pb.backends:
+        if backend in counters.opinions_left_out:
+            continue
         try:
             theirs = framework_vjp(backend, pb.f, args, wrt, cot)
         except UnsatisfiedAssumption:
             raise
         except Exception as e:  # f not generic, or the framework failing on the input: a finding, not a crash
             msg = f"{backend} could not differentiate your {pb.f_name}: {type(e).__name__}: {e}"
+            own = getattr(getattr(pb.f, "session", None), "framework", None) == backend
+            if backend not in counters.opinions_ran and not own:  # never ran: f is not code it can run
+                counters.opinions_left_out[backend] = f"{type(e).__name__}: {str(e)[:160]}"
+                continue
             tally.record_error(f"{backend} autograd", dt, sc, backend, msg)
             return ctx.finding(f"{backend} autograd", backend, "backend error", msg)
+        counters.opinions_ran.add(backend)
         if pb.gradient_only:
             theirs = [[t * v_leaves[0].reshape(()) for t in part] for part in theirs]
         found = compare("autograd", backend, theirs, grads, exclude_kinks=True)

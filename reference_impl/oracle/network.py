@@ -8,6 +8,7 @@ comparisons from :mod:`reference_impl.engine`.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -183,7 +184,8 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
                   max_examples: int | None = None, seed: int | None = None, backends: Sequence[str] = (),
                   profile: str | None = None, max_batch: Any = 16, wrt: Any = None, inputs: Any = None,
                   conventions: Any = None, max_elements: int | None = None,
-                  time_budget: float | None = None) -> OracleResult:
+                  time_budget: float | None = None, model: Any = None, framework: str | None = None,
+                  device: str = "cpu") -> OracleResult:
     """Check your ``value_and_grad(params, x, target) -> (loss, ((dW_1, db_1), ...))``
     for the network ``net`` (a :class:`reference_impl.networks.MLP`, a
     :class:`~reference_impl.networks.Preset` or a preset key such as
@@ -203,9 +205,24 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
     holds ``W`` (and ``dW``) transposed, as ``torch.nn.Linear``.
     ``max_elements`` caps the elements of one input (parameters, ``x`` and
     ``target``: it lowers ``max_batch``); ``time_budget`` as in :func:`check_op`.
+
+    torch and jax code as in :func:`check_vjp`: ``value_and_grad`` may take
+    tensors or jax arrays (the parameters arrive requiring grad; ``framework``
+    and ``device`` as there), or ``model=`` a ``torch.nn.Module`` whose
+    ``nn.Linear`` layers, in order, are the network's: ``model(x)`` is the
+    output, the cost ``net``'s by torch's losses, and torch's autograd through
+    the model the ``value_and_grad`` checked
+    (:func:`reference_impl.frameworks.networks.module_value_and_grad`).
     """
     problems: list[str] = []
     mlp = resolve_net(net, problems)
+    if model is not None or (value_and_grad is not None and (framework is not None or _framework_code())):
+        from ..frameworks.callables import adapt_network
+
+        value_and_grad = adapt_network(value_and_grad, model, mlp, framework=framework, device=device)
+        if model is not None and mlp is not None and conventions is not None:
+            raise ValueError("conventions: the model's nn.Linear layers are read in their own layout; leave "
+                             "conventions out with model=")
     if value_and_grad is None:
         problems.append("value_and_grad: give your function value_and_grad(params, x, target)")
     check_callable(value_and_grad, "value_and_grad", "value_and_grad(params, x, target)", problems)
@@ -311,6 +328,11 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
                               problems, outside)
     return OracleResult("network", subject, ("value_and_grad",), tally.rows(), tuple(found), tuple(problems),
                         dts, bks, n, sd, prof, tuple(cuts))
+
+
+def _framework_code() -> bool:
+    """torch or jax code can exist only once one of them is imported."""
+    return "torch" in sys.modules or "jax" in sys.modules
 
 
 def _unpack_grads(value: Any, depth: int, parts: tuple[str, ...]) -> tuple[Any, str]:
