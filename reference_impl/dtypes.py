@@ -85,7 +85,7 @@ def _info(dt: np.dtype) -> Info:
     if is_bfloat16(dt):
         import ml_dtypes
 
-        fi: Any = ml_dtypes.finfo(dt)
+        fi: Any = ml_dtypes.finfo(dt)  # type: ignore[no-untyped-call]
     else:
         fi = np.finfo(dt)
     return Info(dt.name, float(fi.eps) / 2, float(fi.tiny), float(fi.max), float(fi.smallest_subnormal),

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from . import exact_dot
-from .dtypes import is_half
 from .broadcasting import unbroadcast
+from .dtypes import is_half
 
 __all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul", "column_sums"]
 

@@ -73,7 +73,8 @@ def _logits(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype: 
         return rng.standard_normal(shape) * 3
     if name == "large":
         top = 4 if dtype.itemsize >= 4 else 3.5  # float16 ends at 65504
-        return rng.standard_normal(shape) * 10.0 ** rng.uniform(2, top) + rng.choice([-1, 1]) * 10.0 ** rng.uniform(2, top)
+        return (rng.standard_normal(shape) * 10.0 ** rng.uniform(2, top)
+                + rng.choice([-1, 1]) * 10.0 ** rng.uniform(2, top))
     if name == "near_overflow":
         big = info(dtype).max
         return rng.choice([-1.0, -0.5, 0.0, 0.25, 1.0], shape) * big * rng.uniform(0.5, 0.99, shape)

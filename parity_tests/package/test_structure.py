@@ -19,7 +19,8 @@ pytestmark = pytest.mark.numpy_only
 
 PACKAGE = Path(reference_impl.__file__).resolve().parent
 MAX_LINES = 500
-LAZY_OK = ("torch", "jax", "jaxlib", "optax", "hypothesis", "flint", "array_api_compat", "ml_dtypes", "reference_impl.frameworks",
+LAZY_OK = ("torch", "jax", "jaxlib", "optax", "hypothesis", "flint", "array_api_compat", "ml_dtypes",
+           "reference_impl.frameworks",
            "reference_impl.oracle", "reference_impl.engine.profiles")
 """What a function may import: the optional frameworks, hypothesis, ml_dtypes (bfloat16), and
 the modules that import hypothesis (the oracle, the profiles), loaded on

@@ -115,7 +115,8 @@ positions = st.shared(st.sampled_from(OP_NAMES), key="op").flatmap(
 # --------------------------------------------------------------------------- input classes
 
 
-BAD_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint64", "bool", "float8_e4m3fn", "float8_e5m2", "complex64", "complex128",
+BAD_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint64", "bool", "float8_e4m3fn", "float8_e5m2",
+              "complex64", "complex128",
               "object", "datetime64[ns]", "timedelta64[s]", "U3", "S3"]
 
 
