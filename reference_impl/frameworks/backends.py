@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .conversion import to_numpy, to_torch
 from .recipes import SPECS
 
 __all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "get_backend", "available", "versions"]
@@ -73,25 +74,25 @@ class TorchBackend:
     def _run(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any],
              grad: bool) -> tuple[Any, list[Any]]:
         torch = self._torch
-        ts = [torch.from_numpy(np.array(x, copy=True)).requires_grad_(grad) for x in inputs]
+        ts = [to_torch(x).requires_grad_(grad) for x in inputs]
         out = SPECS[op].torch(self._ns, *ts, **params)
         return out, ts
 
     def forward(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any]) -> np.ndarray:
         with self._torch.no_grad():
             out, _ = self._run(op, inputs, params, grad=False)
-        return np.asarray(out.numpy())
+        return to_numpy(out)
 
     def vjp(self, op: str, cotangent: np.ndarray, inputs: tuple[np.ndarray, ...],
             params: dict[str, Any]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         torch = self._torch
         out, ts = self._run(op, inputs, params, grad=True)
-        g = torch.from_numpy(np.array(cotangent, copy=True))
+        g = to_torch(cotangent)
         grads = torch.autograd.grad(out, ts, grad_outputs=g, allow_unused=True)
         result = tuple(
-            np.zeros_like(x) if gr is None else np.asarray(gr.numpy()) for x, gr in zip(inputs, grads)
+            np.zeros_like(x) if gr is None else to_numpy(gr) for x, gr in zip(inputs, grads)
         )
-        return np.asarray(out.detach().numpy()), result
+        return to_numpy(out), result
 
 
 @dataclass(eq=False)
@@ -137,14 +138,14 @@ class JaxBackend:
         # reusing the compiled function avoids a second compilation per shape.
         # The cotangent's shape comes from jax's own shape inference.
         params_key = tuple(sorted(params.items()))
-        shape, dtype = self._out_spec(op, params_key, tuple((x.shape, x.dtype.str) for x in inputs))
+        shape, dtype = self._out_spec(op, params_key, tuple((x.shape, x.dtype) for x in inputs))
         return self.vjp(op, np.zeros(shape, dtype=dtype), inputs, params)[0]
 
     @cache  # noqa: B019 -- shape inference traces the recipe; once per signature is enough
     def _out_spec(self, op: str, params_key: tuple[tuple[str, Any], ...],
-                  signature: tuple[tuple[tuple[int, ...], str], ...]) -> tuple[tuple[int, ...], np.dtype]:
+                  signature: tuple[tuple[tuple[int, ...], np.dtype], ...]) -> tuple[tuple[int, ...], np.dtype]:
         jax = self._jax
-        structs = [jax.ShapeDtypeStruct(s, np.dtype(d)) for s, d in signature]
+        structs = [jax.ShapeDtypeStruct(s, d) for s, d in signature]
         out = jax.eval_shape(lambda *xs: SPECS[op].jax(self._ns, *xs, **dict(params_key)), *structs)
         return tuple(out.shape), np.dtype(out.dtype)
 
