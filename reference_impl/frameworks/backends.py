@@ -73,7 +73,6 @@ class TorchBackend:
 
     def _run(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any],
              grad: bool) -> tuple[Any, list[Any]]:
-        torch = self._torch
         ts = [to_torch(x).requires_grad_(grad) for x in inputs]
         out = SPECS[op].torch(self._ns, *ts, **params)
         return out, ts
