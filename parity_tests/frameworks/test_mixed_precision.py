@@ -162,7 +162,7 @@ def test_master_weights_step_refuses_a_master_no_wider_than_the_compute_dtype() 
     net = MLP((2, 2), ("identity",), cost="mse")
     master = net.init_params(seed=0, dtype="bfloat16")
     x, t = np.zeros((1, 2), BF16), np.zeros((1, 2), BF16)
-    with pytest.raises(ValueError, match="^compute_dtype: bfloat16 is not narrower"):
+    with pytest.raises(ValueError, match=r"^compute_dtype: bfloat16 is not narrower"):
         master_weights_step(net, master, x, t, lr=0.1)
-    with pytest.raises(TypeError, match="^compute_dtype:"):
+    with pytest.raises(TypeError, match=r"^compute_dtype:"):
         master_weights_step(net, net.init_params(dtype=np.float32), x, t, lr=0.1, compute_dtype="float8_e4m3fn")
