@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NAMES", "HALF", "Info", "info", "is_bfloat16", "is_half", "supported", "resolve", "accumulation"]
+__all__ = ["NAMES", "HALF", "Info", "info", "is_bfloat16", "is_float", "is_half", "supported", "resolve",
+           "accumulation"]
 
 NAMES = ("float16", "bfloat16", "float32", "float64")
 """The dtypes the reference accepts, narrowest first."""
@@ -57,6 +58,11 @@ def is_bfloat16(dtype: Any) -> bool:
 def is_half(dtype: Any) -> bool:
     """float16 or bfloat16."""
     return isinstance(dtype, np.dtype) and (dtype == np.float16 or is_bfloat16(dtype))
+
+
+def is_float(dtype: Any) -> bool:
+    """A binary floating-point dtype: NumPy's (kind ``f``) or bfloat16."""
+    return isinstance(dtype, np.dtype) and (dtype.kind == "f" or is_bfloat16(dtype))
 
 
 def supported(dtype: Any) -> bool:

@@ -98,3 +98,24 @@ def test_other_dtypes_are_refused_naming_the_argument(bad: str) -> None:
         ri.tanh(np.zeros(2, dt))
     with pytest.raises(TypeError, match=r"^dtype: .*not supported"):
         MLP((2, 2), ("identity",)).init_params(dtype=dt)
+
+
+def test_the_oracle_checks_user_code_in_the_half_dtypes() -> None:
+    """``check_op`` accepts "float16" and "bfloat16": an unshifted softmax
+    (exp of a logit of -1000 is 0 in every dtype: 0/0) fails in bfloat16, the
+    shifted one, evaluated in float32 and rounded once, passes in both."""
+    from reference_impl.oracle import check_op
+
+    def naive(x: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            e = np.exp(x.astype(np.float32))
+            return np.asarray(e / e.sum(-1, keepdims=True), dtype=x.dtype)
+
+    def shifted(x: np.ndarray) -> np.ndarray:
+        x32 = x.astype(np.float32)
+        e = np.exp(x32 - x32.max(-1, keepdims=True))
+        return np.asarray(e / e.sum(-1, keepdims=True), dtype=x.dtype)
+
+    assert not check_op("softmax", forward=naive, dtypes=("bfloat16",), max_examples=20, seed=0).ok
+    result = check_op("softmax", forward=shifted, dtypes=("float16", "bfloat16"), max_examples=10, seed=0)
+    assert result.ok, str(result)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from ..dtypes import info
+from ..dtypes import info, is_float
 from ..pytree import flatten, leaf_paths, unflatten
 from . import exp_thresholds
 from . import values as library_values
@@ -286,7 +286,7 @@ def spec_strategy(draw: st.DrawFn, spec: Inputs, dtype: Any, max_elements: int) 
         paths = leaf_paths(structure, name)
         for j, (leaf, path) in enumerate(zip(leaves, paths)):
             if isinstance(leaf, np.ndarray):
-                out_leaves.append(leaf.astype(dtype) if leaf.dtype.kind == "f" else leaf.copy())
+                out_leaves.append(leaf.astype(dtype) if is_float(leaf.dtype) else leaf.copy())
                 leaf_kinds.append(None)
                 recipe[path] = "fixed"
                 continue
@@ -325,7 +325,7 @@ class Coverage:
             values, structure = flatten(arg)
             for path, leaf in zip(leaf_paths(structure, name), values):
                 a = np.asarray(leaf)
-                if a.dtype.kind != "f" or a.size == 0:
+                if not is_float(a.dtype) or a.size == 0:
                     continue
                 c = self.leaves.setdefault(path, [math.inf, -math.inf, 0, 0])
                 c[0], c[1] = min(c[0], float(a.min())), max(c[1], float(a.max()))
