@@ -12,8 +12,8 @@ import pytest
 
 from reference_impl import OPS
 from reference_impl.accuracy.ops import forward_bound, vjp_bound
-from reference_impl.frameworks.backends import get_backend
 from reference_impl.dtypes import resolve
+from reference_impl.frameworks.backends import get_backend
 from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import Example
 
