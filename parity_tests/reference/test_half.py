@@ -9,6 +9,7 @@ subnormal is 2**-24) and from mpmath at 50 digits, never from the reference.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -119,3 +120,23 @@ def test_the_oracle_checks_user_code_in_the_half_dtypes() -> None:
     assert not check_op("softmax", forward=naive, dtypes=("bfloat16",), max_examples=20, seed=0).ok
     result = check_op("softmax", forward=shifted, dtypes=("float16", "bfloat16"), max_examples=10, seed=0)
     assert result.ok, str(result)
+
+
+def test_the_network_oracle_checks_user_code_in_the_half_dtypes() -> None:
+    """``check_network`` in float16 and bfloat16: the reference's own
+    ``value_and_grad`` passes, one whose ``dW`` is doubled fails in bfloat16."""
+    from reference_impl.oracle import check_network
+
+    net = MLP((3, 4, 2), ("tanh", "identity"), cost="mse")
+
+    def right(params: Any, x: np.ndarray, t: np.ndarray) -> Any:
+        g = net.value_and_grad(params, x, t)
+        return g.loss, g.params
+
+    def doubled(params: Any, x: np.ndarray, t: np.ndarray) -> Any:
+        g = net.value_and_grad(params, x, t)
+        return g.loss, tuple((dw * 2, db) for dw, db in g.params)
+
+    result = check_network(net, value_and_grad=right, dtypes=("float16", "bfloat16"), max_examples=5, seed=0)
+    assert result.ok, str(result)
+    assert not check_network(net, value_and_grad=doubled, dtypes=("bfloat16",), max_examples=5, seed=0).ok
