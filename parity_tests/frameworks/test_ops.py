@@ -88,7 +88,8 @@ def _half(backend: str) -> list:
     def marks(op: str, dt: str) -> list:
         reason = FINDINGS.get((backend, op, dt))
         return [] if reason is None else [pytest.mark.xfail(raises=ParityFailure, strict=False, reason=reason)]
-    return [pytest.param(op, dt, id=f"{op}-{dt}", marks=marks(op, dt)) for op in OP_NAMES for dt in ("float16", "bfloat16")]
+    return [pytest.param(op, dt, id=f"{op}-{dt}", marks=marks(op, dt))
+            for op in OP_NAMES for dt in ("float16", "bfloat16")]
 
 
 @pytest.mark.torch
