@@ -48,9 +48,11 @@ residuals), so the backward formula's inputs already carry a relative error
 ``u_h``, which is the condition term at ``u = u_h``; and an op composed of
 several kernels (a broadcast product's gradient: ``g * b`` rounded, then
 summed) rounds its intermediates to the half dtype, each a rounding of
-``F`` at ``u_h``. Judged with ``u_s`` in ``C`` and ``F`` instead, 25 of the
-44 half-precision op rows against torch and jax fail, every one of them on
-such a saved output or intermediate. The subnormal floor uses the dtype's
+``F`` at ``u_h``; and jax's VJP of a broadcast reduces in the half dtype.
+Judged with ``u_s`` in ``C`` and ``F`` instead, 25 of the 44 half-precision
+op rows against torch and jax fail; those inspected fail on a saved output
+(tanh', softmax'), an intermediate (multiply's broadcast gradient) or jax's
+half-precision reduction (add's and dense's bias gradients). The subnormal floor uses the dtype's
 ``tiny`` (6.1e-5 in float16).
 
 A tolerance is finite for every finite input, up to the dtype's largest
