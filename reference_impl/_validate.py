@@ -4,8 +4,9 @@ Each check names the argument and the problem in its message. Bad input must
 never turn into a silently wrong number: a wrong dtype is a ``TypeError``, a
 wrong shape or value a ``ValueError``.
 
-What :func:`as_array` accepts: float32 and float64 ndarrays (``np.memmap``
-too), NumPy float scalars, Python floats, and lists, tuples or objects with
+What :func:`as_array` accepts: float16, bfloat16 (``ml_dtypes.bfloat16``),
+float32 and float64 ndarrays (``np.memmap`` too), NumPy float scalars,
+Python floats, and lists, tuples or objects with
 ``__array__`` that convert to one of those dtypes without a cast. What it
 refuses, naming the argument and saying how to convert:
 
@@ -15,7 +16,7 @@ refuses, naming the argument and saying how to convert:
   mask would be dropped silently), ``np.matrix`` (``*`` is a matrix
   product), any other subclass;
 * ragged nested lists, an ``__array__`` that raises, object, integer, boolean,
-  complex, float16, bfloat16, string and datetime arrays;
+  complex, float8 (and the other ``ml_dtypes`` formats), string and datetime arrays;
 * arrays of more than :func:`max_elements` elements (default
   :data:`DEFAULT_MAX_ELEMENTS`; environment variable
   ``REFERENCE_IMPL_MAX_ELEMENTS``), so that an absurd shape -- typically a
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .accuracy.ops import distribution_sum_tolerance
+from .dtypes import NAMES, is_bfloat16, resolve, supported
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -61,7 +63,11 @@ __all__ = [
     "where_not_finite",
 ]
 
-SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+SUPPORTED_DTYPES = NAMES
+"""The names of the accepted dtypes (``reference_impl.dtypes``): bfloat16's
+dtype exists only once ``ml_dtypes`` is imported, so names, not dtypes."""
+
+_USE = "use float16, bfloat16, float32 or float64"
 
 DEFAULT_MAX_ELEMENTS = 2**26
 """Default size limit of one array argument or result: 67,108,864 elements,
@@ -144,17 +150,17 @@ def check_size(shape: tuple[int, ...], name: str) -> None:
 
 
 def as_array(x: Any, name: str, *, allow_nonfinite: bool = False) -> np.ndarray:
-    """Return ``x`` as a float32/float64 ndarray, or raise naming ``name``.
+    """Return ``x`` as a float16/bfloat16/float32/float64 ndarray, or raise naming ``name``.
 
     Lists and tuples of Python floats are accepted (they become float64);
-    integer, boolean, complex and float16 inputs are rejected rather than cast,
+    integer, boolean, complex and float8 inputs are rejected rather than cast,
     because a cast would hide a dtype bug in the caller's code. See the module
     docstring for everything else that is refused.
     """
     if x is None:
-        raise TypeError(f"{name}: expected a float32 or float64 array, got None")
+        raise TypeError(f"{name}: expected a floating-point array ({_USE}), got None")
     if isinstance(x, (str, bytes, dict, set, frozenset)):
-        raise TypeError(f"{name}: expected a float32 or float64 array, got {type(x).__name__}")
+        raise TypeError(f"{name}: expected a floating-point array ({_USE}), got {type(x).__name__}")
     hint = _framework_hint(x)
     if hint is not None:
         raise TypeError(f"{name}: got {hint}")
@@ -181,10 +187,10 @@ def as_array(x: Any, name: str, *, allow_nonfinite: bool = False) -> np.ndarray:
     if arr.dtype == object:
         raise TypeError(f"{name}: expected a numeric array, got an object array from {type(x).__name__} "
                         "(ragged rows, None or Python ints too large for int64?)")
-    if arr.dtype not in SUPPORTED_DTYPES:
+    if not supported(arr.dtype):
         raise TypeError(
-            f"{name}: dtype {arr.dtype} is not supported; use float32 or float64 "
-            "(integer, boolean, complex, float16, bfloat16, string and datetime inputs are not cast silently)"
+            f"{name}: dtype {arr.dtype} is not supported; {_USE} "
+            "(integer, boolean, complex, float8, string and datetime inputs are not cast silently)"
         )
     check_size(arr.shape, name)
     if not allow_nonfinite:
@@ -297,7 +303,10 @@ def overflow_remedy(dtype: Any, smaller: str) -> str:
     """What to do about a true value beyond ``dtype``'s range: ``smaller``
     (inputs of smaller magnitude), and a wider dtype only where one exists --
     float64 is the widest the reference computes in."""
-    return f"{smaller}, or use float64" if np.dtype(dtype) == np.float32 else smaller
+    dt = np.dtype(dtype)
+    if dt == np.float16:
+        return f"{smaller}, or use float32 or float64"
+    return f"{smaller}, or use float64" if dt == np.float32 or is_bfloat16(dt) else smaller
 
 
 def where_not_finite(arr: np.ndarray) -> str:
@@ -346,12 +355,13 @@ def _short(value: Any) -> str:
 
 
 def check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """A supported dtype, given as a dtype, a type or a name ("bfloat16" too)."""
     try:
-        dt = np.dtype(dtype)
+        dt = resolve(dtype)
     except TypeError:
-        raise TypeError(f"{name}: {dtype!r} is not a dtype; use float32 or float64") from None
-    if dt not in SUPPORTED_DTYPES:
-        raise TypeError(f"{name}: {dt} is not supported; use float32 or float64")
+        raise TypeError(f"{name}: {dtype!r} is not a dtype; {_USE}") from None
+    if not supported(dt):
+        raise TypeError(f"{name}: {dt} is not supported; {_USE}")
     return dt
 
 

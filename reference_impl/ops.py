@@ -7,14 +7,14 @@ inputs, and returns one gradient per input, each with that input's shape and
 dtype.
 
 The reference is the truth, rounded once. Every formula is evaluated in a
-wider format (``reference_impl.wide``: float64 for float32 inputs; for
+wider format (``reference_impl.wide``: float64 for float16/bfloat16/float32; for
 float64 inputs the x87 80-bit ``longdouble``, or 40-digit decimals where the
 platform has no wider ``longdouble``; the sums of products of ``matmul``
-and ``dense`` by ``wide.matmul``: float64 BLAS for float32, Ozaki's
+and ``dense`` by ``wide.matmul``: float64 BLAS for the narrower, Ozaki's
 error-free splitting on float64 BLAS for float64, ``reference_impl.exact_dot``)
 and rounded to the working dtype at the end; where a textbook formula cancels or overflows even there, the
 accurate formula is the formula, with a comment saying why. Float32 results
-are within 1 ulp of the exact value, float64 results within a few.
+(float16, bfloat16) are within 1 ulp of the exact value, float64 within a few.
 
 Conventions (also in the README):
 
@@ -27,7 +27,7 @@ Conventions (also in the README):
   axis is a batch axis ("row").
 * ``reduction="mean"`` has PyTorch's meaning: the classification losses
   average over rows, ``mse`` over every element.
-* Inputs are float32 or float64, finite, and share one dtype; outputs and
+* Inputs are float16, bfloat16, float32 or float64, finite, of one dtype; outputs and
   gradients keep it and never alias an input or each other.
 
 How to add an op: decorate its forward with ``@op(...)`` (name, inputs,
@@ -59,7 +59,7 @@ def unbroadcast(grad: Any, shape: Any) -> np.ndarray:
     (the add gate's gradient of a broadcast bias, document 004). The sum is
     taken in the wide format and rounded once, like every gradient here.
 
-    ``grad``: a float32/float64 array, checked as every input is; ``shape``:
+    ``grad``: a floating-point array, checked as every input is; ``shape``:
     a tuple of ints that broadcasts to ``grad.shape``. A sum beyond the
     dtype's range is a ``ValueError`` naming ``grad``."""
     g = as_array(grad, "grad")

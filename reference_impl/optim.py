@@ -9,6 +9,12 @@ The learning rate is rounded to the parameters' dtype before it multiplies a
 gradient, as ``torch.optim.SGD`` (``param.add_(grad, alpha=-lr)``) and
 ``optax.sgd`` (``-lr * g`` with a weakly typed ``lr``) do; a float64 ``lr``
 would otherwise promote float32 parameters.
+
+Mixed precision (:func:`master_weights_step`): the parameters are kept in a
+wide *master* dtype (float32) and rounded to a half dtype (bfloat16) for the
+forward and backward pass; the half-precision gradients are widened (exactly)
+and the step is taken on the master weights, as ``torch.autocast`` with a
+float32 model and ``torch.optim.SGD`` do.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import max_elements
+from ._validate import as_array, check_dtype, max_elements
 from .networks import MLP, NetworkGradients, Params, Tape, check_lr, step_pairs
 from .sources import fill_citations
 
-__all__ = ["check_lr", "check_steps", "sgd_step", "Trajectory", "train"]
+__all__ = ["check_lr", "check_steps", "sgd_step", "master_weights_step", "Trajectory", "train"]
 
 
 def check_steps(steps: Any) -> int:
@@ -48,6 +54,34 @@ def sgd_step(params: Any, grads: Any, lr: Any) -> Params:
     if isinstance(grads, NetworkGradients):
         grads = grads.params
     return step_pairs(params, grads, lr)
+
+
+def master_weights_step(net: MLP, master: Any, x: Any, target: Any, *, lr: Any, compute_dtype: Any = "bfloat16"
+                        ) -> tuple[Params, NetworkGradients]:
+    """One step of mixed-precision gradient descent: ``master`` (float32 or
+    float64 ``(W, b)`` pairs) rounded once to ``compute_dtype``, the forward
+    and backward pass there on ``x`` and ``target`` rounded to it too, the
+    gradients widened to the master dtype (exactly: every half value is a
+    float32 value) and :func:`sgd_step` taken on the master weights in the
+    master dtype. Returns the new master weights and the half-precision
+    gradients. Errors name ``master``, ``x``, ``target``, ``lr`` or
+    ``compute_dtype``. Sources: {002}; {000}.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
+    check_lr(lr)
+    low = check_dtype(compute_dtype, "compute_dtype")
+    wide_params = net.check_params(master)
+    high = wide_params[0][0].dtype
+    if high.itemsize <= low.itemsize:
+        raise ValueError(f"compute_dtype: {low} is not narrower than the master weights' {high}; "
+                         "the master weights carry the precision the steps need")
+    with np.errstate(over="ignore"):
+        half = tuple((w.astype(low), b.astype(low)) for w, b in wide_params)
+    xa, ta = as_array(x, "x"), as_array(target, "target")
+    grads = net.value_and_grad(half, xa.astype(low), ta.astype(low))
+    widened = tuple((dw.astype(high), db.astype(high)) for dw, db in grads.params)
+    return step_pairs(wide_params, widened, lr), grads
 
 
 @dataclass(frozen=True)
@@ -123,5 +157,5 @@ def _check_trajectory_size(steps: int, tape: Tape, grads: NetworkGradients) -> N
                          "(reference_impl.set_max_elements or REFERENCE_IMPL_MAX_ELEMENTS change it)")
 
 
-for _fn in (sgd_step, train):
+for _fn in (sgd_step, master_weights_step, train):
     fill_citations(_fn)

@@ -1,7 +1,8 @@
 """The wider format the reference computes in, on every platform.
 
 Each op evaluates its formula in a format wider than the inputs' and rounds
-once (``reference_impl.ops``): float32 inputs in float64; float64 inputs in
+once (``reference_impl.ops``): float16, bfloat16 and float32 inputs in
+float64 (their products are exact there); float64 inputs in
 NumPy's ``longdouble`` where that is wider -- the x87 80-bit format on
 x86-64 (64-bit significand, exponents to +-16384), IEEE quad on aarch64
 Linux -- and elsewhere (Windows, Apple silicon: ``longdouble`` is plain
@@ -11,7 +12,7 @@ the truth tier with this fallback forced.
 
 Sums of products (``matmul``, ``column_sums`` below: every product of the
 ``matmul`` and ``dense`` ops and VJPs) take the working-dtype arrays
-instead: float32 in float64 BLAS (exact products), float64 through
+instead: float16, bfloat16 and float32 in float64 BLAS (exact products), float64 through
 :mod:`reference_impl.exact_dot` (Ozaki's error-free splitting on float64
 BLAS, rounded once), the same bits on every platform.
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from . import exact_dot
 from .broadcasting import unbroadcast
+from .dtypes import is_half
 
 __all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul", "column_sums"]
 
@@ -62,11 +64,11 @@ def _wider(long: Any) -> bool:
 
 
 def wide(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The inputs in the format the formulas run in: float32 -> float64 (a
-    float32 product is exact there); float64 -> ``longdouble`` (11 more bits
-    on x87) or, without a wider ``longdouble``, exact :class:`decimal.Decimal`
-    values in an object array."""
-    if arrays[0].dtype == np.float32:
+    """The inputs in the format the formulas run in: float16, bfloat16 and
+    float32 -> float64 (their products are exact there); float64 ->
+    ``longdouble`` (11 more bits on x87) or, without a wider ``longdouble``,
+    exact :class:`decimal.Decimal` values in an object array."""
+    if arrays[0].dtype == np.float32 or is_half(arrays[0].dtype):
         return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
     if extended():
         return tuple(np.asarray(a, dtype=_LONG) for a in arrays)
@@ -154,8 +156,8 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,
            shape: tuple[int, ...] | None = None) -> np.ndarray:
     """``a @ b (+ bias)`` of working-dtype arrays (at least 2-D, batch axes
     broadcast), summed over the batch axes that ``shape`` broadcasts (as
-    ``unbroadcast``), in the wide format: float32 as ``np.matmul`` in float64
-    (every product exact); float64 by :func:`exact_dot.matmul`, already the
+    ``unbroadcast``), in the wide format: float16, bfloat16 and float32 as
+    ``np.matmul`` in float64 (every product exact); float64 by :func:`exact_dot.matmul`, already the
     exact value rounded (within 3/4 ulp, or 1/2 ulp plus 1/4 ulp of
     ``|a| @ |b| + |bias|`` where the terms cancel)."""
     if a.dtype == np.float64:
@@ -168,7 +170,7 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,
 
 def column_sums(x: np.ndarray) -> np.ndarray:
     """``x.sum(axis=0)`` of a 2-D working-dtype array in the wide format:
-    float32 summed in float64, float64 as the product ``1^T x`` of
+    float16, bfloat16 and float32 summed in float64, float64 as the product ``1^T x`` of
     :func:`exact_dot.matmul` (exact terms, one rounding)."""
     if x.dtype == np.float64:
         return exact_dot.matmul(np.ones((1, x.shape[0])), x)[0]

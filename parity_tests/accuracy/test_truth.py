@@ -1,10 +1,11 @@
 """The truth tier: the reference against ball arithmetic on the same inputs.
 
-For every op, its VJP and both dtypes, on named ranges (normal, tiny and
+For every op, its VJP and every dtype (float16 and bfloat16 with fewer
+examples), on named ranges (normal, tiny and
 subnormal, saturated, exp thresholds, large and near-overflow logits,
 near-one-hot rows, probabilities near 1e-300, cancelling sums), the
-reference must be the exact value rounded: float32 within 1 ulp, float64
-within 4 ulp elementwise; where a result is a sum whose terms cancel, within
+reference must be the exact value rounded: float16, bfloat16 and float32
+within 1 ulp, float64 within 4 ulp elementwise; where a result is a sum whose terms cancel, within
 1 ulp of the terms' absolute sum (normwise). No NaN or inf where the exact
 value is finite. Arrays are at most 8 x 8 so that the exact arithmetic stays
 cheap.
@@ -20,13 +21,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reference_impl import OPS
+from reference_impl.dtypes import info, resolve
 
 truth = pytest.importorskip("reference_impl.frameworks.truth", reason="python-flint (the truth extra) is not installed")
 pytest.importorskip("flint")
 
 pytestmark = pytest.mark.numpy_only
 
-ELEMENTWISE_ULPS = {np.dtype(np.float32): 1.0, np.dtype(np.float64): 4.0}
+ELEMENTWISE_ULPS = {"float16": 1.0, "bfloat16": 1.0, "float32": 1.0, "float64": 4.0}
+HALF_EXAMPLES = 6
+"""Examples per op for float16 and bfloat16 (12 for float32/float64)."""
+
+
+def _exp_thresholds(dtype: np.dtype) -> list[float]:
+    """Where exp overflows (``log max``) and rounds to 0 (half the smallest
+    subnormal), for ``dtype`` and for float32 and float64."""
+    out = [88.72, 103.97, 709.78, 745.13]
+    if dtype.name in ("float16", "bfloat16"):
+        fmt = info(dtype)
+        out += [float(np.log(fmt.max)), float((fmt.bits - fmt.emin) * np.log(2.0))]
+    return out
 NORMWISE_ULPS = 1.0
 SIDE = 8
 
@@ -41,15 +55,16 @@ def _real(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype: np
     if name == "normal":
         return rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3)
     if name == "tiny":
-        return rng.standard_normal(shape) * float(np.finfo(dtype).tiny) * 2.0 ** rng.uniform(-22, 4, shape)
+        return rng.standard_normal(shape) * info(dtype).tiny * 2.0 ** rng.uniform(-22, 4, shape)
     if name == "saturated":
-        return sign * rng.uniform(8.0, 100.0 if dtype == np.float32 else 800.0, shape)
+        return sign * rng.uniform(8.0, 800.0 if dtype == np.float64 else 100.0, shape)
     if name == "exp_thresholds":
-        return sign * (rng.choice([88.72, 103.97, 709.78, 745.13], shape) + rng.uniform(-1, 1, shape))
+        return sign * (rng.choice(_exp_thresholds(dtype), shape) + rng.uniform(-1, 1, shape))
     # cancelling: pairs of nearly opposite large values along every axis' neighbours
-    x = rng.standard_normal(shape) * 1e6
+    big, rel = (1e6, 1e-6) if dtype.itemsize >= 4 else (1e3, 16 * info(dtype).u)
+    x = rng.standard_normal(shape) * big
     flat = x.reshape(-1)
-    flat[1::2] = -flat[0::2][: flat[1::2].size] * (1 + rng.standard_normal(flat[1::2].size) * 1e-6)
+    flat[1::2] = -flat[0::2][: flat[1::2].size] * (1 + rng.standard_normal(flat[1::2].size) * rel)
     return flat.reshape(shape)
 
 
@@ -57,16 +72,18 @@ def _logits(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype: 
     if name == "normal":
         return rng.standard_normal(shape) * 3
     if name == "large":
-        return rng.standard_normal(shape) * 10.0 ** rng.uniform(2, 4) + rng.choice([-1, 1]) * 10.0 ** rng.uniform(2, 4)
+        top = 4 if dtype.itemsize >= 4 else 3.5  # float16 ends at 65504
+        return (rng.standard_normal(shape) * 10.0 ** rng.uniform(2, top)
+                + rng.choice([-1, 1]) * 10.0 ** rng.uniform(2, top))
     if name == "near_overflow":
-        big = float(np.finfo(dtype).max)
+        big = info(dtype).max
         return rng.choice([-1.0, -0.5, 0.0, 0.25, 1.0], shape) * big * rng.uniform(0.5, 0.99, shape)
     if name == "near_one_hot":
         x = rng.standard_normal(shape)
         idx = rng.integers(0, shape[-1], shape[:-1])[..., None]
         np.put_along_axis(x, idx, np.take_along_axis(x, idx, -1) + rng.uniform(15, 40), -1)
         return x
-    return rng.standard_normal(shape) * float(np.finfo(dtype).tiny)
+    return rng.standard_normal(shape) * info(dtype).tiny
 
 
 def _distribution(rng: np.random.Generator, shape: tuple[int, ...], name: str, dtype: np.dtype) -> np.ndarray:
@@ -117,7 +134,7 @@ def cases(draw: st.DrawFn, op: str, dtype: np.dtype) -> tuple[tuple[np.ndarray, 
             x = _logits(rng, shape, name, dtype)
         elif kind == "positive_distribution":
             name = draw(st.sampled_from(PROB_RANGES))
-            x = np.maximum(_distribution(rng, shape, name, dtype), np.finfo(dtype).tiny)
+            x = np.maximum(_distribution(rng, shape, name, dtype), info(dtype).tiny)
         else:
             name = draw(st.sampled_from(TARGET_RANGES))
             x = _distribution(rng, shape, name, dtype)
@@ -128,7 +145,7 @@ def cases(draw: st.DrawFn, op: str, dtype: np.dtype) -> tuple[tuple[np.ndarray, 
         out = spec.evaluate(*inputs, **params)
     g_range = draw(st.sampled_from(("normal", "normal", "huge")))
     # clipped at 4 sigma: a huge cotangent reaches the dtype's largest value and never overflows
-    g = np.clip(rng.standard_normal(out.shape), -4, 4) * (float(np.finfo(dtype).max) / 4 if g_range == "huge" else 1)
+    g = np.clip(rng.standard_normal(out.shape), -4, 4) * (info(dtype).max / 4 if g_range == "huge" else 1)
     return tuple(inputs), params, np.asarray(g, dtype=dtype), "/".join([*names, "g:" + g_range])
 
 
@@ -167,13 +184,13 @@ def _assert_close(what: str, actual: np.ndarray, exact: Any, magnitude: Any, dty
         finite = np.isfinite(np.asarray(exact.rounded, np.float64))
         assert np.array_equal(np.asarray(actual)[~finite], exact.rounded[~finite]), f"{what}: overflow differs"
         ulps = np.where(finite, ulps, 0.0)
-    allowed = np.full(np.shape(ulps), ELEMENTWISE_ULPS[dtype])
+    allowed = np.full(np.shape(ulps), ELEMENTWISE_ULPS[dtype.name])
     if magnitude is not None:
         # normwise where the terms cancel: 1 ulp of the absolute sum, in ulps of the result
         with np.errstate(over="ignore", invalid="ignore"):  # a magnitude beyond the dtype allows anything
             norm_spacing = np.spacing(np.asarray(magnitude, dtype=dtype).astype(np.float64))
             res_spacing = np.maximum(np.spacing(np.abs(exact.rounded)).astype(np.float64),
-                                     float(np.finfo(dtype).smallest_subnormal))
+                                     info(dtype).subnormal)
             allowed = np.maximum(allowed, np.nan_to_num(NORMWISE_ULPS * norm_spacing / res_spacing, posinf=np.inf))
     worst = int(np.argmax(ulps - allowed)) if np.size(ulps) else 0
     assert np.all(ulps <= allowed), (
@@ -187,14 +204,15 @@ def _beyond_range(*exacts: Any) -> bool:
     return not all(np.all(np.isfinite(np.asarray(e.rounded, np.float64))) for e in exacts)
 
 
-@pytest.mark.parametrize(("dtype", "wide"), [(np.dtype(np.float32), "native"), (np.dtype(np.float64), "native"),
-                                             (np.dtype(np.float64), "decimal")],
-                         ids=["float32", "float64", "float64-decimal"])
+@pytest.mark.parametrize(("dtype_name", "wide"), [("float16", "native"), ("bfloat16", "native"),
+                                                  ("float32", "native"), ("float64", "native"), ("float64", "decimal")],
+                         ids=["float16", "bfloat16", "float32", "float64", "float64-decimal"])
 @pytest.mark.parametrize("op", sorted(OPS))
-def test_reference_is_the_truth_rounded(op: str, dtype: np.dtype, wide: str, request: pytest.FixtureRequest) -> None:
+def test_reference_is_the_truth_rounded(op: str, dtype_name: str, wide: str, request: pytest.FixtureRequest) -> None:
+    dtype = resolve(dtype_name)
     if wide == "decimal":
         request.getfixturevalue("decimal_fallback")
-    @settings(max_examples=12, deadline=None, database=None,
+    @settings(max_examples=HALF_EXAMPLES if dtype.itemsize == 2 else 12, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(cases(op, dtype))
     def check(case: tuple[tuple[np.ndarray, ...], dict[str, Any], np.ndarray, str]) -> None:
@@ -224,19 +242,20 @@ def test_reference_is_the_truth_rounded(op: str, dtype: np.dtype, wide: str, req
     check()
 
 
-@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=["float32", "float64"])
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "float32", "float64"])
 @given(seed=st.integers(0, 2**32 - 1))
 @settings(max_examples=10, deadline=None, database=None)
-def test_cancelling_dot_products(dtype: np.dtype, seed: int) -> None:
+def test_cancelling_dot_products(dtype_name: str, seed: int) -> None:
     """``a @ b`` where the large terms cancel pairwise and leave a small
     remainder: within 1 ulp of the absolute sum (normwise) and, with the
     exact accumulation, much closer."""
+    dtype = resolve(dtype_name)
     rng = np.random.default_rng(seed)
     k = 2 * int(rng.integers(1, 5))
-    a = rng.standard_normal((3, k)) * 1e4
+    a = rng.standard_normal((3, k)) * (1e4 if dtype.itemsize >= 4 else 30.0)
     a[:, 1::2] = -a[:, 0::2]
     b = rng.standard_normal((k, 2))
-    b[1::2] = b[0::2] * (1 + rng.standard_normal(b[0::2].shape) * 1e-5)
+    b[1::2] = b[0::2] * (1 + rng.standard_normal(b[0::2].shape) * max(1e-5, 16 * info(dtype).u))
     a, b = a.astype(dtype), b.astype(dtype)
     exact = truth.forward("matmul", (a, b))
     mag = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))

@@ -37,7 +37,7 @@ def square_vjp(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     ({"wrt": "y"}, ValueError, "wrt: unknown input 'y'"),
     ({"wrt": 5}, ValueError, "wrt:"),
     ({"inputs": 3.0}, TypeError, "inputs:"),
-    ({"dtypes": ("float16",)}, ValueError, "dtypes:"),
+    ({"dtypes": ("float8_e4m3fn",)}, ValueError, "dtypes:"),
     ({"max_examples": 0}, ValueError, "max_examples:"),
     ({"max_elements": -1}, ValueError, "max_elements:"),
     ({"time_budget": 0}, ValueError, "time_budget:"),

@@ -256,7 +256,7 @@ def test_unknown_op_lists_the_valid_ones() -> None:
 @pytest.mark.parametrize(("kwargs", "fragment"), [
     ({}, "forward, vjp: give at least one"),
     ({"vjp": "tanh"}, "vjp: expected a callable"),
-    ({"vjp": tanh_vjp, "dtypes": ("float16",)}, "dtypes: 'float16' is not supported"),
+    ({"vjp": tanh_vjp, "dtypes": ("float8_e4m3fn",)}, "dtypes: 'float8_e4m3fn' is not supported"),
     ({"vjp": tanh_vjp, "max_examples": 0}, "max_examples: expected an int >= 1"),
     ({"vjp": tanh_vjp, "seed": "zero"}, "seed: expected an int or None"),
     ({"vjp": tanh_vjp, "params": {"reduction": "sum"}}, "params: 'reduction' is not a parameter of tanh"),

@@ -19,7 +19,7 @@ EXPECTED_OPS = {"add", "multiply", "matmul", "dense", "relu", "tanh", "sigmoid",
 def test_import_needs_numpy_only() -> None:
     code = ("import sys, reference_impl, reference_impl.accuracy.ops, reference_impl.ops; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'jax', 'jaxlib', 'optax', "
-            "'hypothesis', 'scipy', 'matplotlib', 'dask', 'distributed')); print(','.join(bad)); "
+            "'hypothesis', 'scipy', 'matplotlib', 'dask', 'distributed', 'ml_dtypes')); print(','.join(bad)); "
             "sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0, f"import reference_impl pulled in: {r.stdout.strip()} {r.stderr[-500:]}"

@@ -19,9 +19,10 @@ pytestmark = pytest.mark.numpy_only
 
 PACKAGE = Path(reference_impl.__file__).resolve().parent
 MAX_LINES = 500
-LAZY_OK = ("torch", "jax", "jaxlib", "optax", "hypothesis", "flint", "array_api_compat", "matplotlib", "dask",
+LAZY_OK = ("torch", "jax", "jaxlib", "optax", "hypothesis", "flint", "array_api_compat", "ml_dtypes", "matplotlib",
+           "dask",
            "reference_impl.frameworks", "reference_impl.oracle", "reference_impl.engine.profiles")
-"""What a function may import: the optional frameworks, hypothesis, the
+"""What a function may import: the optional frameworks, hypothesis, ml_dtypes (bfloat16), the
 report's plotting library and the cluster's scheduler client, and
 the modules that import hypothesis (the oracle, the profiles), loaded on
 first use by ``import reference_impl`` and the pytest plugin."""

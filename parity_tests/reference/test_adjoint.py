@@ -25,12 +25,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reference_impl.dtypes import resolve
 from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import examples
 
 from ..harness import check_adjoint
 
-DTYPES = [np.float32, np.float64]
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), resolve("bfloat16")]
 CASES = [pytest.param(op, dt, id=f"{op}-{np.dtype(dt).name}") for op in sorted(SPECS) for dt in DTYPES]
 
 

@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from reference_impl import OPS
 from reference_impl.accuracy.ops import vjp_bound
+from reference_impl.dtypes import resolve
 from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import examples
 
 from ..harness import check_exact
 
-DTYPES = [np.float32, np.float64]
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), resolve("bfloat16")]
 IDENTITY_CASES = [
     pytest.param(op, name, dt, id=f"{name}-{np.dtype(dt).name}")
     for op in sorted(SPECS)

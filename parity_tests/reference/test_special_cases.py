@@ -12,13 +12,14 @@ import pytest
 
 from reference_impl import OPS
 from reference_impl.accuracy.ops import forward_bound, vjp_bound
+from reference_impl.dtypes import resolve
 from reference_impl.frameworks.backends import get_backend
 from reference_impl.frameworks.recipes import SPECS
 from reference_impl.strategies import Example
 
 from ..harness import check_exact, check_forward, check_vjp
 
-DTYPES = [np.float32, np.float64]
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), resolve("bfloat16")]
 CASES = [
     pytest.param(op, case, dt, id=f"{op}-{case.name}-{np.dtype(dt).name}")
     for op in sorted(SPECS)
@@ -27,7 +28,15 @@ CASES = [
 ]
 
 
-KNOWN = [c for c in CASES if c.values[1].expected_forward is not None or c.values[1].expected_grads is not None]
+def _as_written(case, dtype) -> bool:
+    """Whether the case's inputs are, in ``dtype``, the values written in the
+    table (float16 rounds relu's 1e-30 to 0, where the known slope is 0, not 1)."""
+    return all(np.array_equal(np.asarray(x, np.float64), np.asarray(w, np.float64))
+               for x, w in zip(case.inputs(dtype), case.inputs(np.dtype(np.float64))))
+
+
+KNOWN = [c for c in CASES if (c.values[1].expected_forward is not None or c.values[1].expected_grads is not None)
+         and (c.values[2].itemsize >= 4 or _as_written(c.values[1], c.values[2]))]
 
 
 def _example(op: str, case, dtype) -> Example:

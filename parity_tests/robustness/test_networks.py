@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import mpmath
 import numpy as np
 import pytest
@@ -67,7 +68,8 @@ TARGETS = ["x", "target", "params[0].W", "params[1].b"]
 def _bad_values(base: np.ndarray) -> dict[str, Any]:
     shape = base.shape
     return {
-        "int64": np.zeros(shape, np.int64), "bool": np.zeros(shape, bool), "float16": base.astype(np.float16),
+        "int64": np.zeros(shape, np.int64), "bool": np.zeros(shape, bool),
+        "float8": base.astype(ml_dtypes.float8_e4m3fn),
         "complex": base.astype(np.complex128), "object": base.astype(object), "str": np.full(shape, "a"),
         "nan": np.where(np.arange(base.size).reshape(shape) == 0, np.nan, base),
         "inf": np.where(np.arange(base.size).reshape(shape) == 0, -np.inf, base),

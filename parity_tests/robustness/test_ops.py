@@ -19,6 +19,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+import ml_dtypes
 import mpmath
 import numpy as np
 import pytest
@@ -114,7 +115,8 @@ positions = st.shared(st.sampled_from(OP_NAMES), key="op").flatmap(
 # --------------------------------------------------------------------------- input classes
 
 
-BAD_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint64", "bool", "float16", "complex64", "complex128",
+BAD_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint64", "bool", "float8_e4m3fn", "float8_e5m2",
+              "complex64", "complex128",
               "object", "datetime64[ns]", "timedelta64[s]", "U3", "S3"]
 
 
@@ -130,12 +132,13 @@ def test_every_unsupported_dtype_is_a_type_error_naming_the_input(where: tuple[s
     assert isinstance(error, TypeError) and ("dtype" in str(error) or "object array" in str(error)), error
 
 
-def test_bfloat16_is_a_type_error_naming_the_input() -> None:
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+@pytest.mark.parametrize("bad", ["float8_e4m3fn", "float8_e5m2", "int4"])
+def test_the_other_ml_dtypes_formats_are_a_type_error_naming_the_input(bad: str) -> None:
     for op in OP_NAMES:
-        bad = valid_inputs(op, FLOATS[1])[0].astype(ml_dtypes.bfloat16)
-        error = call_with_bad(op, "plain", 0, bad, FLOATS[1])
-        assert isinstance(error, TypeError) and "bfloat16" in str(error)
+        for position, name in enumerate(OPS[op].arg_names):
+            value = valid_inputs(op, FLOATS[1])[position].astype(getattr(ml_dtypes, bad))
+            error = call_with_bad(op, "plain", position, value, FLOATS[1])
+            assert isinstance(error, TypeError) and bad in str(error) and str(error).startswith(name + ":"), error
 
 
 class _Subclass(np.ndarray):

@@ -6,7 +6,8 @@ The reference is the exact result rounded once (``reference_impl.ops``; within
 1 ulp in float32, a few in float64, checked against ball arithmetic in the
 truth tier), so its own error is negligible and an implementation is judged
 by what a *stable algorithm* may do, independently of how the reference
-computes. With unit roundoff ``u`` (2**-24 float32, 2**-53 float64), an
+computes. With unit roundoff ``u`` (2**-11 float16, 2**-8 bfloat16, 2**-24
+float32, 2**-53 float64; ``reference_impl.dtypes``), an
 implementation's result ``y`` passes where, element by element::
 
     |y - reference| <= u * ( INPUT_ULPS * C  +  F  +  REFERENCE_ULPS * |y_exact| )  +  floor
@@ -22,6 +23,37 @@ implementation's result ``y`` passes where, element by element::
 * ``REFERENCE_ULPS |y_exact|``: the reference's own rounding.
 * ``floor = tiny (1 + |factors|)``: a subnormal result, or a subnormal
   intermediate times later factors, may be flushed to zero (XLA on CPU).
+
+Half precision (float16, bfloat16). The reference computes in float64 and
+rounds once. The frameworks document that they evaluate a half-precision
+elementwise function by upcasting to float32 and rounding the result once,
+and accumulate half-precision sums and matrix products in float32 (torch's
+CPU kernels compute in their ``opmath`` type, float32; XLA upcasts bf16/f16
+arithmetic to f32 on the CPU). Such a result ``y`` of a stable float32
+evaluation then satisfies, with ``u_h`` the half dtype's unit roundoff and
+``u_s = 2**-24``::
+
+    |y - y_exact| <= u_h |y_exact|  +  (1 + u_h) u_s (INPUT_ULPS C + F)
+
+(the final rounding, plus the float32 algorithm's own error, its inputs
+exact in float32). Since ``u_s <= 2**-13 u_h``, and ``F`` already counts
+the final rounding (every ``F`` holds at least one rounding of ``|y|``,
+or of terms whose sum bounds ``|y|``), this is within the rule above
+evaluated with ``u = u_h``: the same rule serves the half dtypes, with
+``u``, ``tiny`` and the range of the dtype. The bound above is not the
+rule, because a VJP is not one float32 evaluation on exact inputs: autograd
+saves the forward's output in the half dtype (torch's ``tanh_backward`` and
+``sigmoid_backward`` read the rounded ``y``, jax's pullbacks the rounded
+residuals), so the backward formula's inputs already carry a relative error
+``u_h``, which is the condition term at ``u = u_h``; and an op composed of
+several kernels (a broadcast product's gradient: ``g * b`` rounded, then
+summed) rounds its intermediates to the half dtype, each a rounding of
+``F`` at ``u_h``; and jax's VJP of a broadcast reduces in the half dtype.
+Judged with ``u_s`` in ``C`` and ``F`` instead, 25 of the 44 half-precision
+op rows against torch and jax fail; those inspected fail on a saved output
+(tanh', softmax'), an intermediate (multiply's broadcast gradient) or jax's
+half-precision reduction (add's and dense's bias gradients). The subnormal floor uses the dtype's
+``tiny`` (6.1e-5 in float16).
 
 A tolerance is finite for every finite input, up to the dtype's largest
 value: a rule whose products overflow float64 there is evaluated again in the
@@ -54,10 +86,12 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import info
+
 __all__ = [
     "unit_roundoff", "ELEMENTARY_ULPS", "FUNCTION_ULPS", "INPUT_ULPS", "REFERENCE_ULPS", "IMPLEMENTATIONS",
     "Bound", "Rule", "forward_rule", "vjp_rule", "forward_bound", "vjp_bound", "has_model",
-    "distribution_sum_tolerance", "E", "P", "R", "f64", "tiny",
+    "distribution_sum_tolerance", "E", "P", "R", "f64", "tiny", "largest",
 ]
 
 IMPLEMENTATIONS = 2
@@ -84,12 +118,18 @@ REFERENCE_ULPS = 2
 
 
 def unit_roundoff(dtype: Any) -> float:
-    """``u = eps / 2``: 2**-24 for float32, 2**-53 for float64."""
-    return float(np.finfo(np.dtype(dtype)).eps) / 2
+    """``u = eps / 2``: 2**-11 float16, 2**-8 bfloat16, 2**-24 float32, 2**-53 float64."""
+    return info(dtype).u
 
 
 def tiny(dtype: Any) -> float:
-    return float(np.finfo(np.dtype(dtype)).tiny)
+    """The smallest normal number of ``dtype`` (6.1e-5 float16, 1.18e-38 bfloat16 and float32)."""
+    return info(dtype).tiny
+
+
+def largest(dtype: Any) -> float:
+    """The largest finite number of ``dtype`` (65504 float16, about 3.39e38 bfloat16)."""
+    return info(dtype).max
 
 
 def distribution_sum_tolerance(n: int, dtype: Any) -> float:

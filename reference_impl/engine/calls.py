@@ -24,6 +24,7 @@ import numpy as np
 from hypothesis.errors import UnsatisfiedAssumption
 
 from .. import pytree
+from ..dtypes import is_float
 
 __all__ = ["call", "Snapshot", "type_name", "returned_array", "unpack_tuple", "user_message",
            "UnsatisfiedAssumption"]
@@ -75,7 +76,7 @@ class Snapshot:
                 return f"{path} changed from {saved.dtype.name}{saved.shape} to {live.dtype.name}{live.shape}"
             same = (live == saved) | (np.isnan(live) & np.isnan(saved)) if live.dtype.kind in "fc" else live == saved
             same = np.asarray(same)
-            if live.dtype.kind == "f":
+            if is_float(live.dtype):
                 # 0.0 -> -0.0 is a write too
                 same = same & (np.signbit(live) == np.signbit(saved))
             if not same.all():
@@ -119,7 +120,7 @@ def returned_array(value: Any, what: str, shape: tuple[int, ...] | None = None,
             return None, f"{what} is a {type_name(value)} that np.asarray cannot convert: {type(e).__name__}: {e}"
     else:
         return None, f"{what} is a {type_name(value)}, not an array; expected {expected}"
-    if arr.dtype.kind != "f":
+    if not is_float(arr.dtype):
         return None, f"{what} has dtype {arr.dtype}, not a floating dtype"
     if shape is not None and arr.shape != shape:
         return None, f"{what} has shape {arr.shape}, expected {shape}"

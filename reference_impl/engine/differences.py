@@ -134,6 +134,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..accuracy.acceptance import unit_roundoff
+from ..dtypes import info
 
 __all__ = [
     "TAYLOR_STEPS", "TAYLOR_MARGIN", "PASS_ORDER",
@@ -410,7 +411,7 @@ def spread_tolerance(reference: np.ndarray, perturbed: Sequence[np.ndarray], dty
     if checked is not None:
         spread = spread + _largest_change(np.asarray(checked, np.float64), jittered)
     u = unit_roundoff(dtype)
-    tiny = float(np.finfo(np.dtype(dtype)).tiny)  # type: ignore[call-overload]
+    tiny = info(dtype).tiny
     normwise = NORMWISE_ROUNDINGS * u * gradient_scale * max(1.0, input_scale)
     return SPREAD_SAFETY * spread + SPREAD_ROUNDINGS * u * np.abs(ref) + normwise + tiny
 

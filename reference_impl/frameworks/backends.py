@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .conversion import to_numpy, to_torch
 from .recipes import SPECS
 
 __all__ = ["BACKEND_NAMES", "MODES", "DEVICES", "DEFAULT_MODE", "Backend", "BackendUnavailable",
@@ -136,12 +137,12 @@ class TorchBackend:
         return self._functions[key]
 
     def _tensor(self, x: np.ndarray, grad: bool = False) -> Any:
-        t = self._torch.from_numpy(np.array(x, copy=True))
+        t = to_torch(x)
         return (t if self.device == "cpu" else t.to(self.device)).requires_grad_(grad)
 
     @staticmethod
     def _array(t: Any) -> np.ndarray:
-        return np.asarray(t.detach().cpu().numpy())
+        return to_numpy(t)
 
     def _run(self, op: str, inputs: tuple[np.ndarray, ...], params: dict[str, Any],
              grad: bool) -> tuple[Any, list[Any]]:
@@ -226,14 +227,14 @@ class JaxBackend:
         # reusing the compiled function avoids a second compilation per shape.
         # The cotangent's shape comes from jax's own shape inference.
         params_key = _params_key(params)
-        shape, dtype = self._out_spec(op, params_key, tuple((x.shape, x.dtype.str) for x in inputs))
+        shape, dtype = self._out_spec(op, params_key, tuple((x.shape, x.dtype) for x in inputs))
         return self.vjp(op, np.zeros(shape, dtype=dtype), inputs, params)[0]
 
     @cache  # noqa: B019 -- shape inference traces the recipe; once per signature is enough
     def _out_spec(self, op: str, params_key: tuple[tuple[str, Any], ...],
-                  signature: tuple[tuple[tuple[int, ...], str], ...]) -> tuple[tuple[int, ...], np.dtype]:
+                  signature: tuple[tuple[tuple[int, ...], np.dtype], ...]) -> tuple[tuple[int, ...], np.dtype]:
         jax = self._jax
-        structs = [jax.ShapeDtypeStruct(s, np.dtype(d)) for s, d in signature]
+        structs = [jax.ShapeDtypeStruct(s, d) for s, d in signature]
         out = jax.eval_shape(lambda *xs: SPECS[op].jax(self._ns, *xs, **dict(params_key)), *structs)
         return tuple(out.shape), np.dtype(out.dtype)
 

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..networks import MLP
+from .conversion import to_numpy, to_torch, torch_dtype
 
 # Without x64, jax silently computes float64 inputs in float32.
 jax.config.update("jax_enable_x64", True)
@@ -69,7 +70,6 @@ class FrameworkResult:
 
 # --------------------------------------------------------------------------- torch
 
-_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _TORCH_ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
@@ -95,14 +95,14 @@ class TorchMLP(torch.nn.Module):
     def __init__(self, net: MLP, params: Params) -> None:
         super().__init__()
         self.net = net
-        dtype = _TORCH_DTYPES[np.dtype(params[0][0].dtype)]
+        dtype = torch_dtype(params[0][0].dtype)
         self.linears = torch.nn.ModuleList()
         for w, b in params:
             lin = torch.nn.Linear(w.shape[0], w.shape[1], dtype=dtype)
             with torch.no_grad():
                 # nn.Linear computes x @ weight.T + bias with weight (outputs, inputs).
-                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
-                lin.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+                lin.weight.copy_(to_torch(np.ascontiguousarray(w.T)))
+                lin.bias.copy_(to_torch(np.ascontiguousarray(b)))
             self.linears.append(lin)
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -127,32 +127,32 @@ def torch_model(net: MLP, params: Params) -> TorchMLP:
 
 def torch_linear_weights(model: TorchMLP) -> tuple[np.ndarray, ...]:
     """Each ``nn.Linear``'s raw ``weight``, as torch stores it: ``(outputs, inputs)``."""
-    return tuple(lin.weight.detach().numpy().copy() for lin in model.linears)
+    return tuple(to_numpy(lin.weight) for lin in model.linears)
 
 
 def torch_params(model: TorchMLP) -> Params:
     """The model's parameters in the reference's layout (``W = weight.T``)."""
-    return tuple((lin.weight.detach().numpy().T.copy(), lin.bias.detach().numpy().copy()) for lin in model.linears)
+    return tuple((to_numpy(lin.weight).T.copy(), to_numpy(lin.bias)) for lin in model.linears)
 
 
 def torch_predict(net: MLP, params: Params, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return torch_model(net, params)(torch.from_numpy(x))[1].numpy()
+        return to_numpy(torch_model(net, params)(to_torch(x))[1])
 
 
 def torch_value_and_grad(net: MLP, params: Params, x: np.ndarray, t: np.ndarray) -> FrameworkResult:
     model = torch_model(net, params)
-    xt = torch.from_numpy(x).requires_grad_(True)
-    zs, loss = model.loss(xt, torch.from_numpy(t))
+    xt = to_torch(x).requires_grad_(True)
+    zs, loss = model.loss(xt, to_torch(t))
     ws = [lin.weight for lin in model.linears]
     bs = [lin.bias for lin in model.linears]
     grads = torch.autograd.grad(loss, [*zs, *ws, *bs, xt])
     n = net.depth
-    g = [gi.detach().numpy() for gi in grads]
+    g = [to_numpy(gi) for gi in grads]
     return FrameworkResult(
         "torch",
-        loss.detach().numpy(),
-        tuple(z.detach().numpy() for z in zs),
+        to_numpy(loss),
+        tuple(to_numpy(z) for z in zs),
         tuple(g[:n]),
         tuple(gw.T.copy() for gw in g[n: 2 * n]),
         tuple(g[2 * n: 3 * n]),
@@ -166,17 +166,17 @@ def torch_sgd(net: MLP, params: Params, x: np.ndarray, t: np.ndarray, lr: float,
     (index 0: initial) and the loss at each (the last after the final step)."""
     model = torch_model(net, params)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+    xt, tt = to_torch(x), to_torch(t)
     path, losses = [torch_params(model)], []
     for _ in range(steps):
         opt.zero_grad()
         _, loss = model.loss(xt, tt)
         loss.backward()
         opt.step()
-        losses.append(loss.detach().numpy().copy())
+        losses.append(to_numpy(loss))
         path.append(torch_params(model))
     with torch.no_grad():
-        losses.append(model.loss(xt, tt)[1].numpy().copy())
+        losses.append(to_numpy(model.loss(xt, tt)[1]))
     return path, losses
 
 
@@ -383,20 +383,20 @@ def module_value_and_grad(net: MLP, model: torch.nn.Module, device: Any) -> Call
              **{n: p.detach() for n, p in model.named_parameters() if n not in layer_names}}
 
     def value_and_grad(params: Any, x: np.ndarray, target: np.ndarray) -> Any:
-        dtype = _TORCH_DTYPES[np.dtype(x.dtype)]
+        dtype = torch_dtype(x.dtype)
         leaves = []
         state = {n: b.to(dtype) if b.is_floating_point() else b for n, b in fixed.items()}
         for (w, b), (wn, bn) in zip(params, names):
-            tw = torch.tensor(np.ascontiguousarray(np.asarray(w).T), device=dev).requires_grad_(True)
-            tb = torch.tensor(np.asarray(b), device=dev).requires_grad_(True)
+            tw = to_torch(np.ascontiguousarray(np.asarray(w).T)).to(dev).requires_grad_(True)
+            tb = to_torch(np.asarray(b)).to(dev).requires_grad_(True)
             state[wn], state[bn] = tw, tb
             leaves += [tw, tb]
         with torch.enable_grad():
-            out = torch.func.functional_call(model, state, (torch.tensor(x, device=dev),))
-            t = torch.tensor(target, device=dev)
+            out = torch.func.functional_call(model, state, (to_torch(x).to(dev),))
+            t = to_torch(target).to(dev)
             loss = _torch_cost(net, out, t)
             grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        done = [np.zeros(tuple(p.shape), x.dtype) if g is None else g.detach().cpu().numpy() for g, p in
+        done = [np.zeros(tuple(p.shape), x.dtype) if g is None else to_numpy(g) for g, p in
                 zip(grads, leaves)]
         return loss.detach().cpu().numpy(), tuple((done[2 * l].T.copy(), done[2 * l + 1]) for l in range(net.depth))
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..broadcasting import unbroadcast
+from ..dtypes import info
 from .recipes import SPECS
 
 __all__ = ["PRECISION", "Truth", "forward", "vjp"]
@@ -35,7 +36,6 @@ __all__ = ["PRECISION", "Truth", "forward", "vjp"]
 PRECISION = 200
 """Working precision in bits of the first attempt."""
 
-_SIGNIFICAND = {np.dtype(np.float32): (24, -126), np.dtype(np.float64): (53, -1022)}
 _NEGLIGIBLE_EXPONENT = -200_000
 """``exp(d)`` for ``d`` below this is below 2**-288000: times any finite
 float64 it rounds to 0 in every dtype, so it is taken as 0 (arb's exp of
@@ -56,7 +56,8 @@ def _round_exact(man: int, exp: int, dtype: np.dtype) -> float:
     man, exp = int(man), int(exp)
     if man == 0:
         return 0.0
-    p, emin = _SIGNIFICAND[dtype]
+    fmt = info(dtype)
+    p, emin = fmt.bits, fmt.emin
     sign, m = (-1 if man < 0 else 1), abs(man)
     top = exp + m.bit_length() - 1
     quantum = max(top - (p - 1), emin - (p - 1))
@@ -71,7 +72,7 @@ def _round_exact(man: int, exp: int, dtype: np.dtype) -> float:
         value = math.ldexp(float(m), exp)
     except OverflowError:
         return sign * math.inf
-    return sign * (math.inf if value > float(np.finfo(dtype).max) else value)
+    return sign * (math.inf if value > fmt.max else value)
 
 
 def _round_point(point: Any, dtype: np.dtype) -> float:
@@ -109,7 +110,7 @@ class Truth:
             spacing = np.spacing(r)
         # at the largest value the ulp is the spacing below it
         spacing = np.where(np.isinf(spacing) & np.isfinite(r), np.spacing(np.nextafter(r, 0)), spacing)
-        spacing = np.maximum(spacing.astype(np.float64), float(np.finfo(self.dtype).smallest_subnormal))
+        spacing = np.maximum(spacing.astype(np.float64), info(self.dtype).subnormal)
         out = np.empty(a.shape)
         for idx in np.ndindex(a.shape):
             if not np.isfinite(a[idx]):

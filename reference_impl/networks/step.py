@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_array
+from ..dtypes import info
 from .mlp import Params
 
 __all__ = ["check_lr", "step_pairs"]
@@ -62,7 +63,7 @@ def step_pairs(params: Any, grads: Any, lr: Any) -> Params:
                 raise ValueError(f"grads[{l}].d{part}: shape {ga.shape} differs from params[{l}].{part}'s {pa.shape}")
             if pa.dtype != ga.dtype:
                 raise TypeError(f"grads[{l}].d{part}: dtype {ga.dtype} differs from params[{l}].{part}'s {pa.dtype}")
-            biggest = float(np.finfo(pa.dtype).max)
+            biggest = info(pa.dtype).max
             if lr_f > biggest:
                 raise ValueError(f"lr: {lr!r} exceeds the largest {pa.dtype} ({biggest:.4g}); the step is taken in "
                                  "the parameters' dtype, so lr must be representable there")

@@ -12,14 +12,17 @@ from typing import Any
 import numpy as np
 
 from .. import networks
+from ..dtypes import resolve as resolve_dtype
 from ..engine.calls import type_name
 from ..engine.profiles import ENV_VAR, PROFILES
 from ..frameworks import backends as fw_backends
 
-__all__ = ["DTYPES", "BACKENDS", "MAX_BATCH_LIMIT", "resolve_profile", "resolve_common", "check_callable",
+__all__ = ["DTYPES", "SUPPORTED", "BACKENDS", "MAX_BATCH_LIMIT", "resolve_profile", "resolve_common", "check_callable",
            "resolve_net", "resolve_max_batch", "unknown_name"]
 
 DTYPES = ("float32", "float64")
+"""The dtypes searched by default; ``SUPPORTED`` are those that may be asked for."""
+SUPPORTED = ("float16", "bfloat16", "float32", "float64")
 BACKENDS = ("torch", "jax")
 MAX_BATCH_LIMIT = 4096
 """The largest ``max_batch`` the network checks accept: a drawn batch is
@@ -56,11 +59,11 @@ def resolve_common(dtypes: Any, max_examples: Any, seed: Any, backends: Any, pro
         items = []
     for d in items:
         try:
-            name = np.dtype(d).name
+            name = resolve_dtype(d).name
         except TypeError:
             name = str(d)
-        if name not in DTYPES:
-            problems.append(f"dtypes: {d!r} is not supported; use 'float32' and/or 'float64'")
+        if name not in SUPPORTED:
+            problems.append(f"dtypes: {d!r} is not supported; use one or more of {', '.join(SUPPORTED)}")
         elif name not in dts:
             dts.append(name)
     if not dts and not problems:

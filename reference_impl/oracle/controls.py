@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from ..dtypes import is_float
 from ..engine.calls import type_name
 from ..engine.comparison import Counterexample
 from ..engine.search import SearchOutcome
@@ -169,11 +170,11 @@ def op_inputs_strategy(draw: st.DrawFn, op: str, spec: Inputs | st.SearchStrateg
         if isinstance(value, np.ndarray):
             value = (value,)
         if not isinstance(value, (tuple, list)) or not all(
-                isinstance(x, np.ndarray) and not isinstance(x, np.ma.MaskedArray) and x.dtype.kind in "fiu"
-                for x in value):
+                isinstance(x, np.ndarray) and not isinstance(x, np.ma.MaskedArray)
+                and (x.dtype.kind in "fiu" or is_float(x.dtype)) for x in value):
             raise ValueError(f"inputs: the strategy drew {type_name(value)} ({value!r:.80}); expected a tuple of "
                              f"NumPy arrays, one per input of {op} ({', '.join(op_spec.arg_names)})")
-        inputs = tuple(x.astype(dtype) if x.dtype.kind == "f" else x.copy() for x in value)
+        inputs = tuple(x.astype(dtype) if is_float(x.dtype) else x.copy() for x in value)
         recipe["inputs"] = "your strategy"
     chosen = dict(params or {})
     for k, allowed in op_spec.params.items():
@@ -234,7 +235,7 @@ def wanted(wrt: tuple[int, ...] | None, inputs: Sequence[np.ndarray]) -> tuple[i
     """The inputs whose gradients are checked: ``wrt``, or every floating input."""
     if wrt is not None:
         return wrt
-    return tuple(i for i, x in enumerate(inputs) if x.dtype.kind == "f")
+    return tuple(i for i, x in enumerate(inputs) if is_float(x.dtype))
 
 
 def fold_outcome(outcome: SearchOutcome, dtype: str, budget: float | None, n_dtypes: int, problems: list[str],

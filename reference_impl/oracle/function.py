@@ -16,6 +16,8 @@ from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.errors import UnsatisfiedAssumption as _Unsatisfied
 
 from .. import engine, pytree
+from ..dtypes import NAMES
+from ..dtypes import resolve as resolve_dtype
 from ..engine.profiles import ENV_VAR, PROFILES
 from ..engine.results import Tally
 from ..engine.search import Budget, Misuse, search
@@ -64,11 +66,11 @@ def _resolve_settings(dtypes: Any, max_examples: Any, seed: Any, backends: Any, 
     dts: list[str] = []
     for d in items:
         try:
-            dn = np.dtype(d).name
+            dn = resolve_dtype(d).name
         except TypeError:
             dn = str(d)
-        if dn not in DTYPES:
-            raise ValueError(f"dtypes: {d!r} is not supported; use 'float32' and/or 'float64'")
+        if dn not in NAMES:
+            raise ValueError(f"dtypes: {d!r} is not supported; use one or more of {', '.join(NAMES)}")
         if dn not in dts:
             dts.append(dn)
     if not dts:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
+from ..dtypes import is_float
 from ..engine import differences as numerics
 from ..engine.adjoint import adjoint_test
 from ..engine.calls import Snapshot, UnsatisfiedAssumption, call, returned_array, type_name
@@ -48,11 +49,11 @@ def shape_class(names: Sequence[str], args: Sequence[Any]) -> str:
 
 def _is_floating(a: Any) -> bool:
     leaves, _ = pytree.flatten(a)
-    return bool(leaves) and all(isinstance(x, np.ndarray) and x.dtype.kind == "f" for x in leaves)
+    return bool(leaves) and all(isinstance(x, np.ndarray) and is_float(x.dtype) for x in leaves)
 
 
 def _cast(a: Any, dtype: np.dtype) -> Any:
-    return pytree.tree_map(lambda x: x.astype(dtype) if x.dtype.kind == "f" else x.copy(), a)
+    return pytree.tree_map(lambda x: x.astype(dtype) if is_float(x.dtype) else x.copy(), a)
 
 
 def _validate_drawn(value: Any, n_names: int) -> tuple[Any, ...]:
@@ -64,7 +65,8 @@ def _validate_drawn(value: Any, n_names: int) -> tuple[Any, ...]:
                                f"(or of dicts/tuples/lists of arrays), one per argument of f"))
     leaves, _ = pytree.flatten(tuple(value))
     for leaf in leaves:
-        if isinstance(leaf, np.ma.MaskedArray) or not isinstance(leaf, np.ndarray) or leaf.dtype.kind not in "fiub":
+        if isinstance(leaf, np.ma.MaskedArray) or not isinstance(leaf, np.ndarray) \
+                or not (leaf.dtype.kind in "fiub" or is_float(leaf.dtype)):
             raise Misuse(TypeError(f"inputs: the strategy drew a {type_name(leaf)} ({leaf!r:.60}) inside an input; "
                                    "expected NumPy arrays of a floating or integer dtype"))
     return tuple(value)
@@ -299,7 +301,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
             rho = numerics.ADJOINT_JITTER * work_u
             for _ in range(numerics.ADJOINT_JITTER_TRIALS):
                 def jiggle(x: np.ndarray) -> np.ndarray:
-                    if x.dtype.kind != "f":
+                    if not is_float(x.dtype):
                         return x.copy()
                     return (x + rho * rng.standard_normal(x.shape) * numerics.direction_scale(x)).astype(x.dtype)
                 a_p = tuple(pytree.tree_map(jiggle, a) for a in work_args)
@@ -368,7 +370,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         inputs and cotangent (``move`` applied to each floating leaf)."""
 
         def jiggle(x: np.ndarray) -> np.ndarray:
-            return move(x).astype(x.dtype) if x.dtype.kind == "f" else x.copy()
+            return move(x).astype(x.dtype) if is_float(x.dtype) else x.copy()
 
         runs = []
         for _ in range(numerics.SPREAD_TRIALS):
@@ -408,7 +410,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
         runs = spread_runs(dtype)
         noisy = noise_runs()
         input_scale = max((float(np.max(np.abs(x))) for a in args for x in pytree.flatten(a)[0]
-                           if x.dtype.kind == "f" and x.size), default=0.0)
+                           if is_float(x.dtype) and x.size), default=0.0)
         secant = max(max((float(np.max(np.abs(v))) for v in work_v if v.size), default=0.0)
                      * max((float(np.max(np.abs(o))) for o in work_out if o.size), default=0.0),
                      intermediate) / max(input_scale, 1e-300)

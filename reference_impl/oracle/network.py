@@ -17,6 +17,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 
 from ..accuracy import networks as network_tolerances
+from ..dtypes import is_float
 from ..engine import calls
 from ..engine.calls import Snapshot, returned_array, type_name, unpack_tuple, user_message
 from ..engine.comparison import Counterexample, Finding, compare, disagreement
@@ -134,12 +135,12 @@ def _cases(draw: st.DrawFn, mlp: Any, dt: str, max_batch: int, narrowed: Any, da
     else:
         pair, recipe = draw(narrowed), {**case.recipe, "data": "your strategy"}
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
-            isinstance(a, np.ndarray) and a.dtype.kind in "fiu" for a in pair)):
+            isinstance(a, np.ndarray) and (a.dtype.kind in "fiu" or is_float(a.dtype)) for a in pair)):
         raise ValueError(f"inputs: the strategy drew {type_name(pair)} ({pair!r:.80}); expected a pair of NumPy "
                          "arrays (x, target)")
     if data_cap is not None and pair[0].size + pair[1].size > data_cap:
         reject()  # above max_elements: not checked
-    x, target = (a.astype(dtype) if a.dtype.kind == "f" else a.copy() for a in pair)
+    x, target = (a.astype(dtype) if is_float(a.dtype) else a.copy() for a in pair)
     out = NetCase(case.params, x, target, recipe)
     try:
         if x.ndim != 2 or x.shape[1] != mlp.sizes[0]:

@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import is_float
 from ..engine import calls
 from ..engine.calls import Snapshot, returned_array, type_name, unpack_tuple, user_message
 from ..engine.comparison import Counterexample, Finding, disagreement, op_comparisons, op_conventions
@@ -313,7 +314,7 @@ def op_evaluator(op: str, forward: Callable[..., Any] | None, vjp: Callable[...,
         given = {k: v.copy() for k, v in arrays.items()}
         want = wanted(wrt, ex.inputs)
         for i in want:
-            if ex.inputs[i].dtype.kind != "f":
+            if not is_float(ex.inputs[i].dtype):
                 raise ValueError(f"wrt: {names[i]!r} is drawn as {ex.inputs[i].dtype} (integer data has no gradient)")
 
         def failed(check: str, message: str, call: str, against: str = "reference",

@@ -20,6 +20,14 @@ in float64, 1e-300 (mode ``extreme``); targets include exact zeros (``one_hot``,
 ``EXTREME_LOGITS`` (logits near the dtype's limit) are drawn only where asked
 for: the frameworks' own softmax cross-entropy returns NaN there.
 
+float16 and bfloat16 reach their own thresholds (:func:`exp_thresholds`:
+exp overflows at 11.09 in float16, where 65504 ends the range, and at 88.7
+in bfloat16; its value rounds to 0 below -17.3 and -92.9); float16 logits
+stay within a quarter of 65504; and an example whose exact result or
+gradient would be beyond the half dtype's range (a float16 sum of squares
+of 64 x 64 values) has its real inputs and cotangent halved until it is not,
+so that every drawn example is valid (the overflow itself is tested on its own).
+
 ``shapes="palette"`` draws shapes from a short fixed list per op instead of
 freely. A JIT-compiling backend (JAX) compiles once per shape, so a palette
 keeps its cache warm; the palettes include the edge cases (one element, one
@@ -35,11 +43,12 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from ..dtypes import info, is_half, resolve
 from ..ops import OPS
 
 __all__ = ["Example", "examples", "build_example", "Source", "HypothesisSource", "GeneratorSource",
            "values", "shapes_for", "PALETTES", "MAX_SIDE", "REAL_RANGES", "EXP_THRESHOLDS",
-           "EXTREME_LOGITS"]
+           "EXTREME_LOGITS", "exp_thresholds"]
 
 MAX_SIDE = 64
 """Largest batch or feature size drawn."""
@@ -50,6 +59,17 @@ REAL_RANGES = ("normal", "normal", "exp_thresholds", "exp_thresholds", "saturate
 EXP_THRESHOLDS = (88.72, 103.97, 709.78, 745.13)
 """Where exp overflows / sigma's value underflows: float32, then float64."""
 _EXP_THRESHOLDS = np.array(EXP_THRESHOLDS)
+
+
+def exp_thresholds(dtype: Any) -> tuple[float, ...]:
+    """Where exp overflows (``log max``) and rounds to 0 (``log`` of half the
+    smallest subnormal): float32's and float64's (:data:`EXP_THRESHOLDS`), or
+    a half dtype's own (11.09 and 17.33 in float16; 88.72 and 92.88 in bfloat16)."""
+    dt = resolve(dtype)
+    if not is_half(dt):
+        return EXP_THRESHOLDS
+    fmt = info(dt)
+    return (round(float(np.log(fmt.max)), 2), round(float((fmt.bits - fmt.emin) * np.log(2.0)), 2))
 LOGIT_SCALES = (0.1, 1.0, 10.0, 100.0, 1000.0, 1e4)
 LOGIT_OFFSETS = (0.0, 0.0, 50.0, -1000.0, 1000.0, -1e4, 1e4)
 EXTREME_LOGITS = "extreme_logits"
@@ -195,9 +215,11 @@ def _draw_values(src: Source, rng: np.random.Generator, kind: str, shape: tuple[
         scale = src.pick(LOGIT_SCALES)
         offset = src.pick(LOGIT_OFFSETS)
         x = rng.standard_normal(shape) * scale + offset
+        if dtype == np.float16:
+            x = np.clip(x, -info(dtype).max / 4, info(dtype).max / 4)
         recipe.update(scale=scale, offset=offset)
     elif kind == EXTREME_LOGITS:
-        big = float(np.finfo(dtype).max) / 10
+        big = info(dtype).max / 10
         x = rng.choice([-big, -big / 3, 0.0, big / 7, big], size=shape) * rng.uniform(0.5, 1.0, size=shape)
     elif kind in _DISTRIBUTION_MODES:
         mode = src.pick(_DISTRIBUTION_MODES[kind])
@@ -210,7 +232,13 @@ def _draw_values(src: Source, rng: np.random.Generator, kind: str, shape: tuple[
         # The op requires > 0 (float32 may round a tiny probability to 0), and -y / yhat times a cotangent
         # of up to ~1e3 must stay representable: probabilities stop at 1e4 / (the dtype's largest value),
         # about 3e-35 in float32 and 6e-305 in float64.
-        arr = np.maximum(arr, np.asarray(1e4 / float(np.finfo(dtype).max), dtype=dtype))
+        if is_half(dtype):
+            # a half dtype's range is narrow (-y / yhat of a float16 cotangent of 40 is finite above
+            # 6e-4): probabilities stop at 100 / max (1.5e-3 float16, 3e-37 bfloat16), the row renormalised
+            p = np.maximum(arr.astype(np.float64), 100 / info(dtype).max)
+            arr = np.asarray(p / p.sum(axis=-1, keepdims=True), dtype=dtype)
+            return np.maximum(arr, np.asarray(info(dtype).tiny, dtype=dtype)), recipe
+        arr = np.maximum(arr, np.asarray(1e4 / info(dtype).max, dtype=dtype))
     return arr, recipe
 
 
@@ -219,7 +247,7 @@ def values(draw: st.DrawFn, kind: str, shape: tuple[int, ...], dtype: Any) -> tu
     """Draw an array of ``kind`` (see ``ops.Domain``) and its recipe."""
     src = HypothesisSource(draw)
     seed = src.integer(0, SEED_MAX)
-    arr, recipe = _draw_values(src, np.random.default_rng(seed), kind, shape, np.dtype(dtype))
+    arr, recipe = _draw_values(src, np.random.default_rng(seed), kind, shape, resolve(dtype))
     return arr, {"seed": seed, **recipe}
 
 
@@ -233,13 +261,14 @@ def _real(src: Source, rng: np.random.Generator, shape: tuple[int, ...], dtype: 
         scale = src.pick(REAL_SCALES)
         return rng.standard_normal(shape) * scale, {"range": name, "scale": scale}
     if name == "exp_thresholds":
-        x = _EXP_THRESHOLDS[rng.integers(0, len(EXP_THRESHOLDS), size=shape)] + rng.uniform(-2, 2, size=shape)
+        points = np.array(exp_thresholds(dtype))
+        x = points[rng.integers(0, len(points), size=shape)] + rng.uniform(-2, 2, size=shape)
         return np.where(signs, -x, x), {"range": name}
     if name == "saturated":
-        top = 100.0 if dtype == np.float32 else 800.0
+        top = {"float16": 20.0, "float64": 800.0}.get(dtype.name, 100.0)
         x = rng.uniform(8.0, top, size=shape)
         return np.where(signs, -x, x), {"range": name}
-    tiny = float(np.finfo(dtype).tiny)
+    tiny = info(dtype).tiny
     return rng.standard_normal(shape) * tiny * 2.0 ** rng.uniform(-20, 20, size=shape), {"range": name}
 
 
@@ -392,7 +421,7 @@ def build_example(src: Source, op: str, dtype: Any, shapes: str = "free",
     if op not in OPS:
         raise KeyError(f"op: unknown op {op!r}; known: {sorted(OPS)}")
     spec = OPS[op]
-    dtype = np.dtype(dtype)
+    dtype = resolve(dtype)
     input_shapes = _shapes(src, spec.domain.shapes, shapes)
     seed = src.integer(0, SEED_MAX)
     rng = np.random.default_rng(seed)
@@ -410,7 +439,27 @@ def build_example(src: Source, op: str, dtype: Any, shapes: str = "free",
     out_shape = tuple(shape_of(input_shapes)) if shape_of else np.shape(spec.impl(*inputs, **chosen))
     g, r = _draw_values(src, rng, "real", out_shape, dtype)
     recipe["cotangent"] = r
+    if is_half(dtype):
+        inputs, g, recipe["halved"] = _within_range(op, inputs, chosen, g)
     return Example(op, tuple(inputs), chosen, g, recipe)
+
+
+def _within_range(op: str, inputs: list[np.ndarray], params: dict[str, Any], g: np.ndarray
+                  ) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Halve the real and logit inputs and the cotangent (exactly, a power of
+    two) until the reference's forward and VJP are within the dtype's range;
+    returns how many times they were halved."""
+    spec = OPS[op]
+    scalable = [kind in ("real", "kinked", "logits") for kind in spec.domain.values]
+    for halved in range(64):
+        try:
+            spec.vjp(g, *inputs, **params)
+            spec.forward(*inputs, **params)
+            return inputs, g, halved
+        except ValueError:
+            inputs = [np.asarray(x / 2, dtype=x.dtype) if s else x for x, s in zip(inputs, scalable)]
+            g = np.asarray(g / 2, dtype=g.dtype)
+    return inputs, g, 64
 
 
 @st.composite

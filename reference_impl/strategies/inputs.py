@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from ..dtypes import info, is_float
 from ..pytree import flatten, leaf_paths, unflatten
-from . import EXP_THRESHOLDS
+from . import exp_thresholds
 from . import values as library_values
 
 __all__ = ["Arg", "Inputs", "KINDS", "Drawn", "spec_strategy", "leaf_count", "extremes_of", "Coverage"]
@@ -216,9 +217,10 @@ def _draw_value(draw: st.DrawFn, a: Arg, shape: tuple[int, ...], dtype: np.dtype
 def extremes_of(dtype: np.dtype) -> tuple[float, ...]:
     """The named extremes of ``real`` values in ``dtype``, positive side:
     exp's overflow and sigma's underflow thresholds (:data:`EXP_THRESHOLDS`),
-    the saturation the library draws up to, the smallest normal number."""
-    top = 100.0 if dtype == np.float32 else 800.0
-    return (*EXP_THRESHOLDS, 8.0, top, float(np.finfo(dtype).tiny))
+    the saturation the library draws up to, the smallest normal number; a
+    half dtype's own thresholds (:func:`exp_thresholds`) and narrower top."""
+    top = {"float16": 20.0, "float64": 800.0}.get(dtype.name, 100.0)
+    return (*exp_thresholds(dtype), 8.0, top, info(dtype).tiny)
 
 
 def _with_extremes(rng: np.random.Generator, x: np.ndarray, dtype: np.dtype,
@@ -284,7 +286,7 @@ def spec_strategy(draw: st.DrawFn, spec: Inputs, dtype: Any, max_elements: int) 
         paths = leaf_paths(structure, name)
         for j, (leaf, path) in enumerate(zip(leaves, paths)):
             if isinstance(leaf, np.ndarray):
-                out_leaves.append(leaf.astype(dtype) if leaf.dtype.kind == "f" else leaf.copy())
+                out_leaves.append(leaf.astype(dtype) if is_float(leaf.dtype) else leaf.copy())
                 leaf_kinds.append(None)
                 recipe[path] = "fixed"
                 continue
@@ -323,7 +325,7 @@ class Coverage:
             values, structure = flatten(arg)
             for path, leaf in zip(leaf_paths(structure, name), values):
                 a = np.asarray(leaf)
-                if a.dtype.kind != "f" or a.size == 0:
+                if not is_float(a.dtype) or a.size == 0:
                     continue
                 c = self.leaves.setdefault(path, [math.inf, -math.inf, 0, 0])
                 c[0], c[1] = min(c[0], float(a.min())), max(c[1], float(a.max()))
