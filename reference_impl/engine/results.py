@@ -126,8 +126,12 @@ class OracleResult(Result):
     profile: str
     cuts: tuple[str, ...] = ()
     """What ``max_elements`` and ``time_budget`` cut: inputs not checked, a search or shrink stopped early."""
+    name: str = ""
+    """The caller's name for the subject (``check_op(..., name=...)``); the report's title where given."""
 
     def title(self) -> str:
+        if self.name:
+            return self.name
         what = "/".join(self.functions) or "nothing"
         subject = f"op '{self.subject}'" if self.kind == "op" else self.subject
         return f"{what} of {subject}"
@@ -161,7 +165,7 @@ class OracleResult(Result):
             "kind": self.kind, "subject": self.subject, "functions": list(self.functions), "ok": self.ok,
             "dtypes": list(self.dtypes), "backends": list(self.backends), "max_examples": self.max_examples,
             "seed": self.seed, "profile": self.profile, "problems": list(self.problems), "cuts": list(self.cuts),
-            "rows": [r.to_dict() for r in self.rows],
+            "name": self.name, "rows": [r.to_dict() for r in self.rows],
             "counterexamples": [c.to_dict() for c in self.counterexamples],
         }
 

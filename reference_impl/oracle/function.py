@@ -23,7 +23,7 @@ from ..engine.search import Budget, Misuse, search
 from ..frameworks.array_api import BACKENDS, unavailable_reason
 from ..strategies.inputs import Arg, Drawn, Inputs, _is_int, _is_number, leaf_count, spec_strategy
 from .function_checks import Counters, Finding, Problem, _validate_drawn, evaluate
-from .function_report import Counterexample, GradcheckResult
+from .function_report import Counterexample, GradcheckResult, resolve_name
 
 __all__ = ["check_vjp", "check_grad", "DEFAULT_MAX_ELEMENTS", "DEFAULT_TIME_BUDGET"]
 
@@ -352,16 +352,14 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
                   name)
 
 
-def _declared(piecewise: Any, name: Any) -> tuple[bool, str | None]:
+def _declared(piecewise: Any, name: Any) -> tuple[bool, str]:
     if not isinstance(piecewise, (bool, np.bool_)):
         raise TypeError(f"piecewise: expected True or False, got {piecewise!r}")
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise TypeError(f"name: expected a non-empty string naming the subject in the report, got {name!r}")
-    return bool(piecewise), name
+    return bool(piecewise), resolve_name(name)
 
 
-def _named(result: GradcheckResult, name: str | None) -> GradcheckResult:
-    return result if name is None else dataclasses.replace(result, name=name)
+def _named(result: GradcheckResult, name: str) -> GradcheckResult:
+    return dataclasses.replace(result, name=name) if name else result
 
 
 def _validate_or_raise(example: Any) -> tuple[Any, ...]:

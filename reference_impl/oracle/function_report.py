@@ -19,7 +19,16 @@ from typing import Any
 from ..engine.comparison import Counterexample
 from ..engine.results import Result, Row, format_number, format_rows, render_report
 
-__all__ = ["Row", "Counterexample", "GradcheckResult"]
+__all__ = ["Row", "Counterexample", "GradcheckResult", "resolve_name"]
+
+
+def resolve_name(name: Any) -> str:
+    """The caller's ``name=`` for the subject of a check ("" for None), or ``TypeError``."""
+    if name is None:
+        return ""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"name: expected a non-empty string naming the subject in the report, got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
