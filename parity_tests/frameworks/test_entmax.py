@@ -66,16 +66,18 @@ def test_entmax_sparsemax_at_the_seed_that_raised_a_false_alarm_passes() -> None
     ("entmax_bisect", 1), ("SparsemaxLoss", 3), ("SparsemaxLoss", 0), ("Entmax15Loss", 0), ("Entmax15Loss", 1)])
 def test_entmax_functions_pass_check_vjp(name: str, seed: int) -> None:
     fn, loss = SUBJECTS[name]
-    sides = (1, 6) if name == "entmax_bisect" else (1, 16)  # bisection: 50 iterations a call
+    sides = (1, 4) if name == "entmax_bisect" else (1, 16)  # bisection: 50 iterations a call
     _no_false_alarm(ri.check_vjp(fn, inputs=_entmax_inputs(loss, sides), seed=seed, max_examples=25))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SUBJECTS))
 def test_entmax_functions_pass_check_vjp_on_20_seeds(name: str) -> None:
+    # small sides keep the default run short: 20 seeds x 25 examples x 2 dtypes per function
     fn, loss = SUBJECTS[name]
+    sides = (1, 4) if name == "entmax_bisect" else (1, 6)
     for seed in range(20):
-        _no_false_alarm(ri.check_vjp(fn, inputs=_entmax_inputs(loss, (1, 6)), seed=seed, max_examples=25))
+        _no_false_alarm(ri.check_vjp(fn, inputs=_entmax_inputs(loss, sides), seed=seed, max_examples=25))
 
 
 @pytest.mark.parametrize("piecewise", [False, True])
