@@ -4,8 +4,9 @@ One comparison in one direction (:mod:`.comparison`: actual against expected,
 the errors, the verdicts, the worst-error accumulator, the finding and its
 counterexample; its accuracy grades in :mod:`.grades`), one way to run code under test (:mod:`.calls`), one search
 (:mod:`.search`), the finite-difference numerics (:mod:`.differences`: Taylor
-remainder order, Ridders' extrapolation, the rounding floor) and the adjoint
-tests built on them (:mod:`.adjoint`), where two networks part first
+remainder order, Ridders' extrapolation, the rounding floor), the adjoint
+tests built on them (:mod:`.adjoint`) and read below kinks (:mod:`.kinks`),
+arrays as pasteable literals (:mod:`.literals`), where two networks part first
 (:mod:`.divergence`), the rows and reports every checker returns
 (:mod:`.results`) and the hypothesis profiles (:mod:`.profiles`).
 

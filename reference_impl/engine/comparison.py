@@ -51,6 +51,7 @@ from ..accuracy import ops as tolerances
 from ..frameworks.recipes import CONVENTIONS, SPECS
 from ..ops import OPS
 from .grades import bound_grading, grade
+from .literals import array_literal
 
 __all__ = [
     "WRONG_RATIO", "STRICT_ULP_LIMIT", "VERDICTS",
@@ -425,6 +426,8 @@ class Counterexample:
     """The function failed on this input once and passed when it was repeated."""
     verdict: str = ""
     """The disagreement's class (:data:`VERDICTS`), empty for errors."""
+    framework: str = "numpy"
+    """Whose literals print the arrays (``numpy``, ``torch``, ``jax``: the code's own, :mod:`.literals`)."""
 
     def describe(self, max_elements: int = 64) -> str:
         what = f"{self.kind}, {self.verdict}" if self.verdict else self.kind
@@ -437,20 +440,14 @@ class Counterexample:
         if self.nondeterministic:
             lines.append("  note: the function failed on this input once and passed when it was repeated "
                          "(it is not deterministic)")
-        with np.printoptions(floatmode="unique", threshold=max_elements, linewidth=110):
-            for name, arr in self.arrays.items():
-                if arr.size <= max_elements:
-                    text = np.array2string(arr, separator=", ", prefix="    " + name + " = np.array(")
-                    lines.append(f"    {name} = np.array({text}, dtype=np.{arr.dtype.name})")
-                else:
-                    lines.append(f"    {name}: {arr.dtype.name} array of shape {arr.shape} (see 'input' for its seed)")
+        lines.extend(f"    {array_literal(k, a, self.framework, max_elements)}" for k, a in self.arrays.items())
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "dtype": self.dtype, "check": self.check, "against": self.against, "kind": self.kind,
             "verdict": self.verdict, "message": self.message, "call": self.call, "example": self.example,
-            "nondeterministic": self.nondeterministic,
+            "nondeterministic": self.nondeterministic, "framework": self.framework,
             "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.name,
                            "values": v.tolist() if v.size <= 4096 else None} for k, v in self.arrays.items()},
         }

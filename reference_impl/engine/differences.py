@@ -234,7 +234,9 @@ class TaylorFit:
     status: str
     """``order`` (fitted), ``exact`` (remainder at rounding level for every
     step), ``unresolved`` (too few steps above the floor, or the remainder
-    vanished abruptly: not smooth at the scale of the step)."""
+    vanished abruptly: not smooth at the scale of the step), ``kink`` (a
+    first-order fit whose smallest step crosses a kink, set by
+    :func:`reference_impl.engine.kinks.taylor_test`: no verdict)."""
     order: float
     """Fitted slope of ``log r`` against ``log h`` (nan unless ``status == 'order'``)."""
     failed: bool
@@ -248,6 +250,9 @@ class TaylorFit:
     def describe(self) -> str:
         if self.status == "exact":
             return "Taylor remainder at rounding level for every step (linear along the direction)"
+        if self.status == "kink":
+            return (f"Taylor remainder of first order down to h={self.steps[-1]:.1e}, a step that crosses a point "
+                    "where f is not smooth: no order fitted")
         if self.status == "unresolved":
             return ("Taylor remainder not in its asymptotic regime above the rounding floor (fewer than 3 steps "
                     "with one order): no order fitted")

@@ -48,6 +48,11 @@ class Row:
     """The least benign verdict of the row (``reference_impl.engine.VERDICTS``, or ``error``)."""
     worst_order: float = math.nan
     """The lowest fitted Taylor remainder order (NaN for the checks that fit none)."""
+    undecided: int = 0
+    """Examples with no verdict: their steps crossed a point where the function is not smooth and could not be
+    shrunk below it (:mod:`reference_impl.engine.kinks`). Not a failure."""
+    undecided_note: str = ""
+    """Why, on the first such example."""
 
     @property
     def passed(self) -> bool:
@@ -121,8 +126,12 @@ class OracleResult(Result):
     profile: str
     cuts: tuple[str, ...] = ()
     """What ``max_elements`` and ``time_budget`` cut: inputs not checked, a search or shrink stopped early."""
+    name: str = ""
+    """The caller's name for the subject (``check_op(..., name=...)``); the report's title where given."""
 
     def title(self) -> str:
+        if self.name:
+            return self.name
         what = "/".join(self.functions) or "nothing"
         subject = f"op '{self.subject}'" if self.kind == "op" else self.subject
         return f"{what} of {subject}"
@@ -156,7 +165,7 @@ class OracleResult(Result):
             "kind": self.kind, "subject": self.subject, "functions": list(self.functions), "ok": self.ok,
             "dtypes": list(self.dtypes), "backends": list(self.backends), "max_examples": self.max_examples,
             "seed": self.seed, "profile": self.profile, "problems": list(self.problems), "cuts": list(self.cuts),
-            "rows": [r.to_dict() for r in self.rows],
+            "name": self.name, "rows": [r.to_dict() for r in self.rows],
             "counterexamples": [c.to_dict() for c in self.counterexamples],
         }
 
@@ -210,6 +219,8 @@ def format_rows(rows: Sequence[Row]) -> list[str]:
               else format_number(r.worst_ratio, ".3g")),
              ("tolerance", lambda r: format_number(r.tolerance)),
              ("status", lambda r: r.status.upper()), ("verdict", lambda r: r.verdict)]
+    if any(r.undecided for r in rows):
+        cols.append(("undecided", lambda r: f"{r.undecided} at a kink" if r.undecided else ""))
     head = tuple(h for h, _ in cols)
     body = [tuple(cell(r) for _, cell in cols) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
@@ -227,6 +238,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.cells: dict[tuple[str, str, str, str], Worst] = {}
+        self.undecided: dict[tuple[str, str, str, str], tuple[int, str]] = {}
 
     def _cell(self, check: str, dtype: str, shape_class: str, against: str) -> Worst:
         return self.cells.setdefault((check, dtype, shape_class, against), Worst())
@@ -263,12 +275,21 @@ class Tally:
         c.examples += 1
         c.note_pass(model)
 
+    def record_undecided(self, check: str, dtype: str, shape_class: str, against: str, note: str) -> None:
+        """One example the check could not decide (steps across a kink that
+        could not be shrunk below it): counted, not a failure."""
+        key = (check, dtype, shape_class, against)
+        self._cell(*key).examples += 1
+        count, first = self.undecided.get(key, (0, note))
+        self.undecided[key] = (count + 1, first)
+
     def rows(self) -> tuple[Row, ...]:
         order = {"reference": 0, "torch": 1, "jax": 2, "contract": 3}
         keys = sorted(self.cells, key=lambda k: (k[1], k[2], k[0], order.get(k[3], 9), k[3]))
         out = []
         for k in keys:
             c = self.cells[k]
+            count, note = self.undecided.get(k, (0, ""))
             out.append(Row(k[0], k[1], k[2], k[3], c.examples, c.abs_error, c.rel_error, c.ulp_error,
-                           c.ratio, c.tolerance, c.model, c.status, c.verdict, c.order))
+                           c.ratio, c.tolerance, c.model or note, c.status, c.verdict, c.order, count, note))
         return tuple(out)

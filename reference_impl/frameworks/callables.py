@@ -51,7 +51,9 @@ class Adapter:
             return result
         if s.misuse is not None:
             raise s.misuse
-        found = result.counterexamples
+        # the counterexamples' arrays as the code's own literals (torch.tensor / jnp.array)
+        found = tuple(dataclasses.replace(c, framework=s.framework) if s.framework in ("torch", "jax") else c
+                      for c in result.counterexamples)
         notes = list(self.notes)
         if s.x64_off:
             found = tuple(dataclasses.replace(c, message=f"{c.message} ({X64_NOTE})") if c.dtype == "float64" else c

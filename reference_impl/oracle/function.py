@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import numbers
 import os
@@ -24,7 +25,7 @@ from ..engine.search import Budget, Misuse, search
 from ..frameworks.array_api import BACKENDS, unavailable_reason
 from ..strategies.inputs import Arg, Drawn, Inputs, _is_int, _is_number, leaf_count, spec_strategy
 from .function_checks import Counters, Finding, Problem, _validate_drawn, evaluate
-from .function_report import Counterexample, GradcheckResult
+from .function_report import Counterexample, GradcheckResult, resolve_name
 
 __all__ = ["check_vjp", "check_grad", "DEFAULT_MAX_ELEMENTS", "DEFAULT_TIME_BUDGET"]
 
@@ -251,7 +252,8 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
               backends: Sequence[str] = (), max_elements: int = DEFAULT_MAX_ELEMENTS,
               time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None, framework: str | None = None,
               device: str = "cpu", modes: Sequence[str] = ("rev",), order: int = 1,
-              hvp: Callable[..., Any] | None = None, batched: bool = False) -> GradcheckResult:
+              hvp: Callable[..., Any] | None = None, batched: bool = False, piecewise: bool = False,
+              name: str | None = None) -> GradcheckResult:
     """Check ``vjp(cotangent, *inputs)`` against ``f(*inputs)``.
 
     ``f`` returns an array or a pytree of arrays; ``vjp`` returns the
@@ -292,8 +294,20 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
     of cotangents (``check_batched_grad``): one of its rows as the VJP under
     the same verdicts, and against the per-example VJP under the error model
     (:mod:`reference_impl.frameworks.batched`).
+
+    Kinks (relu, clipping, sparsemax): a step that crosses a point where
+    ``f`` is not smooth is detected and the adjoint test is read below it;
+    where no step above the rounding floor is below it, the example is
+    *undecided at a kink* -- counted in the report, not a failure
+    (:mod:`reference_impl.engine.kinks`). ``piecewise=True`` declares ``f``
+    piecewise smooth: every example's adjoint test is read below the kinks,
+    not only one that would otherwise fail (slower; an estimate across a
+    kink cannot pass a wrong VJP either). ``name`` names the subject in the
+    report (default: ``f``'s ``__name__``).
     """
     from ..frameworks.callables import adapt_vjp, check_modes
+
+    piecewise, name = _declared(piecewise, name)
 
     if batched is not False:
         if batched is not True:
@@ -303,23 +317,23 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
             raise ValueError("batched: True checks the reverse mode's vmap only; leave order=1 and modes=('rev',)")
         from ..frameworks.batched import check_batched
 
-        return check_batched(check_vjp, f, vjp, {
+        return _named(check_batched(check_vjp, f, vjp, {
             "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
             "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
-            "framework": framework, "device": device, "backends": backends})
+            "framework": framework, "device": device, "backends": backends, "piecewise": piecewise}), name)
     if not (type(order) is int and order == 1) or hvp is not None:
         from ..frameworks.second_order import check_order2
 
-        return check_order2(check_vjp, f, vjp, hvp, order, {
+        return _named(check_order2(check_vjp, f, vjp, hvp, order, {
             "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
             "backends": backends, "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
-            "framework": framework, "device": device, "modes": modes})
+            "framework": framework, "device": device, "modes": modes, "piecewise": piecewise}), name)
 
     if isinstance(modes, str) or tuple(modes) != ("rev",):
-        return check_modes(check_vjp, f, vjp, modes, {
+        return _named(check_modes(check_vjp, f, vjp, modes, {
             "inputs": inputs, "wrt": wrt, "dtypes": dtypes, "max_examples": max_examples, "seed": seed,
             "backends": backends, "max_elements": max_elements, "time_budget": time_budget, "profile": profile,
-            "framework": framework, "device": device})
+            "framework": framework, "device": device, "piecewise": piecewise}), name)
 
     f, vjp, backends, dtypes, inputs, adapter = adapt_vjp(f, vjp, framework=framework, device=device,
                                                           backends=backends, dtypes=dtypes, inputs=inputs)
@@ -333,10 +347,22 @@ def check_vjp(f: Callable[..., Any], vjp: Callable[..., Any] | None = None, *, i
     names = resolved.names if isinstance(resolved, Inputs) else _positional_names(f)
     n_known = len(resolved.args) if isinstance(resolved, Inputs) else (
         len(_validate_or_raise(resolved[0])) if isinstance(resolved, list) else None)
-    pb = Problem(f, vjp, "f", "vjp", tuple(names), _resolve_wrt(wrt, tuple(names), n_known), bks)
+    pb = Problem(f, vjp, "f", "vjp", tuple(names), _resolve_wrt(wrt, tuple(names), n_known), bks,
+                 piecewise=piecewise)
     subject = getattr(f, "__name__", type(f).__name__)
-    return adapter.finish(_run(pb, resolved, kind="vjp", subject=subject, dtypes=dts, max_examples=n, seed=sd,
-                               backends=bks, profile=prof, max_elements=cap, time_budget=budget))
+    return _named(adapter.finish(_run(pb, resolved, kind="vjp", subject=subject, dtypes=dts, max_examples=n,
+                                      seed=sd, backends=bks, profile=prof, max_elements=cap, time_budget=budget)),
+                  name)
+
+
+def _declared(piecewise: Any, name: Any) -> tuple[bool, str]:
+    if not isinstance(piecewise, (bool, np.bool_)):
+        raise TypeError(f"piecewise: expected True or False, got {piecewise!r}")
+    return bool(piecewise), resolve_name(name)
+
+
+def _named(result: GradcheckResult, name: str) -> GradcheckResult:
+    return dataclasses.replace(result, name=name) if name else result
 
 
 def _validate_or_raise(example: Any) -> tuple[Any, ...]:
@@ -355,7 +381,8 @@ def check_grad(loss: Callable[..., Any], grad: Callable[..., Any] | None = None,
                data: Any = None, dtypes: Sequence[str] = DTYPES, max_examples: int | None = None,
                seed: int | None = None, backends: Sequence[str] = (), max_elements: int = DEFAULT_MAX_ELEMENTS,
                time_budget: float = DEFAULT_TIME_BUDGET, profile: str | None = None, loss_fn: Any = None,
-               framework: str | None = None, device: str = "cpu") -> GradcheckResult:
+               framework: str | None = None, device: str = "cpu", piecewise: bool = False,
+               name: str | None = None) -> GradcheckResult:
     """Check ``grad(params, data)`` against a scalar ``loss(params, data)``
     (``loss(params)`` / ``grad(params)`` when ``data`` is None).
 
@@ -369,10 +396,11 @@ def check_grad(loss: Callable[..., Any], grad: Callable[..., Any] | None = None,
     hold tensors); with ``grad`` None the framework's autograd is checked. A
     ``torch.nn.Module`` is checked as ``check_grad(model, loss_fn=..., data=(x,
     target))``: the loss ``loss_fn(model(x), target)``, its parameters that
-    require grad the params.
+    require grad the params. ``piecewise`` and ``name`` as in :func:`check_vjp`.
     """
     from ..frameworks.callables import adapt_grad
 
+    piecewise, name = _declared(piecewise, name)
     loss, grad, params, data, backends, dtypes, adapter = adapt_grad(
         loss, grad, params=params, data=data, loss_fn=loss_fn, framework=framework, device=device,
         backends=backends, dtypes=dtypes)
@@ -384,13 +412,13 @@ def check_grad(loss: Callable[..., Any], grad: Callable[..., Any] | None = None,
     dts, n, sd, bks, prof, cap, budget = _resolve_settings(dtypes, max_examples, seed, backends, profile,
                                                            max_elements, time_budget)
     parts = [("params", params)] + ([("data", data)] if data is not None else [])
-    for name, value in parts:
+    for part, value in parts:
         if not isinstance(value, st.SearchStrategy):
             leaves, _ = pytree.flatten(value)
             bad = [x for x in leaves if not isinstance(x, (np.ndarray, Arg))]
             if bad or not leaves:
                 got = type(bad[0]).__name__ if bad else "an empty container"
-                raise TypeError(f"{name}: expected NumPy arrays, Args or a strategy (in a dict/tuple/list), got {got}")
+                raise TypeError(f"{part}: expected NumPy arrays, Args or a strategy (in a dict/tuple/list), got {got}")
     resolved: Any
     if any(isinstance(v, st.SearchStrategy) for _, v in parts):
         resolved = st.tuples(*(v if isinstance(v, st.SearchStrategy) else st.just(v) for _, v in parts))
@@ -398,7 +426,9 @@ def check_grad(loss: Callable[..., Any], grad: Callable[..., Any] | None = None,
         resolved = Inputs(**dict(parts))
     else:
         resolved = [tuple(v for _, v in parts)]
-    pb = Problem(loss, grad, "loss", "grad", tuple(n for n, _ in parts), (0,), bks, gradient_only=True)
+    pb = Problem(loss, grad, "loss", "grad", tuple(n for n, _ in parts), (0,), bks, gradient_only=True,
+                 piecewise=piecewise)
     subject = getattr(loss, "__name__", type(loss).__name__)
-    return adapter.finish(_run(pb, resolved, kind="grad", subject=subject, dtypes=dts, max_examples=n, seed=sd,
-                               backends=bks, profile=prof, max_elements=cap, time_budget=budget))
+    return _named(adapter.finish(_run(pb, resolved, kind="grad", subject=subject, dtypes=dts, max_examples=n,
+                                      seed=sd, backends=bks, profile=prof, max_elements=cap, time_budget=budget)),
+                  name)

@@ -21,7 +21,7 @@ import numpy as np
 from .. import pytree
 from ..dtypes import is_float
 from ..engine import differences as numerics
-from ..engine.adjoint import adjoint_test
+from ..engine import kinks
 from ..engine.calls import Snapshot, UnsatisfiedAssumption, call, returned_array, type_name
 from ..engine.results import Tally
 from ..engine.search import Misuse
@@ -343,7 +343,7 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
             value, first = step(h)
             return abs(value - phi0 - first)
 
-        fit = numerics.taylor_test(remainder, floor)
+        fit, line = kinks.taylor_test(remainder, floor, phi, phi0)  # a fit failed across a kink: status "kink"
         where = f" (evaluated in {work_dtype.name})" if work_dtype != dtype else ""
         # an order is reported only where it was fitted in the asymptotic regime
         tally.record_order(f"taylor[{names[i]}]", dt, sc, fit.order if fit.status == "order" else math.nan, fit.failed,
@@ -354,14 +354,17 @@ def evaluate(pb: Problem, drawn: Drawn, dtype: np.dtype, seed: int, tally: Tally
                                f"the VJP with respect to {names[i]} is wrong: {fit.describe()}{where}", extra)
         ours = _inner(g, u)
         noise = max((abs(_inner(jg[k], u) - ours) for jg in jiggled_work_grads()), default=0.0)
-        starts = numerics.ridders_starts(fit)
-        adj = adjoint_test(phi, ours, _abs_inner(g, u), floor, work_u, noise, starts)
+        read = kinks.read_adjoint(line, ours, _abs_inner(g, u), floor, work_u, noise, fit, pb.piecewise)
+        if read.outcome is None:
+            tally.record_undecided(f"adjoint[{names[i]}]", dt, sc, "differences", read.describe() + where)
+            continue
+        adj = read.outcome
         tally.record_ratio(f"adjoint[{names[i]}]", dt, sc, "differences", adj.error, adj.ratio, adj.tolerance,
                     "Richardson central differences" + where)
         if not adj.ok:
             return ctx.finding(f"adjoint[{names[i]}]", "differences", "disagreement",
                                f"the VJP with respect to {names[i]} is wrong along a random direction: "
-                               f"{adj.describe()}{where}", extra)
+                               f"{read.describe()}{where}", extra)
 
     # ---- the checked dtype against float64, and the framework opinions
     def rerun(move: Callable[[np.ndarray], np.ndarray], at_args: Sequence[Any], at_v: Sequence[np.ndarray]

@@ -28,6 +28,7 @@ class Problem:
     backends: tuple[str, ...]
     gradient_only: bool = False
     """``vjp`` is a gradient ``grad(*inputs)`` of a scalar ``f``; the VJP is ``v * grad``."""
+    piecewise: bool = False  # f declared piecewise smooth: every adjoint test is read below the kinks
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,16 @@ from typing import Any
 from ..engine.comparison import Counterexample
 from ..engine.results import Result, Row, format_number, format_rows, render_report
 
-__all__ = ["Row", "Counterexample", "GradcheckResult"]
+__all__ = ["Row", "Counterexample", "GradcheckResult", "resolve_name"]
+
+
+def resolve_name(name: Any) -> str:
+    """The caller's ``name=`` for the subject of a check ("" for None), or ``TypeError``."""
+    if name is None:
+        return ""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"name: expected a non-empty string naming the subject in the report, got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -47,21 +56,29 @@ class GradcheckResult(Result):
     profile: str
     coverage: tuple[str, ...] = ()
     """Per floating input: the range of the values drawn and how many inputs reached the named extremes."""
+    name: str = ""
+    """The caller's name for the subject (``name=``); the report's title where given."""
 
     @property
     def worst_order(self) -> float:
         orders = [r.worst_order for r in self.rows if not math.isnan(r.worst_order)]
         return min(orders, default=math.nan)
 
+    @property
+    def undecided(self) -> int:
+        """Checks left without a verdict at a kink (:mod:`reference_impl.engine.kinks`): not failures."""
+        return sum(r.undecided for r in self.rows)
+
     def title(self) -> str:
-        return f"{'/'.join(self.functions)} of {self.subject}"
+        return self.name or f"{'/'.join(self.functions)} of {self.subject}"
 
     def summary_line(self) -> str:
         if self.problems:
             return f"ERROR {self.title()}: {self.problems[0]}"
         status = "PASS" if self.ok else "FAIL"
+        undecided = f"; {self.undecided} undecided at a kink" if self.undecided else ""
         return (f"{status} {self.title()}: {self.examples} examples in {', '.join(self.dtypes)}; "
-                f"lowest Taylor order {format_number(self.worst_order, '.2f')}")
+                f"lowest Taylor order {format_number(self.worst_order, '.2f')}{undecided}")
 
     def report(self) -> str:
         skipped = [f"skipped: {self.skipped} input(s) rejected by assume()/reject() in your functions"] \
@@ -71,7 +88,9 @@ class GradcheckResult(Result):
             f"settings: dtypes {list(self.dtypes)}, opinions {['differences', *self.backends]}, "
             f"max_examples {self.max_examples} per dtype, seed {self.seed}, profile {self.profile!r}",
             notes=[*(f"problem: {p}" for p in self.problems), *(f"cut: {c}" for c in self.cuts), *skipped,
-                   *(f"covered: {c}" for c in self.coverage)],
+                   *(f"covered: {c}" for c in self.coverage),
+                   *(f"undecided at a kink: {r.undecided} example(s) of {r.check} ({r.dtype}, {r.shape_class}), "
+                     f"not failures; first: {r.undecided_note}" for r in self.rows if r.undecided)],
             table=format_rows(self.rows) if self.rows else [],
             footnotes=["(order: Taylor remainder order, 2 when right and 1 when wrong; err/tol under the error "
                        "models of reference_impl.engine.differences)"],
@@ -81,5 +100,6 @@ class GradcheckResult(Result):
         return {"kind": self.kind, "subject": self.subject, "functions": list(self.functions), "ok": self.ok,
                 "dtypes": list(self.dtypes), "backends": list(self.backends), "max_examples": self.max_examples,
                 "seed": self.seed, "profile": self.profile, "problems": list(self.problems), "cuts": list(self.cuts),
-                "skipped": self.skipped, "coverage": list(self.coverage), "rows": [r.to_dict() for r in self.rows],
+                "skipped": self.skipped, "undecided": self.undecided, "name": self.name,
+                "coverage": list(self.coverage), "rows": [r.to_dict() for r in self.rows],
                 "counterexamples": [c.to_dict() for c in self.counterexamples]}

@@ -161,6 +161,11 @@ def _reference_target(mlp: Any, x: np.ndarray, target: np.ndarray) -> np.ndarray
     return np.eye(k, dtype=x.dtype)[target]
 
 
+def _given_arrays(case: NetCase, transposed: bool) -> dict[str, np.ndarray]:
+    """A counterexample's arrays as your function received them: each ``W`` in your layout."""
+    return {k: np.array(v.T if transposed and k[0] == "W" else v) for k, v in case.arrays().items()}
+
+
 def _given_params(params: Sequence[tuple[np.ndarray, np.ndarray]], transposed: bool) -> tuple[Any, ...]:
     """The parameters as your function receives them: ``W`` in your layout."""
     return tuple((np.ascontiguousarray(w.T) if transposed else w, b) for w, b in params)
@@ -251,7 +256,7 @@ def check_network(net: Any, *, value_and_grad: Callable[..., Any] | None = None,
             sc = _batch_class(case)
             desc = case.describe(mlp)
             call = "value_and_grad(params, x, target)"
-            given = {k: v.copy() for k, v in case.arrays().items()}
+            given = _given_arrays(case, transposed)
 
             def finding(check: str, against: str, kind: str, message: str) -> Finding:
                 return Finding(check, against, kind, message, call, desc, given)
@@ -401,7 +406,7 @@ def check_sgd_step(net: Any, *, step: Callable[..., Any] | None = None, lr: Any 
             sc = _batch_class(case)
             desc = f"{case.describe(mlp)}, lr {rate!r}"
             call = f"step(params, x, target, lr={rate!r})"
-            given = {k: v.copy() for k, v in case.arrays().items()}
+            given = _given_arrays(case, transposed)
 
             def finding(check: str, against: str, kind: str, message: str) -> Finding:
                 return Finding(check, against, kind, message, call, desc, given)

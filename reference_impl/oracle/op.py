@@ -87,7 +87,7 @@ from .controls import (
     wanted,
 )
 from .function import check_grad, check_vjp
-from .function_report import GradcheckResult
+from .function_report import GradcheckResult, resolve_name
 from .network import check_network, check_sgd_step
 
 __all__ = [
@@ -121,7 +121,7 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
              max_examples: int | None = None, seed: int | None = None, backends: Sequence[str] = (),
              profile: str | None = None, wrt: Any = None, inputs: Any = None, conventions: Any = None,
              max_elements: int | None = None, time_budget: float | None = None, framework: str | None = None,
-             device: str = "cpu") -> OracleResult:
+             device: str = "cpu", name: str | None = None) -> OracleResult:
     """Check your ``forward(*inputs, **params)`` and/or
     ``vjp(cotangent, *inputs, **params)`` of the op ``op`` (a key of
     :data:`reference_impl.OPS`) against the reference.
@@ -157,10 +157,12 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
     framework told from the callable or set by ``framework``, tensors on
     ``device``); with no ``vjp``, the framework's autograd through ``forward``
     is checked too. A parameter fixed in ``params`` is passed only to code
-    that takes it (:mod:`reference_impl.frameworks.callables`).
+    that takes it (:mod:`reference_impl.frameworks.callables`). ``name``
+    names the subject in the report (default: ``op '<op>'``).
     """
     from ..frameworks.callables import Adapter, adapt_op
 
+    label = resolve_name(name)
     adapter = Adapter()
     if isinstance(op, str) and op in OPS:
         forward, vjp, dtypes, adapter = adapt_op(op, forward, vjp, op_params=OPS[op].params, params=params,
@@ -206,7 +208,7 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
     functions = tuple(name for name, fn in (("forward", forward), ("vjp", vjp)) if fn is not None)
     subject = op if isinstance(op, str) else repr(op)
     if problems:
-        return OracleResult("op", subject, functions, (), (), tuple(problems), dts, bks, n, sd, prof)
+        return OracleResult("op", subject, functions, (), (), tuple(problems), dts, bks, n, sd, prof, name=label)
 
     tally = Tally()
     found: list[Counterexample] = []
@@ -237,7 +239,7 @@ def check_op(op: str, *, forward: Callable[..., Any] | None = None, vjp: Callabl
         cuts.append(f"max_elements {cap}: {too_big[0]} drawn input(s) above it were not checked, "
                     f"{reduced[0]} were drawn with smaller sides to fit")
     return adapter.finish(OracleResult("op", op, functions, tally.rows(), tuple(found), tuple(problems), dts, bks, n,
-                                       sd, prof, tuple(cuts)))
+                                       sd, prof, tuple(cuts), name=label))
 
 
 def _size(ex: Example) -> int:
