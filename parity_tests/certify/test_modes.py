@@ -5,6 +5,7 @@ failing its row, and the answer when CUDA is asked for and absent."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,8 @@ def test_a_row_records_its_mode_and_device_and_old_certificates_key_by_the_usual
     pytest.param(["--modes", "jit"], "--modes: unknown mode 'jit'", id="mode"),
     pytest.param(["--modes", ","], "--modes: empty; choose from eager, compiled", id="no-mode"),
     pytest.param(["--devices", "tpu"], "--devices: unknown device 'tpu'", id="device"),
+    pytest.param(["--dtypes", "float8_e4m3fn"], "--dtypes: unknown dtype 'float8_e4m3fn'", id="dtype"),
+    pytest.param(["--dtypes", ","], "--dtypes: empty; choose from float16, bfloat16, float32, float64", id="no-dtype"),
 ])
 def test_bad_modes_and_devices_exit_2(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert certify.main([*argv, "--backends", "fd", "--ops", "relu", "--no-progress"]) == 2
@@ -129,3 +132,17 @@ def test_a_compiled_torch_row_and_a_jitted_jax_row_run_and_pass() -> None:
     assert [(r.backend, r.mode, r.device, r.status, r.examples) for r in cert.rows] == [
         ("torch", "compiled", "cpu", "pass", 3), ("jax", "compiled", "cpu", "pass", 3)]
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs  # dynamo compiled, no eager fall-back
+
+
+@pytest.mark.numpy_only
+def test_dtypes_select_the_rows_half_precision_included(tmp_path: Any) -> None:
+    out = tmp_path / "cert.json"
+    argv = ["--dtypes", "float16,bfloat16", "--backends", "fd", "--ops", "relu,softmax", "--sections", "ops",
+            "--max-examples", "5", "--no-progress", "--workers", "1", "--json", str(out)]
+    assert certify.main(argv) == 0
+    cert = json.loads(out.read_text(encoding="utf-8"))
+    assert sorted((r["subject"], r["dtype"], r["status"]) for r in cert["rows"]) == [
+        ("relu", "bfloat16", "pass"), ("relu", "float16", "pass"),
+        ("softmax", "bfloat16", "pass"), ("softmax", "float16", "pass")]
+    assert all(r["examples"] == 5 for r in cert["rows"])
+    assert cert["settings"]["dtypes"] == ["float16", "bfloat16"]

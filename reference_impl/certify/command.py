@@ -52,6 +52,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from .. import __version__
+from ..dtypes import NAMES as DTYPE_NAMES
 from ..engine.comparison import STRICT_ULP_LIMIT
 from ..engine.profiles import PROFILES
 from ..frameworks import backends as fw_backends
@@ -68,13 +69,16 @@ __all__ = ["main", "run", "CertRow", "Certificate", "Progress", "SECTIONS", "BAC
            "add_arguments", "certify_run", "available_workers", "timed_task"]
 
 SECTIONS = ("ops", "networks", "golden")
+DEFAULT_DTYPES = ("float32", "float64")
+"""The dtypes of a run without ``--dtypes``; float16 and bfloat16 on request."""
 BACKEND_CHOICES = ("torch", "jax", "fd")
 """``fd``: central finite differences in float64 (framework-free)."""
 
 
-DESCRIPTION = ("Certify the reference against torch, jax and finite differences: every op (float32 and "
-                    "float64), the documents' network presets, random architectures, gradient descent and the "
-                    "golden fixtures. Exit 0: everything agrees; 1: a disagreement; 2: usage or environment problem.")
+DESCRIPTION = ("Certify the reference against torch, jax and finite differences: every op (float32 and float64; "
+               "float16 and bfloat16 with --dtypes), the documents' network presets, random architectures, gradient "
+               "descent and the golden fixtures. Exit 0: everything agrees; 1: a disagreement; 2: usage or "
+               "environment problem.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -99,6 +103,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: every core this process may use, "
                         f"here {available_workers()}); 1 runs every row in this process")
+    p.add_argument("--dtypes", default=",".join(DEFAULT_DTYPES),
+                   help=f"comma-separated, from {', '.join(DTYPE_NAMES)} (bfloat16: ml_dtypes'); default: "
+                        f"{','.join(DEFAULT_DTYPES)}")
     p.add_argument("--modes", default=None,
                    help=f"comma-separated, from {', '.join(fw_backends.MODES)} (compiled: torch.compile, jax.jit; "
                         "eager jax runs under jax.disable_jit()); default: each framework's usual mode, "
@@ -161,6 +168,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             raise UsageError(f"--{opt}: the folder of {path} does not exist")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers: must be >= 1, got {args.workers}")
+    dtypes = _choices(getattr(args, "dtypes", ",".join(DEFAULT_DTYPES)), "--dtypes", "dtype", DTYPE_NAMES)
     modes = _choices(args.modes, "--modes", "mode", fw_backends.MODES) if args.modes is not None else []
     devices = _choices(getattr(args, "devices", "cpu"), "--devices", "device", fw_backends.DEVICES)
     _check_backends_installed([b for b in backends if b != "fd"])
@@ -169,7 +177,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     n = args.max_examples if args.max_examples is not None else PROFILES[args.profile]
     return Settings(tuple(dict.fromkeys(backends)), tuple(dict.fromkeys(ops)), tuple(dict.fromkeys(sections)),
                     n, args.seed, args.profile, workers=args.workers or available_workers(), strict=args.strict,
-                    modes=tuple(dict.fromkeys(modes)), devices=tuple(dict.fromkeys(devices)))
+                    dtypes=tuple(dict.fromkeys(dtypes)), modes=tuple(dict.fromkeys(modes)),
+                    devices=tuple(dict.fromkeys(devices)))
 
 
 def _choices(value: str | None, option: str, what: str, valid: Sequence[str]) -> list[str]:
