@@ -26,6 +26,8 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 F = torch.nn.functional
 
+from .framework_catalog import TanhWithJVP  # noqa: E402  (imports torch and jax: after the skips)
+
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
 X = ri.Inputs(x=ri.Arg("real", shape=(3, 4)))
@@ -397,31 +399,13 @@ def test_numpy_code_loads_no_framework() -> None:
 # =========================================================================== forward mode
 
 
-class _TanhWithJVP(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Any) -> Any:
-        y = torch.tanh(x)
-        ctx.save_for_backward(y)
-        ctx.y = y
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        return g * (1 - y * y)
-
-    @staticmethod
-    def jvp(ctx: Any, t: Any) -> Any:
-        return t * (1 - ctx.y * ctx.y)
-
-
-class _TanhWrongJVP(_TanhWithJVP):
+class _TanhWrongJVP(TanhWithJVP):
     @staticmethod
     def jvp(ctx: Any, t: Any) -> Any:
         return t * (1 - ctx.y)  # a wrong JVP beside a right VJP
 
 
-class _TanhWrongBackward(_TanhWithJVP):
+class _TanhWrongBackward(TanhWithJVP):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (y,) = ctx.saved_tensors
@@ -439,7 +423,7 @@ _jax_sin_wrong_jvp.defjvp(lambda p, t: (jnp.sin(p[0]), -jnp.cos(p[0]) * t[0]))
 SMALL = {"max_examples": 3, "seed": 0}
 
 
-@pytest.mark.parametrize("fn", [_TanhWithJVP.apply, jax_sin], ids=["Function with jvp", "custom_jvp"])
+@pytest.mark.parametrize("fn", [TanhWithJVP.apply, jax_sin], ids=["Function with jvp", "custom_jvp"])
 def test_forward_mode_passes_right_code(fn: Callable[..., Any]) -> None:
     result = ri.check_vjp(fn, inputs=X, modes=("rev", "fwd"), **SMALL)
     assert result.ok and result.functions == ("f", "vjp", "jvp"), result.report()
@@ -455,7 +439,7 @@ def test_a_wrong_jvp_beside_a_right_vjp_is_caught_by_forward_mode() -> None:
 
 def test_forward_mode_is_compared_with_reverse_mode() -> None:
     # <J u, v> = <u, J^T v>: J^T v from the JVPs against the backward's, under the error model
-    right = ri.check_vjp(_TanhWithJVP.apply, inputs=X, modes=("fwd",), **SMALL)
+    right = ri.check_vjp(TanhWithJVP.apply, inputs=X, modes=("fwd",), **SMALL)
     assert right.ok and any(r.check == "fwd vs rev[x]" for r in right.rows), right.report()
     wrong = ri.check_vjp(_TanhWrongBackward.apply, inputs=X, modes=("fwd",), **SMALL)
     assert not wrong.ok and {c.check for c in wrong.counterexamples} == {"fwd vs rev[x]"}, wrong.report()

@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
-from .framework_catalog import Sin  # noqa: E402  (imports torch and jax: after the skips)
+from .framework_catalog import Sin, TanhHalfSecond  # noqa: E402  (imports torch and jax: after the skips)
 
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
@@ -72,19 +72,6 @@ def test_saturated_tanh_is_no_false_alarm(seed: int) -> None:
     result = ri.check_vjp(torch.tanh, inputs=ri.Inputs(x=ri.Arg("real", shape=(3, 4))), order=2, max_examples=10,
                           seed=seed)
     assert result.ok, result.report()
-
-
-class TanhHalfSecond(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Any) -> Any:
-        y = torch.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        return g * (1 - y * y.detach())  # right value; half the second derivative, y still read by the floor
 
 
 def test_the_saved_output_floor_still_catches_a_wrong_second_derivative() -> None:
