@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
-from .broadcasting import unbroadcast as _unbroadcast
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
-from .wide import column_sums, exp, log, log1p, neg, precision, round_to, wide
+from .double_double import DD
+from .wide import column_sums, exp, log, log1p, neg, precision, round_to, sum_to, wide
 from .wide import matmul as wide_matmul
 from .wide import tanh as wide_tanh
 
@@ -66,7 +66,7 @@ def unbroadcast(grad: Any, shape: Any) -> np.ndarray:
     dims = check_shape(shape, "shape")
     with precision():
         (gw,) = wide(g)
-        out = round_to(_unbroadcast(gw, dims), g)
+        out = round_to(sum_to(gw, dims), g)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"grad: its sum over the broadcast axes is not representable in {g.dtype} (the true "
                          f"value is beyond the dtype's range); {overflow_remedy(g.dtype, 'scale grad down')}")
@@ -80,8 +80,8 @@ def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """``exp(x - m)`` with the shift two-summed: the rounding of ``x - m``
     would otherwise become a relative error ``|x - m| u`` in the exp."""
     d = x - m
-    if d.dtype == object:
-        return exp(d)  # a decimal difference is exact to 40 digits
+    if isinstance(d, DD):
+        return exp(d)  # a double-double difference of float64 values is exact
     with np.errstate(invalid="ignore"):  # TwoSum's error term; NaN only where d overflowed, then unused
         virtual = d - x
         lo = (x - (d - virtual)) + (-m - virtual)
@@ -118,7 +118,7 @@ def add_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arr
     (004): ``da = unbroadcast(g)``, ``db = unbroadcast(g)``, each summed in the
     wide format and a new array."""
     (gw,) = wide(g)
-    return round_to(_unbroadcast(gw, a.shape), a), round_to(_unbroadcast(gw, b.shape), b)
+    return round_to(sum_to(gw, a.shape), a), round_to(sum_to(gw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- multiply (002, 004)
@@ -136,7 +136,7 @@ def multiply_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -
     """Each input's local gradient is the *other* input -- the multiply gate
     is a *switch* (004): ``da = unbroadcast(g * b)``, ``db = unbroadcast(g * a)``."""
     gw, aw, bw = wide(g, a, b)
-    return round_to(_unbroadcast(gw * bw, a.shape), a), round_to(_unbroadcast(gw * aw, b.shape), b)
+    return round_to(sum_to(gw * bw, a.shape), a), round_to(sum_to(gw * aw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- matmul (002, 004)
@@ -301,11 +301,11 @@ def _check_softmax(arrays: Arrays, params: Params) -> None:
     check_class_axis(arrays[0], "x")
 
 
-def _softmax_wide(x: np.ndarray) -> np.ndarray:
+def _softmax_wide(x: Any) -> Any:
     """Row-wise softmax of a wide array, shifted by the row maximum (no exp
     overflows) with the shift two-summed."""
     e = _exp_shifted(x, x.max(axis=-1, keepdims=True))
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -355,7 +355,6 @@ def _check_pair(arrays: Arrays, first: str, second: str) -> None:
 
 
 def _reduce_rows(rows: np.ndarray, reduction: str) -> np.ndarray:
-    rows = np.asarray(rows)  # an object array's row sums of a 1-D input are a bare element
     return rows.mean() if reduction == "mean" else rows.sum()
 
 
@@ -407,7 +406,7 @@ def _log_softmax_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     k = np.argmax(z, axis=-1)[..., None]
     zk = np.take_along_axis(z, k, axis=-1)
     e = _exp_shifted(z, zk)
-    np.put_along_axis(e, k, zk - zk, axis=-1)  # a zero of the wide format (0 would be an int among decimals)
+    np.put_along_axis(e, k, zk - zk, axis=-1)  # a zero of the wide format
     others = e.sum(axis=-1, keepdims=True)
     nll = (zk - z) + log1p(others)
     s = e / (1 + others)
