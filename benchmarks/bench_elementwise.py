@@ -96,9 +96,9 @@ def main() -> None:
             if args.ops and op not in args.ops:
                 continue
             spec = OPS[op]
-            rf = _best(lambda: spec.forward(*xs), args.repeat)
+            rf = _best(lambda spec=spec, xs=xs: spec.forward(*xs), args.repeat)  # type: ignore[misc]
             pf = _best(plain_f, args.repeat)
-            rv = _best(lambda: spec.vjp(g, *xs), args.repeat)
+            rv = _best(lambda spec=spec, xs=xs, g=g: spec.vjp(g, *xs), args.repeat)  # type: ignore[misc]
             pv = _best(plain_v, args.repeat)
             print(f"{op:<24}{n:>9}  {rf * 1e3:>11.3f}{pf * 1e3:>9.3f}{rf / pf:>8.1f}  "
                   f"{rv * 1e3:>11.3f}{pv * 1e3:>9.3f}{rv / pv:>8.1f}", flush=True)

@@ -88,7 +88,7 @@ class DD:
     argsort, max) and ``cumsum`` use the value rounded to float64 (exact for
     the float64 values they are applied to). :func:`to_float` rounds once."""
 
-    __slots__ = ("hi", "lo", "e")
+    __slots__ = ("e", "hi", "lo")
     __array_priority__ = 100.0
 
     def __init__(self, hi: np.ndarray, lo: np.ndarray, e: np.ndarray) -> None:
@@ -188,7 +188,7 @@ class DD:
         out_shape = tuple(1 if a in axes else n for a, n in enumerate(self.shape)) if keepdims \
             else tuple(self.shape[a] for a in keep)
         perm = keep + list(axes)
-        flat = DD(*(np.transpose(np.asarray(c), perm).reshape(tuple(self.shape[a] for a in keep) + (-1,))
+        flat = DD(*(np.transpose(np.asarray(c), perm).reshape((*(self.shape[a] for a in keep), -1))
                     for c in (self.hi, self.lo, self.e)))
         while flat.shape[-1] > 1:
             n = flat.shape[-1]
@@ -204,7 +204,7 @@ class DD:
 
     def max(self, axis: int = -1, keepdims: bool = False) -> DD:
         k = np.expand_dims(np.argmax(self._approx(), axis=axis), axis)
-        out = np.take_along_axis(self, k, axis=axis)  # type: ignore[arg-type]
+        out = DD(*(np.take_along_axis(c, k, axis=axis) for c in (self.hi, self.lo, self.e)))
         return out if keepdims else out.reshape(np.squeeze(out.hi, axis).shape)
 
     # ---------------------------------------------------------------- NumPy protocol
@@ -217,7 +217,7 @@ class DD:
                np.less_equal: lambda a, b: dd(a) <= b, np.equal: lambda a, b: dd(a) == b}
         if method != "__call__" or kwargs or ufunc not in ops:
             return NotImplemented
-        return ops[ufunc](*inputs)
+        return ops[ufunc](*inputs)  # type: ignore[operator]
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         if func is np.where:

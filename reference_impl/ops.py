@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
-from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
 from .double_double import DD
+from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
 from .wide import column_sums, exp, log, log1p, neg, precision, round_to, sum_to, wide
 from .wide import matmul as wide_matmul
 from .wide import tanh as wide_tanh

@@ -31,7 +31,8 @@ from . import exact_dot
 from .broadcasting import unbroadcast
 from .double_double import DD
 
-__all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul", "column_sums", "sum_to"]
+__all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul",
+           "column_sums", "sum_to"]
 
 _LONG = np.longdouble
 """The platform's ``longdouble``, which no result depends on (tests set this
