@@ -32,9 +32,9 @@ _SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's splitting into two 26-bit halve
 ZERO_E = -(1 << 40)
 """The exponent of a zero: below every nonzero value's, so that aligning a
 sum to the larger exponent never scales a nonzero term away."""
-_ALIGN = -1100
-"""A term more than 1100 binades below the other is below its last bit's
-``2**-1000``: scaled to zero rather than past float64's range."""
+_ALIGN = -1022
+"""A term more than 1022 binades below the other is below its last bit's
+``2**-900``: scaled no further than float64's range allows."""
 
 
 def two_sum(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -66,9 +66,16 @@ def two_prod(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
+def _pow2(k: Any) -> np.ndarray:
+    """``2.0**k`` for integers ``k`` in ``[-1022, 1023]``, from the bits (faster than ``ldexp``)."""
+    return np.asarray((np.asarray(k, np.int64) + 1023) << 52).view(_F)
+
+
 def _normal(hi: np.ndarray, lo: np.ndarray, e: np.ndarray) -> DD:
     m, k = np.frexp(hi)
-    return DD(m, np.ldexp(lo, -k), np.where(m == 0, ZERO_E, e + k))
+    k = k.astype(np.int64)
+    # below 2**-1022 the low half is already 0: the clamp loses nothing
+    return DD(m, lo * _pow2(np.minimum(-k, 1023)), np.where(m == 0, ZERO_E, e + k))
 
 
 def dd(x: Any) -> DD:
@@ -196,7 +203,7 @@ class DD:
                 flat = _concat_zero(flat)
             flat = flat[..., 0::2] + flat[..., 1::2]
         if flat.shape[-1] == 0:
-            flat = dd(np.zeros(flat.shape[:-1] + (1,)))
+            flat = dd(np.zeros((*flat.shape[:-1], 1)))
         return flat.reshape(out_shape)
 
     def mean(self) -> DD:
@@ -247,7 +254,8 @@ def _add(a: DD, b: DD) -> DD:
     both to the larger exponent; a zero keeps IEEE's sign (``-0 + -0 = -0``)."""
     e = np.maximum(a.e, b.e)
     sa, sb = np.maximum(a.e - e, _ALIGN), np.maximum(b.e - e, _ALIGN)
-    ah, al, bh, bl = np.ldexp(a.hi, sa), np.ldexp(a.lo, sa), np.ldexp(b.hi, sb), np.ldexp(b.lo, sb)
+    pa, pb = _pow2(sa), _pow2(sb)
+    ah, al, bh, bl = a.hi * pa, a.lo * pa, b.hi * pb, b.lo * pb
     s0, t = two_sum(ah, bh)
     u, v = two_sum(al, bl)
     s, t = fast_two_sum(s0, t + u)
@@ -310,9 +318,9 @@ _SQRT_HALF = 0.7071067811865476
 def _plain(x: DD, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """``x`` as an unscaled pair, its magnitude clamped below ``2**limit``."""
     big = x.e > limit
-    e = np.minimum(x.e, limit)
+    p = _pow2(np.clip(x.e, -1022, limit))  # below 2**-1022 a value is as good as its clamp to the callers
     with np.errstate(under="ignore"):
-        hi, lo = np.ldexp(x.hi, e), np.ldexp(x.lo, e)
+        hi, lo = x.hi * p, x.lo * p
     return np.where(big, np.copysign(2.0**limit, x.hi), hi), np.where(big, 0.0, lo)
 
 
@@ -351,14 +359,14 @@ def exp(x: Any) -> DD:
 
 
 def expm1(x: Any) -> DD:
-    """``e**x - 1`` of a DD array with ``|x| < 2``: ``(2**m T - 1) + 2**m T eps``
+    """``e**x - 1`` of a DD array with ``x < 2``: ``(2**m T - 1) + 2**m T eps``
     (no ``1 + eps`` formed, so ``eps`` keeps its relative accuracy): relative
     error below ``2**-78`` (``2**-91`` absolute over ``|e**x - 1| >= 2**-13``
     where ``T != 1``), and ``x + x**2/2`` (relative ``2**-120``) below ``2**-40``."""
     x = dd(x)
     m, th, tl, eh, el, _ = _exp_parts(x)
-    sc = np.ldexp(1.0, m)
-    th, tl = th * sc, tl * sc  # |x| < 2: 2**m T is in [1/8, 8], scaled exactly
+    sc = _pow2(np.maximum(m, -1022))
+    th, tl = th * sc, tl * sc  # exact where 2**m T >= 2**-1022; below, e**x - 1 = -1 to 2**-1000
     base_h, base_l = two_sum(th, -1.0)
     p, pt = two_prod(th, eh)
     s, t = two_sum(base_h, p)
@@ -417,17 +425,12 @@ def log1p(x: Any) -> DD:
 
 
 def tanh(x: Any) -> DD:
-    """Hyperbolic tangent of a DD array: ``(1 - e)/(1 + e)``, ``e = exp(-2|x|)``,
-    for ``|x| >= 0.55`` (no cancellation: relative error below ``2**-88``);
-    below, ``-d/(2 + d)`` with ``d = expm1(-2|x|)`` (relative below ``2**-76``);
-    the sign of ``x`` (and of a zero) kept."""
+    """Hyperbolic tangent of a DD array: ``-d/(2 + d)`` with ``d = expm1(-2|x|)``
+    in ``(-1, 0]`` (``2 + d`` never cancels; ``-d = 1 - e**-2|x|`` keeps
+    ``expm1``'s relative accuracy): relative error below ``2**-76``; the sign
+    of ``x`` (and of a zero) kept."""
     x = dd(x)
-    ax = abs(x)
-    e = exp(-2 * ax)
-    far = (1 - e) / (1 + e)
-    d = expm1(-2 * ax)
-    near = -d / (2 + d)
-    small = ax < 0.55
-    t = abs(_select(small, near, far))
+    d = expm1(-2 * abs(x))
+    t = abs(-d / (2 + d))
     neg = np.signbit(x.hi)
     return DD(np.where(neg, -t.hi, t.hi), np.where(neg, -t.lo, t.lo), t.e)

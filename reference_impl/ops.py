@@ -7,14 +7,14 @@ inputs, and returns one gradient per input, each with that input's shape and
 dtype.
 
 The reference is the truth, rounded once. Every formula is evaluated in a
-wider format (``reference_impl.wide``: float64 for float32 inputs; for
-float64 inputs the x87 80-bit ``longdouble``, or 40-digit decimals where the
-platform has no wider ``longdouble``; the sums of products of ``matmul``
-and ``dense`` by ``wide.matmul``: float64 BLAS for float32, Ozaki's
-error-free splitting on float64 BLAS for float64, ``reference_impl.exact_dot``)
-and rounded to the working dtype at the end; where a textbook formula cancels or overflows even there, the
-accurate formula is the formula, with a comment saying why. Float32 results
-are within 1 ulp of the exact value, float64 results within a few.
+wider format (``reference_impl.wide``: float64 for float32 inputs,
+double-double with its own exponent for float64 inputs; the sums of products
+of ``matmul`` and ``dense`` by ``wide.matmul``: float64 BLAS for float32,
+Ozaki's error-free splitting on float64 BLAS for float64) and rounded to the
+working dtype at the end; where a textbook formula cancels or overflows even
+there, the accurate formula is the formula, with a comment saying why.
+Float32 results are within 1 ulp of the exact value, float64 results within
+a few.
 
 Conventions (also in the README):
 
@@ -44,9 +44,8 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
-from .double_double import DD
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
-from .wide import column_sums, exp, log, log1p, neg, precision, round_to, sum_to, wide
+from .wide import DD, blocked, column_sums, exp, log, log1p, neg, precision, round_to, sum_to, wide
 from .wide import matmul as wide_matmul
 from .wide import tanh as wide_tanh
 
@@ -252,6 +251,7 @@ def relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 @op("tanh", inputs=("x",), domain=Domain("elementwise", ("real",)), sources=("002", "004"),
     formula="tanh(x) | dx = g * (1 - tanh(x)^2) = g * 4e / (1 + e)^2, e = exp(-2|x|)")
+@blocked()
 def tanh(x: np.ndarray) -> np.ndarray:
     """``tanh(x) = (e^x - e^-x) / (e^x + e^-x)`` (002)."""
     (xw,) = wide(x)
@@ -259,6 +259,7 @@ def tanh(x: np.ndarray) -> np.ndarray:
 
 
 @tanh.defvjp
+@blocked()
 def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``tanh'(x) = 1 - tanh(x)^2`` (002). Near saturation ``1 - t^2``
     cancels to 0 long before the true slope underflows, so beyond
@@ -275,6 +276,7 @@ def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 @op("sigmoid", inputs=("x",), domain=Domain("elementwise", ("real",)), sources=("003", "004"),
     formula="1 / (1 + exp(-x)) | dx = g * s * (1 - s) = g * e / (1 + e)^2, e = exp(-|x|)")
+@blocked()
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), evaluated as
     ``e^x / (1 + e^x)`` for ``x < 0`` so that no ``exp`` overflows."""
@@ -284,6 +286,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 @sigmoid.defvjp
+@blocked()
 def sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal
     ``e / (1 + e)^2`` with ``e = exp(-|x|)``: ``1 - s`` from a rounded ``s``
@@ -320,6 +323,7 @@ def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 @op("softmax", inputs=("x",), domain=Domain("rows", ("logits",)), sources=("002", "000"),
     formula="exp(x) / sum(exp(x)) | dx = s * (g - sum(g * s))", check=_check_softmax)
+@blocked(rows=True)
 def softmax(x: np.ndarray) -> np.ndarray:
     """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002),
     shifted by the row maximum so that no ``exp`` overflows."""
@@ -328,6 +332,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 @softmax.defvjp
+@blocked(rows=True)
 def softmax_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """Jacobian ``ds_i/dx_j = s_i (delta_ij - s_j)`` (000, 002), applied
     without forming it: ``dx = s * (g - <g, s>)``, which is unchanged when a

@@ -22,6 +22,8 @@ the array: NumPy's own for float64, :mod:`double_double`'s for a
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,8 +33,8 @@ from . import exact_dot
 from .broadcasting import unbroadcast
 from .double_double import DD
 
-__all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul",
-           "column_sums", "sum_to"]
+__all__ = ["DD", "extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul",
+           "column_sums", "sum_to", "blockwise", "blocked", "BLOCK"]
 
 _LONG = np.longdouble
 """The platform's ``longdouble``, which no result depends on (tests set this
@@ -136,3 +138,58 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
     if stretched:
         x = x.sum(axis=stretched, keepdims=True)
     return x.reshape(shape)
+
+
+BLOCK = 4096
+"""Elements per block of :func:`blockwise`: a double-double formula makes
+dozens of temporaries, and at this size they stay in cache and come from
+the allocator's free lists instead of fresh pages."""
+
+
+def blockwise(f: Callable[..., tuple[Any, ...]], *arrays: np.ndarray, rows: bool = False) -> tuple[Any, ...]:
+    """``f(*arrays)`` (a tuple of results) evaluated on consecutive blocks of
+    about :data:`BLOCK` elements and joined: for elementwise formulas
+    (arrays of one shape), or with ``rows`` for row-wise ones (blocks of
+    whole rows of the last axis; each result has the rows' leading shape,
+    with or without the last axis). The same bits as one call: the formulas
+    act on each element or row alone."""
+    x = arrays[0]
+    if x.size <= BLOCK or x.ndim == 0:
+        return f(*arrays)
+    width = x.shape[-1] if rows else 1
+    flat = [a.reshape(-1, width) if rows else a.reshape(-1) for a in arrays]
+    step = max(1, BLOCK // max(width, 1))
+    parts = [f(*(a[i:i + step] for a in flat)) for i in range(0, flat[0].shape[0], step)]
+    lead = x.shape[:-1] if rows else x.shape
+    return tuple(_join([p[j] for p in parts]).reshape(lead + np.shape(parts[0][j])[1:]) for j in range(len(parts[0])))
+
+
+def _join(parts: list[Any]) -> Any:
+    if isinstance(parts[0], DD):
+        return DD(*(np.concatenate([getattr(p, c) for p in parts]) for c in ("hi", "lo", "e")))
+    return np.concatenate(parts)
+
+
+def blocked(rows: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a forward or VJP rule whose last positional argument is the
+    op's input: every array argument of that shape is cut by :func:`blockwise`
+    (the others, parameters and a cotangent of another shape, pass whole)."""
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            shape = np.shape(args[-1])
+            cut = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.shape == shape]
+            single = []
+
+            def call(*blocks: np.ndarray) -> tuple[Any, ...]:
+                full = list(args)
+                for i, b in zip(cut, blocks):
+                    full[i] = b
+                out = f(*full, **kwargs)
+                single.append(not isinstance(out, tuple))
+                return (out,) if single[-1] else tuple(out)
+
+            res = blockwise(call, *(args[i] for i in cut), rows=rows)
+            return res[0] if single[0] else res
+        return run
+    return decorate
