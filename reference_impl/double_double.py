@@ -162,8 +162,14 @@ class DD:
         return _div(dd(other), self)
 
     def _sign_of_difference(self, other: Any) -> np.ndarray:
-        if np.isscalar(other) and other == 0:
-            return self.hi
+        """An array with the sign of ``self - other``: against a float
+        scalar from ``hi`` scaled (exact where that is a normal number; the
+        low half decides a tie), else from the DD difference."""
+        if isinstance(other, (int, float)):
+            if other == 0:
+                return self.hi
+            d = self._approx() - float(other)
+            return np.where(d == 0, self.lo, d)
         return (self - dd(other)).hi
 
     def __lt__(self, other: Any) -> np.ndarray:
