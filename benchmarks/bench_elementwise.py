@@ -8,7 +8,13 @@ included) beside the textbook formulas in plain float64 NumPy on the same
 inputs, and the ratio. Times are the best of ``--repeat`` runs
 (``time.process_time``).
 
-Run: ``PYTHONPATH=. python benchmarks/bench_elementwise.py [--sizes 1000 1000000] [--repeat 3]``
+With ``--checks``: the time per example of ``check_network`` on a
+784-512-10 float64 network (relu, softmax cross-entropy; a hand-written
+NumPy ``value_and_grad`` as the code under test), and ``check_op`` with 100
+examples beside ``torch.autograd.gradcheck`` in fast and full mode on the
+same drawn float64 inputs (``bench_accuracy``'s drawing).
+
+Run: ``PYTHONPATH=. python benchmarks/bench_elementwise.py [--sizes 1000 1000000] [--repeat 3] [--checks]``
 """
 
 from __future__ import annotations
@@ -82,13 +88,65 @@ def _cases(n: int, rng: np.random.Generator) -> dict[str, tuple[tuple[np.ndarray
     }
 
 
+def _net_value_and_grad(params: Any, x: np.ndarray, t: np.ndarray) -> Any:
+    (w1, b1), (w2, b2) = params
+    z1 = x @ w1 + b1
+    a1 = np.maximum(z1, 0)
+    z2 = a1 @ w2 + b2
+    m = z2.max(axis=-1, keepdims=True)
+    lse = m + np.log(np.exp(z2 - m).sum(axis=-1, keepdims=True))
+    loss = -(t * (z2 - lse)).sum() / x.shape[0]
+    dz2 = (np.exp(z2 - lse) * t.sum(axis=-1, keepdims=True) - t) / x.shape[0]
+    dz1 = (dz2 @ w2.T) * (z1 > 0)
+    return np.asarray(loss), ((x.T @ dz1, dz1.sum(axis=0)), (a1.T @ dz2, dz2.sum(axis=0)))
+
+
+def checks(examples: int = 100) -> None:
+    """check_network per example, and check_op beside gradcheck fast and full."""
+    import reference_impl as ri
+    from reference_impl.networks import MLP
+
+    net = MLP((784, 512, 10), ("relu", "identity"), cost="softmax_cross_entropy")
+    for n in (4, 8):
+        t0 = time.process_time()
+        res = ri.check_network(net, value_and_grad=_net_value_and_grad, dtypes=("float64",), max_examples=n, seed=0)
+        dt = time.process_time() - t0
+        print(f"check_network 784-512-10 float64, {n} examples: {dt:.2f} s, {dt / n * 1e3:.0f} ms per example, "
+              f"ok={res.ok}", flush=True)
+    try:
+        import torch
+        from bench_accuracy import USER_VJPS, _drawn_examples, _time_check_op, _torch_function
+    except ImportError as err:
+        print(f"(no gradcheck comparison: {err})")
+        return
+    print(f"\n{'op':24s} {'check_op':>9s} {'ok':>5s} {'gc fast':>8s} {'ratio':>6s} {'gc full':>8s} {'ratio':>6s}"
+          f"  ({examples} float64 examples, s)")
+    for op in USER_VJPS:
+        _time_check_op(op, "float64", 5, seed=1)
+        t_op, ok = _time_check_op(op, "float64", examples, seed=0)
+        drawn = _drawn_examples(op, "float64", examples, seed=0)
+        times = []
+        for fast in (True, False):
+            t0 = time.process_time()
+            for ex in drawn:
+                args = tuple(torch.tensor(x, requires_grad=True) for x in ex.inputs)
+                torch.autograd.gradcheck(_torch_function(op, ex.params), args, fast_mode=fast, raise_exception=False)
+            times.append(time.process_time() - t0)
+        print(f"{op:24s} {t_op:9.3f} {ok!s:>5s} {times[0]:8.3f} {t_op / times[0]:6.1f} {times[1]:8.3f} "
+              f"{t_op / times[1]:6.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000, 1000000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ops", nargs="+", default=None)
+    parser.add_argument("--checks", action="store_true", help="time check_network and check_op beside gradcheck")
     args = parser.parse_args()
     print(machine())
+    if args.checks:
+        checks()
+        return
     print(f"{'op':<24}{'n':>9}  {'fwd ref ms':>11}{'plain':>9}{'ratio':>8}  {'vjp ref ms':>11}{'plain':>9}{'ratio':>8}")
     rng = np.random.default_rng(0)
     for n in args.sizes:
