@@ -1,8 +1,10 @@
 """Double-double numbers with their own exponent, vectorised in NumPy.
 
 A :class:`DD` array holds ``(hi + lo) * 2**e`` per element: ``hi`` and ``lo``
-float64 with ``|lo| <= ulp(hi) / 2`` and ``hi`` normalised to ``[0.5, 1)``
-(or zero), ``e`` an int64 array. The pair gives 106 bits of significand;
+float64 with ``|lo| <= ulp(hi) / 2``, ``e`` an int64 array; ``hi`` is
+normalised to ``[0.5, 1)`` (a zero's ``e`` far below every other) by every
+sum and on entry to every elementary function, and a product or quotient
+moves it at most a binade or two from there. The pair gives 106 bits of significand;
 the separate exponent lets a slope far below float64's smallest number
 (``tanh'(400) ~ 1e-347``) multiply a cotangent near its largest, and a sum
 of values near ``1.8e308`` overflow nowhere. Only IEEE's correctly rounded
@@ -21,6 +23,7 @@ The elementary functions carry their own bound in their docstrings.
 from __future__ import annotations
 
 import decimal
+import functools
 from typing import Any
 
 import numpy as np
@@ -78,12 +81,25 @@ def _normal(hi: np.ndarray, lo: np.ndarray, e: np.ndarray) -> DD:
     return DD(m, lo * _pow2(np.minimum(-k, 1023)), np.where(m == 0, ZERO_E, e + k))
 
 
+def _normalised(x: DD) -> DD:
+    return _normal(x.hi, x.lo, x.e)
+
+
 def dd(x: Any) -> DD:
     """A float64 array (or scalar) as a :class:`DD`, exactly; a DD unchanged."""
     if isinstance(x, DD):
         return x
+    if isinstance(x, (int, float)) and x != 0:
+        return _constant(float(x))
     m, k = np.frexp(np.asarray(x, dtype=_F))
     return DD(m, np.zeros_like(m), np.where(m == 0, ZERO_E, k.astype(np.int64)))
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(x: float) -> DD:
+    """A nonzero constant of a formula (``1 + e``, ``4 * e``), converted once."""
+    m, k = np.frexp(np.asarray(x, dtype=_F))
+    return DD(m, np.zeros_like(m), k.astype(np.int64))
 
 
 class DD:
@@ -272,7 +288,7 @@ def _add(a: DD, b: DD) -> DD:
 def _mul(a: DD, b: DD) -> DD:
     p, t = two_prod(a.hi, b.hi)
     s, t = fast_two_sum(p, t + (a.hi * b.lo + a.lo * b.hi))
-    return _normal(np.where(p == 0, p, s), t, a.e + b.e)
+    return DD(np.where(p == 0, p, s), t, a.e + b.e)  # |hi| in [1/4, 1) times the factors' drift: no rescaling
 
 
 def _div(a: DD, b: DD) -> DD:
@@ -280,7 +296,7 @@ def _div(a: DD, b: DD) -> DD:
     p, t = two_prod(q, b.hi)
     r = (((a.hi - p) - t) + a.lo - q * b.lo) / b.hi
     s, t = fast_two_sum(q, r)
-    return _normal(np.where(q == 0, q, s), t, a.e - b.e)
+    return DD(np.where(q == 0, q, s), t, a.e - b.e)
 
 
 # -------------------------------------------------------------------- tables and constants
@@ -356,7 +372,7 @@ def exp(x: Any) -> DD:
     overflow or underflow: the result's exponent is its own. Beyond
     ``|x| = 4096`` it is ``exp(+-4096)``, whose product with any two float64
     numbers still rounds to 0 or inf as the true value's does."""
-    x = dd(x)
+    x = _normalised(dd(x))
     m, th, tl, eh, el, _ = _exp_parts(x)
     p, pt = two_prod(th, eh)
     s, t = fast_two_sum(th, p)
@@ -369,7 +385,7 @@ def expm1(x: Any) -> DD:
     (no ``1 + eps`` formed, so ``eps`` keeps its relative accuracy): relative
     error below ``2**-78`` (``2**-91`` absolute over ``|e**x - 1| >= 2**-13``
     where ``T != 1``), and ``x + x**2/2`` (relative ``2**-120``) below ``2**-40``."""
-    x = dd(x)
+    x = _normalised(dd(x))
     m, th, tl, eh, el, _ = _exp_parts(x)
     sc = _pow2(np.maximum(m, -1022))
     th, tl = th * sc, tl * sc  # exact where 2**m T >= 2**-1022; below, e**x - 1 = -1 to 2**-1000
@@ -390,7 +406,7 @@ def log(x: Any) -> DD:
     r**2/2 + r**3 q(r)`` (to ``r**7``). Absolute error below ``2**-91`` in
     ``log m``; relative below ``2**-78`` overall (``|log x| >= 2**-13``
     wherever ``c != 1``; where ``c = 1`` the tail's error is relative to ``r``)."""
-    x = dd(x)
+    x = _normalised(dd(x))
     low = x.hi < _SQRT_HALF
     mh, ml = np.where(low, 2 * x.hi, x.hi), np.where(low, 2 * x.lo, x.lo)
     nf = np.where(low, x.e - 1, x.e).astype(_F)
@@ -422,7 +438,7 @@ def log1p(x: Any) -> DD:
     tail in float64: relative error below ``2**-99``), else ``log`` of the DD
     ``1 + x`` (its rounding ``2**-106`` absolute, at most ``2**-85`` of
     ``log1p``): relative error below ``2**-78`` in all."""
-    x = dd(x)
+    x = _normalised(dd(x))
     xf = x.to_float()
     with np.errstate(under="ignore"):
         cube = dd(xf * xf * xf * ((1 / 3) + xf * (-0.25 + xf * 0.2)))
