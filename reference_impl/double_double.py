@@ -35,6 +35,7 @@ _SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's splitting into two 26-bit halve
 ZERO_E = -(1 << 40)
 """The exponent of a zero: below every nonzero value's, so that aligning a
 sum to the larger exponent never scales a nonzero term away."""
+_TINY = float(np.finfo(np.float64).tiny)
 _ALIGN = -1022
 """A term more than 1022 binades below the other is below its last bit's
 ``2**-900``: scaled no further than float64's range allows."""
@@ -132,14 +133,17 @@ class DD:
 
     def to_float(self) -> np.ndarray:
         """The value rounded to float64 once (to +-inf beyond its range; the
-        sign of a zero kept): ``hi`` scaled with its rounding remainder added
-        back, so that a subnormal result is rounded from all 106 bits."""
+        sign of a zero kept): ``fl(hi + lo)`` scaled, exact for a normal
+        result; a subnormal one is ``hi`` scaled with its rounding remainder
+        (and ``lo``) added back on the subnormal grid, so that it too is
+        rounded from all 106 bits."""
         e = np.clip(self.e, -2300, 2300)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            full = np.ldexp(self.hi + self.lo, e)
             h = np.ldexp(self.hi, e)
             rest = (self.hi - np.ldexp(h, -e)) + self.lo  # exact: h is hi to the result's last bit
-            out = h + np.ldexp(rest, e)
-        out = np.where(np.isnan(out), h, out)  # h = inf: the remainder is inf - inf
+            sub = h + np.ldexp(rest, e)
+        out = np.where(np.abs(full) < _TINY, sub, full)
         return np.asarray(np.where(out == 0, np.copysign(0.0, self.hi), out))
 
     def _approx(self) -> np.ndarray:

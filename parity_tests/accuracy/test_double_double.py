@@ -140,3 +140,20 @@ def test_blocks_give_the_bits_of_one_call(op: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(wide, "BLOCK", 10**9)
     whole = [OPS[op].forward(x), *OPS[op].vjp(g, x)]
     assert all(np.array_equal(a, b) for a, b in zip(cut, whole, strict=True))
+
+
+def test_rounding_to_float64_is_correct_near_and_below_the_normal_range() -> None:
+    """``to_float`` rounds all 106 bits once, also where the low half alone
+    would fall on the subnormal grid (a result just above 2.2e-308) or the
+    whole value is subnormal: against Python's correctly rounded
+    ``float(Fraction)``."""
+    rng = np.random.default_rng(8)
+    hi = rng.uniform(0.5, 1.0, 3000) * np.where(rng.random(3000) < 0.5, -1, 1)
+    lo = hi * 2.0**-53 * rng.uniform(-0.5, 0.5, 3000)
+    lo = (hi + lo) - hi  # |lo| at most half an ulp of hi, exactly representable beside it
+    lo = lo + hi * 2.0**-80 * rng.uniform(-1, 1, 3000)
+    e = rng.integers(-1080, -1010, 3000)
+    got = ddm.DD(hi, lo, e).to_float()
+    for h, lo_, k, g in zip(hi, lo, e, got):
+        exact = (Fraction(float(h)) + Fraction(float(lo_))) * Fraction(2) ** int(k)
+        assert g == float(exact), (h, lo_, k, g, float(exact))
