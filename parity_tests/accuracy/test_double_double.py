@@ -150,8 +150,6 @@ def test_rounding_to_float64_is_correct_near_and_below_the_normal_range() -> Non
     rng = np.random.default_rng(8)
     hi = rng.uniform(0.5, 1.0, 3000) * np.where(rng.random(3000) < 0.5, -1, 1)
     lo = hi * 2.0**-53 * rng.uniform(-0.5, 0.5, 3000)
-    lo = (hi + lo) - hi  # |lo| at most half an ulp of hi, exactly representable beside it
-    lo = lo + hi * 2.0**-80 * rng.uniform(-1, 1, 3000)
     e = rng.integers(-1080, -1010, 3000)
     got = ddm.DD(hi, lo, e).to_float()
     for h, lo_, k, g in zip(hi, lo, e, got):
