@@ -142,8 +142,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ops", nargs="+", default=None)
     parser.add_argument("--checks", action="store_true", help="time check_network and check_op beside gradcheck")
+    parser.add_argument("--plain-longdouble", action="store_true",
+                        help="set wide._LONG to float64, as on Windows and Apple silicon (no effect on any result)")
     args = parser.parse_args()
-    print(machine())
+    if args.plain_longdouble:
+        from reference_impl import wide
+
+        wide._LONG = np.float64
+    print(machine() + (", wide._LONG forced to float64" if args.plain_longdouble else ""))
     if args.checks:
         checks()
         return
