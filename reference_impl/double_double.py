@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -171,11 +172,15 @@ class DD:
         return _add(dd(other), -self)
 
     def __mul__(self, other: Any) -> DD:
+        if _power_of_two(other):
+            return DD(self.hi * other, self.lo * other, self.e)  # exact: the mantissas are far from float64's limits
         return _mul(self, dd(other))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> DD:
+        if _power_of_two(other):
+            return DD(self.hi / other, self.lo / other, self.e)
         return _div(self, dd(other))
 
     def __rtruediv__(self, other: Any) -> DD:
@@ -268,6 +273,12 @@ class DD:
         if func in (np.argmax, np.argsort, np.cumsum):
             return func(args[0]._approx(), *args[1:], **kwargs)
         return NotImplemented
+
+
+def _power_of_two(v: Any) -> bool:
+    """``v`` a scalar ``+-2**k`` with ``|k| <= 64`` (``2 * x``, ``e / 2``): a product by it is exact."""
+    return isinstance(v, (int, float)) and v != 0 and 2.0**-64 <= abs(v) <= 2.0**64 \
+        and math.frexp(v)[0] in (0.5, -0.5)
 
 
 def _concat_zero(x: DD) -> DD:
