@@ -226,7 +226,8 @@ class DD:
         out_shape = tuple(1 if a in axes else n for a, n in enumerate(self.shape)) if keepdims \
             else tuple(self.shape[a] for a in keep)
         perm = keep + list(axes)
-        flat = DD(*(np.transpose(np.asarray(c), perm).reshape((*(self.shape[a] for a in keep), -1))
+        n = math.prod(self.shape[a] for a in axes)
+        flat = DD(*(np.transpose(np.asarray(c), perm).reshape((*(self.shape[a] for a in keep), n))
                     for c in (self.hi, self.lo, self.e)))
         while flat.shape[-1] > 1:
             n = flat.shape[-1]
