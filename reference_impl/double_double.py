@@ -217,23 +217,25 @@ class DD:
     # ---------------------------------------------------------------- reductions
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> DD:
-        """Pairwise summation in DD over ``axis`` (an int, a tuple or all):
-        relative error at most ``3 u**2 ceil(log2 n)`` of the sum of the
-        magnitudes."""
+        """The sum over ``axis`` (an int, a tuple or all): over every axis,
+        the exact sum rounded to a DD (``_fsum``: relative error ``u**2``);
+        otherwise pairwise in DD, relative error at most ``3 u**2 ceil(log2 n)``
+        of the sum of the magnitudes."""
         axes = tuple(range(self.ndim)) if axis is None else (axis,) if np.isscalar(axis) else tuple(axis)
         axes = tuple(a % max(self.ndim, 1) for a in axes)
         keep = [a for a in range(self.ndim) if a not in axes]
         out_shape = tuple(1 if a in axes else n for a, n in enumerate(self.shape)) if keepdims \
             else tuple(self.shape[a] for a in keep)
         perm = keep + list(axes)
+        if len(axes) == self.ndim and self.size and np.any(self.hi != 0):
+            return _fsum(self).reshape(out_shape)
         n = math.prod(self.shape[a] for a in axes)
         flat = DD(*(np.transpose(np.asarray(c), perm).reshape((*(self.shape[a] for a in keep), n))
                     for c in (self.hi, self.lo, self.e)))
         while flat.shape[-1] > 1:
             n = flat.shape[-1]
-            if n % 2:
-                flat = _concat_zero(flat)
-            flat = flat[..., 0::2] + flat[..., 1::2]
+            pairs = flat[..., 0:n - 1:2] + flat[..., 1:n:2]
+            flat = pairs if n % 2 == 0 else _join_last(pairs, flat[..., n - 1:])
         if flat.shape[-1] == 0:
             flat = dd(np.zeros((*flat.shape[:-1], 1)))
         return flat.reshape(out_shape)
@@ -276,15 +278,27 @@ class DD:
         return NotImplemented
 
 
+def _fsum(x: DD) -> DD:
+    """``sum(x)`` of every element (not all zero): the halves scaled exactly
+    to the largest exponent (terms 1022 binades below it dropped), summed by
+    ``math.fsum`` (exact, rounded once) and the remainder likewise."""
+    e = x.e.ravel()
+    top = int(e[x.hi.ravel() != 0].max())
+    p = _pow2(np.maximum(e - top, _ALIGN))
+    terms = np.concatenate([x.hi.ravel() * p, x.lo.ravel() * p]).tolist()
+    s1 = math.fsum(terms)
+    terms.append(-s1)
+    return _normal(np.asarray(s1), np.asarray(math.fsum(terms)), np.asarray(top, dtype=np.int64))
+
+
 def _power_of_two(v: Any) -> bool:
     """``v`` a scalar ``+-2**k`` with ``|k| <= 64`` (``2 * x``, ``e / 2``): a product by it is exact."""
     return isinstance(v, (int, float)) and v != 0 and 2.0**-64 <= abs(v) <= 2.0**64 \
         and math.frexp(v)[0] in (0.5, -0.5)
 
 
-def _concat_zero(x: DD) -> DD:
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, 1)]
-    return DD(np.pad(x.hi, pad), np.pad(x.lo, pad), np.pad(x.e, pad, constant_values=ZERO_E))
+def _join_last(x: DD, last: DD) -> DD:
+    return DD(*(np.concatenate([getattr(x, c), getattr(last, c)], axis=-1) for c in ("hi", "lo", "e")))
 
 
 def _add(a: DD, b: DD) -> DD:

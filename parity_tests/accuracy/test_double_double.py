@@ -155,3 +155,28 @@ def test_rounding_to_float64_is_correct_near_and_below_the_normal_range() -> Non
     for h, lo_, k, g in zip(hi, lo, e, got):
         exact = (Fraction(float(h)) + Fraction(float(lo_))) * Fraction(2) ** int(k)
         assert g == float(exact), (h, lo_, k, g, float(exact))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 33])
+def test_sums_within_their_bounds(n: int) -> None:
+    """``DD.sum`` of float64 values spanning 1e-300 to 1.7e308 (sums beyond
+    float64's range on the way): over every axis the exact sum rounded
+    (within ``u**2`` of it), over the last axis within the pairwise bound
+    ``3 u**2 ceil(log2 n) sum |x|``; checked in rational arithmetic."""
+    rng = np.random.default_rng(n)
+    x = rng.uniform(-1, 1, (5, n)) * 10.0 ** rng.choice([-300, 0, 300, 308], (5, n))
+    x[0, :] = 1.7e308  # a row whose sum overflows float64
+    d = ddm.dd(x)
+
+    def value(v: ddm.DD, i: int) -> Fraction:
+        h, lo, e = float(v.hi.ravel()[i]), float(v.lo.ravel()[i]), int(v.e.ravel()[i])
+        return (Fraction(h) + Fraction(lo)) * Fraction(2) ** e
+
+    rows = d.sum(axis=-1)
+    for i, row in enumerate(x):
+        exact = sum(Fraction(float(v)) for v in row)
+        bound = 3 * Fraction(2) ** -106 * max(1, math.ceil(math.log2(n))) * sum(abs(Fraction(float(v))) for v in row)
+        assert abs(value(rows, i) - exact) <= bound, f"row {i}"
+    total = sum(Fraction(float(v)) for v in x.ravel())
+    assert abs(value(d.sum(), 0) - total) <= Fraction(2) ** -105 * abs(total)
+    assert abs(value(d.mean(), 0) - total / x.size) <= Fraction(2) ** -104 * abs(total / x.size)
