@@ -26,6 +26,7 @@ profiles.load_from_env()
 @pytest.fixture
 def decimal_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     """The reference as on a platform whose ``longdouble`` is plain float64
-    (Windows, Apple silicon): float64 computes in the decimal fallback."""
+    (Windows, Apple silicon); float64 computes in double-double either way,
+    so no result may change."""
     monkeypatch.setattr(wide, "_LONG", np.float64)
     assert not wide.extended()

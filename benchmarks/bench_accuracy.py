@@ -14,7 +14,7 @@ Not a test: prints
    networks written as plain NumPy formulas.
 
 Run: ``PYTHONPATH=. python benchmarks/bench_accuracy.py [--examples N] [--only gradcheck] [--decimal-fallback]``
-(the last computes float64 as on a platform whose ``longdouble`` is plain double).
+(the last sets ``longdouble`` to plain double as on Windows and Apple silicon; no result depends on it).
 """
 
 from __future__ import annotations

@@ -36,12 +36,12 @@ def _xyz(x: Any, y: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xs, ys, zs
 
 
-def _two_x_plus_y(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def _two_x_plus_y(xs: np.ndarray, ys: np.ndarray) -> Any:
     """``q = 2x + y`` in the wide format (``reference_impl.wide``), not yet
     rounded: ``2x`` alone may overflow the dtype where ``q`` or ``q z`` does not."""
     with precision():
         xw, yw = wide(xs, ys)
-        return np.asarray(2 * xw + yw)
+        return 2 * xw + yw
 
 
 def _finite(value: np.ndarray, names: str, what: str) -> np.ndarray:

@@ -7,14 +7,13 @@ inputs, and returns one gradient per input, each with that input's shape and
 dtype.
 
 The reference is the truth, rounded once. Every formula is evaluated in a
-wider format (``reference_impl.wide``: float64 for float16/bfloat16/float32; for
-float64 inputs the x87 80-bit ``longdouble``, or 40-digit decimals where the
-platform has no wider ``longdouble``; the sums of products of ``matmul``
-and ``dense`` by ``wide.matmul``: float64 BLAS for the narrower, Ozaki's
-error-free splitting on float64 BLAS for float64, ``reference_impl.exact_dot``)
-and rounded to the working dtype at the end; where a textbook formula cancels or overflows even there, the
-accurate formula is the formula, with a comment saying why. Float32 results
-(float16, bfloat16) are within 1 ulp of the exact value, float64 within a few.
+wider format (``reference_impl.wide``: float64 for float16, bfloat16 and
+float32 inputs, double-double with its own exponent for float64; the sums of
+products of ``matmul`` and ``dense`` by ``wide.matmul``: float64 BLAS for the
+narrower dtypes, Ozaki's error-free splitting on float64 BLAS for float64)
+and rounded to the working dtype at the end; where a textbook formula
+cancels or overflows even there, the accurate formula is the formula, with a
+comment saying why. Results are within 1 ulp of the exact value (float64: a few).
 
 Conventions (also in the README):
 
@@ -44,9 +43,8 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
-from .broadcasting import unbroadcast as _unbroadcast
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
-from .wide import column_sums, exp, log, log1p, neg, precision, round_to, wide
+from .wide import DD, blocked, column_sums, exp, log, log1p, neg, precision, round_to, sum_to, wide
 from .wide import matmul as wide_matmul
 from .wide import tanh as wide_tanh
 
@@ -66,7 +64,7 @@ def unbroadcast(grad: Any, shape: Any) -> np.ndarray:
     dims = check_shape(shape, "shape")
     with precision():
         (gw,) = wide(g)
-        out = round_to(_unbroadcast(gw, dims), g)
+        out = round_to(sum_to(gw, dims), g)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"grad: its sum over the broadcast axes is not representable in {g.dtype} (the true "
                          f"value is beyond the dtype's range); {overflow_remedy(g.dtype, 'scale grad down')}")
@@ -80,8 +78,8 @@ def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """``exp(x - m)`` with the shift two-summed: the rounding of ``x - m``
     would otherwise become a relative error ``|x - m| u`` in the exp."""
     d = x - m
-    if d.dtype == object:
-        return exp(d)  # a decimal difference is exact to 40 digits
+    if isinstance(d, DD):
+        return exp(d)  # a double-double difference of float64 values is exact
     with np.errstate(invalid="ignore"):  # TwoSum's error term; NaN only where d overflowed, then unused
         virtual = d - x
         lo = (x - (d - virtual)) + (-m - virtual)
@@ -118,7 +116,7 @@ def add_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> Arr
     (004): ``da = unbroadcast(g)``, ``db = unbroadcast(g)``, each summed in the
     wide format and a new array."""
     (gw,) = wide(g)
-    return round_to(_unbroadcast(gw, a.shape), a), round_to(_unbroadcast(gw, b.shape), b)
+    return round_to(sum_to(gw, a.shape), a), round_to(sum_to(gw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- multiply (002, 004)
@@ -136,7 +134,7 @@ def multiply_vjp(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -
     """Each input's local gradient is the *other* input -- the multiply gate
     is a *switch* (004): ``da = unbroadcast(g * b)``, ``db = unbroadcast(g * a)``."""
     gw, aw, bw = wide(g, a, b)
-    return round_to(_unbroadcast(gw * bw, a.shape), a), round_to(_unbroadcast(gw * aw, b.shape), b)
+    return round_to(sum_to(gw * bw, a.shape), a), round_to(sum_to(gw * aw, b.shape), b)
 
 
 # --------------------------------------------------------------------------- matmul (002, 004)
@@ -252,6 +250,7 @@ def relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 @op("tanh", inputs=("x",), domain=Domain("elementwise", ("real",)), sources=("002", "004"),
     formula="tanh(x) | dx = g * (1 - tanh(x)^2) = g * 4e / (1 + e)^2, e = exp(-2|x|)")
+@blocked()
 def tanh(x: np.ndarray) -> np.ndarray:
     """``tanh(x) = (e^x - e^-x) / (e^x + e^-x)`` (002)."""
     (xw,) = wide(x)
@@ -259,6 +258,7 @@ def tanh(x: np.ndarray) -> np.ndarray:
 
 
 @tanh.defvjp
+@blocked()
 def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``tanh'(x) = 1 - tanh(x)^2`` (002). Near saturation ``1 - t^2``
     cancels to 0 long before the true slope underflows, so beyond
@@ -275,6 +275,7 @@ def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 
 @op("sigmoid", inputs=("x",), domain=Domain("elementwise", ("real",)), sources=("003", "004"),
     formula="1 / (1 + exp(-x)) | dx = g * s * (1 - s) = g * e / (1 + e)^2, e = exp(-|x|)")
+@blocked()
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), evaluated as
     ``e^x / (1 + e^x)`` for ``x < 0`` so that no ``exp`` overflows."""
@@ -284,6 +285,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 @sigmoid.defvjp
+@blocked()
 def sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal
     ``e / (1 + e)^2`` with ``e = exp(-|x|)``: ``1 - s`` from a rounded ``s``
@@ -301,11 +303,11 @@ def _check_softmax(arrays: Arrays, params: Params) -> None:
     check_class_axis(arrays[0], "x")
 
 
-def _softmax_wide(x: np.ndarray) -> np.ndarray:
+def _softmax_wide(x: Any) -> Any:
     """Row-wise softmax of a wide array, shifted by the row maximum (no exp
     overflows) with the shift two-summed."""
     e = _exp_shifted(x, x.max(axis=-1, keepdims=True))
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -320,6 +322,7 @@ def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 @op("softmax", inputs=("x",), domain=Domain("rows", ("logits",)), sources=("002", "000"),
     formula="exp(x) / sum(exp(x)) | dx = s * (g - sum(g * s))", check=_check_softmax)
+@blocked(rows=True)
 def softmax(x: np.ndarray) -> np.ndarray:
     """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002),
     shifted by the row maximum so that no ``exp`` overflows."""
@@ -328,6 +331,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 @softmax.defvjp
+@blocked(rows=True)
 def softmax_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """Jacobian ``ds_i/dx_j = s_i (delta_ij - s_j)`` (000, 002), applied
     without forming it: ``dx = s * (g - <g, s>)``, which is unchanged when a
@@ -355,7 +359,6 @@ def _check_pair(arrays: Arrays, first: str, second: str) -> None:
 
 
 def _reduce_rows(rows: np.ndarray, reduction: str) -> np.ndarray:
-    rows = np.asarray(rows)  # an object array's row sums of a 1-D input are a bare element
     return rows.mean() if reduction == "mean" else rows.sum()
 
 
@@ -407,7 +410,7 @@ def _log_softmax_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     k = np.argmax(z, axis=-1)[..., None]
     zk = np.take_along_axis(z, k, axis=-1)
     e = _exp_shifted(z, zk)
-    np.put_along_axis(e, k, zk - zk, axis=-1)  # a zero of the wide format (0 would be an int among decimals)
+    np.put_along_axis(e, k, zk - zk, axis=-1)  # a zero of the wide format
     others = e.sum(axis=-1, keepdims=True)
     nll = (zk - z) + log1p(others)
     s = e / (1 + others)

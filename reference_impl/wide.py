@@ -1,84 +1,68 @@
-"""The wider format the reference computes in, on every platform.
+"""The wider format the reference computes in, the same on every platform.
 
 Each op evaluates its formula in a format wider than the inputs' and rounds
 once (``reference_impl.ops``): float16, bfloat16 and float32 inputs in
 float64 (their products are exact there); float64 inputs in
-NumPy's ``longdouble`` where that is wider -- the x87 80-bit format on
-x86-64 (64-bit significand, exponents to +-16384), IEEE quad on aarch64
-Linux -- and elsewhere (Windows, Apple silicon: ``longdouble`` is plain
-float64) in Python's :mod:`decimal` at 40 digits, elementwise on object
-arrays: slower, with the same guarantee, checked against ball arithmetic in
-the truth tier with this fallback forced.
+double-double with an exponent of its own (:mod:`reference_impl.double_double`:
+106-bit significands from IEEE ``+ - * /`` alone, no ``longdouble``, no
+``libm``), so x86-64, aarch64, Windows and Apple silicon give the same bits
+and a tiny slope times a huge cotangent neither underflows nor overflows.
 
 Sums of products (``matmul``, ``column_sums`` below: every product of the
 ``matmul`` and ``dense`` ops and VJPs) take the working-dtype arrays
 instead: float16, bfloat16 and float32 in float64 BLAS (exact products), float64 through
 :mod:`reference_impl.exact_dot` (Ozaki's error-free splitting on float64
-BLAS, rounded once), the same bits on every platform.
+BLAS, rounded once).
 
 The formulas are written once, with NumPy operators and the elementary
 functions below (``exp``, ``log``, ``log1p``, ``tanh``), which dispatch on
-the array: NumPy's own for float64 and ``longdouble``, :mod:`decimal`'s for
-object arrays. ``precision()`` sets the decimal context an op runs in, so
-that the caller's own decimal context never changes a result.
+the array: NumPy's own for float64, :mod:`double_double`'s for a
+:class:`~reference_impl.double_double.DD`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import decimal
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from . import double_double as ddm
 from . import exact_dot
 from .broadcasting import unbroadcast
+from .double_double import DD
 from .dtypes import is_half
 
-__all__ = ["extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul", "column_sums"]
+__all__ = ["DD", "extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul",
+           "column_sums", "sum_to", "blockwise", "blocked", "BLOCK"]
 
 _LONG = np.longdouble
-"""The platform's ``longdouble``; the fallback below is taken where it has
-no more precision than float64 (tests force it by setting this to float64)."""
-
-_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN, Emin=-999999, Emax=999999,
-                           traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
-"""40 significant digits (133 bits) and an exponent range no float64
-product, sum or exp of the ops can leave."""
+"""The platform's ``longdouble``, which no result depends on (tests set this
+to float64 and compare bits)."""
 
 
 def extended() -> bool:
-    """Whether ``longdouble`` is wider than float64 in precision (at least the
-    x87's 64-bit significand) and in exponent range (IBM's double-double on
-    POWER has the first, not the second: a tiny slope times a huge cotangent
-    would underflow there)."""
-    return _wider(_LONG)
-
-
-@functools.cache
-def _wider(long: Any) -> bool:
-    info = np.finfo(long)
+    """Whether the platform's ``longdouble`` is wider than float64 (x87's
+    80-bit format); reported only: float64 computes in double-double either way."""
+    info = np.finfo(_LONG)
     return bool(info.nmant >= 63 and info.maxexp > np.finfo(np.float64).maxexp)
 
 
-def wide(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+def wide(*arrays: np.ndarray) -> tuple[Any, ...]:
     """The inputs in the format the formulas run in: float16, bfloat16 and
-    float32 -> float64 (their products are exact there); float64 ->
-    ``longdouble`` (11 more bits on x87) or, without a wider ``longdouble``,
-    exact :class:`decimal.Decimal` values in an object array."""
+    float32 -> float64 (their products are exact there); float64 -> :class:`DD`, exactly."""
     if arrays[0].dtype == np.float32 or is_half(arrays[0].dtype):
         return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
-    if extended():
-        return tuple(np.asarray(a, dtype=_LONG) for a in arrays)
-    return tuple(_elementwise(decimal.Decimal, np.asarray(a, dtype=np.float64)) for a in arrays)
+    return tuple(ddm.dd(np.asarray(a, dtype=np.float64)) for a in arrays)
 
 
 def round_to(y: Any, like: np.ndarray) -> np.ndarray:
     """Round a wide result once to ``like``'s dtype: always a new array. A
-    true value beyond the dtype's range becomes +-inf, as IEEE rounding says
-    (a decimal converts through its exact digits, correctly rounded)."""
+    true value beyond the dtype's range becomes +-inf, as IEEE rounding says."""
+    if isinstance(y, DD):
+        y = y.to_float()
     with np.errstate(over="ignore"):
         return np.array(y, dtype=like.dtype, copy=True)
 
@@ -87,69 +71,33 @@ _NO_CONTEXT = contextlib.nullcontext()
 
 
 def precision() -> contextlib.AbstractContextManager[Any]:
-    """The decimal context the formulas run in where the fallback is used (a no-op elsewhere)."""
-    return _NO_CONTEXT if extended() else decimal.localcontext(_CONTEXT)
+    """The context the formulas run in: nothing to set (kept for callers)."""
+    return _NO_CONTEXT
 
 
-def _elementwise(f: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
-    return np.asarray(np.frompyfunc(f, 1, 1)(x), dtype=object)
+def neg(x: Any) -> Any:
+    """``-x`` with IEEE's sign of zero in every format."""
+    return -x if isinstance(x, DD) else np.asarray(np.negative(x))
 
 
-def _decimal(f: Callable[[decimal.Decimal], decimal.Decimal]) -> Callable[[Any], decimal.Decimal]:
-    """``f`` on an element of an object array, which may hold a plain int
-    where a formula put a constant (``np.put_along_axis(e, k, 0)``)."""
-    return lambda v: f(v if isinstance(v, decimal.Decimal) else decimal.Decimal(v))
-
-
-def _decimal_log1p(v: decimal.Decimal) -> decimal.Decimal:
-    """``log(1 + v)``; below 1e-10 the series, as ``1 + v`` would drop ``v``'s low digits."""
-    if abs(v) < decimal.Decimal("1e-10"):
-        return v - v * v / 2 + v * v * v / 3
-    return (1 + v).ln()
-
-
-def _decimal_tanh(v: decimal.Decimal) -> decimal.Decimal:
-    """``tanh(v) = (1 - e) / (1 + e)``, ``e = exp(-2|v|)``, signed; below
-    1e-5 the series, where ``1 - e`` would cancel."""
-    a = abs(v)
-    if a < decimal.Decimal("1e-5"):
-        a2 = a * a
-        t = a * (1 - a2 / 3 + 2 * a2 * a2 / 15 - 17 * a2 * a2 * a2 / 315)
-    else:
-        e = (-2 * a).exp()
-        t = (1 - e) / (1 + e)
-    return t.copy_sign(v)
-
-
-def neg(x: Any) -> np.ndarray:
-    """``-x`` with IEEE's sign of zero in every format (decimal's unary minus
-    turns ``-0`` into ``+0``; the fallback must give the same bits)."""
-    x = np.asarray(x)
-    return _elementwise(_decimal(decimal.Decimal.copy_negate), x) if x.dtype == object else np.asarray(np.negative(x))
-
-
-def exp(x: Any) -> np.ndarray:
+def exp(x: Any) -> Any:
     """``e**x`` elementwise in ``x``'s format."""
-    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
-    return _elementwise(_decimal(decimal.Decimal.exp), x) if x.dtype == object else np.asarray(np.exp(x))
+    return ddm.exp(x) if isinstance(x, DD) else np.asarray(np.exp(x))
 
 
-def log(x: Any) -> np.ndarray:
+def log(x: Any) -> Any:
     """Natural logarithm elementwise in ``x``'s format."""
-    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
-    return _elementwise(_decimal(decimal.Decimal.ln), x) if x.dtype == object else np.asarray(np.log(x))
+    return ddm.log(x) if isinstance(x, DD) else np.asarray(np.log(x))
 
 
-def log1p(x: Any) -> np.ndarray:
+def log1p(x: Any) -> Any:
     """``log(1 + x)`` elementwise in ``x``'s format, accurate for tiny ``x``."""
-    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
-    return _elementwise(_decimal(_decimal_log1p), x) if x.dtype == object else np.asarray(np.log1p(x))
+    return ddm.log1p(x) if isinstance(x, DD) else np.asarray(np.log1p(x))
 
 
-def tanh(x: Any) -> np.ndarray:
+def tanh(x: Any) -> Any:
     """Hyperbolic tangent elementwise in ``x``'s format."""
-    x = np.asarray(x)  # a ufunc on a 0-d array returns a bare element
-    return _elementwise(_decimal(_decimal_tanh), x) if x.dtype == object else np.asarray(np.tanh(x))
+    return ddm.tanh(x) if isinstance(x, DD) else np.asarray(np.tanh(x))
 
 
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,
@@ -175,3 +123,75 @@ def column_sums(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float64:
         return exact_dot.matmul(np.ones((1, x.shape[0])), x)[0]
     return np.asarray(wide(x)[0].sum(axis=0))
+
+
+def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """``unbroadcast`` in ``x``'s format: a :class:`DD` summed pairwise in
+    double-double over the broadcast axes, any other array as NumPy's."""
+    if not isinstance(x, DD):
+        return unbroadcast(x, shape)
+    shape = tuple(int(n) for n in shape)
+    extra = x.ndim - len(shape)
+    if extra < 0 or any(n not in (1, m) for n, m in zip(shape, x.shape[extra:])):
+        raise ValueError(f"shape: {shape} does not broadcast to grad's shape {x.shape}")
+    if extra > 0:
+        x = x.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
+    if stretched:
+        x = x.sum(axis=stretched, keepdims=True)
+    return x.reshape(shape)
+
+
+BLOCK = 4096
+"""Elements per block of :func:`blockwise`: a double-double formula makes
+dozens of temporaries, and at this size they stay in cache and come from
+the allocator's free lists instead of fresh pages."""
+
+
+def blockwise(f: Callable[..., tuple[Any, ...]], *arrays: np.ndarray, rows: bool = False) -> tuple[Any, ...]:
+    """``f(*arrays)`` (a tuple of results) evaluated on consecutive blocks of
+    about :data:`BLOCK` elements and joined: for elementwise formulas
+    (arrays of one shape), or with ``rows`` for row-wise ones (blocks of
+    whole rows of the last axis; each result has the rows' leading shape,
+    with or without the last axis). The same bits as one call: the formulas
+    act on each element or row alone."""
+    x = arrays[0]
+    if x.size <= BLOCK or x.ndim == 0:
+        return f(*arrays)
+    width = x.shape[-1] if rows else 1
+    flat = [a.reshape(-1, width) if rows else a.reshape(-1) for a in arrays]
+    step = max(1, BLOCK // max(width, 1))
+    parts = [f(*(a[i:i + step] for a in flat)) for i in range(0, flat[0].shape[0], step)]
+    lead = x.shape[:-1] if rows else x.shape
+    return tuple(_join([p[j] for p in parts]).reshape(lead + np.shape(parts[0][j])[1:]) for j in range(len(parts[0])))
+
+
+def _join(parts: list[Any]) -> Any:
+    if isinstance(parts[0], DD):
+        return DD(*(np.concatenate([getattr(p, c) for p in parts]) for c in ("hi", "lo", "e")))
+    return np.concatenate(parts)
+
+
+def blocked(rows: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a forward or VJP rule whose last positional argument is the
+    op's input: every array argument of that shape is cut by :func:`blockwise`
+    (the others, parameters and a cotangent of another shape, pass whole)."""
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            shape = np.shape(args[-1])
+            cut = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.shape == shape]
+            single = []
+
+            def call(*blocks: np.ndarray) -> tuple[Any, ...]:
+                full = list(args)
+                for i, b in zip(cut, blocks):
+                    full[i] = b
+                out = f(*full, **kwargs)
+                single.append(not isinstance(out, tuple))
+                return (out,) if single[-1] else tuple(out)
+
+            res = blockwise(call, *(args[i] for i in cut), rows=rows)
+            return res[0] if single[0] else res
+        return run
+    return decorate

@@ -124,3 +124,22 @@ def test_log_clamped_at_1e_10_is_found(seed: int | None) -> None:
 @pytest.mark.numpy_only
 def test_diagonal_only_softmax_vjp_is_found() -> None:
     assert not ri.check_op("softmax", vjp=diagonal_softmax_vjp, seed=0).ok
+
+
+@pytest.mark.parametrize(("op", "g", "inputs", "scale"), [
+    ("mse", np.array(1e-300), (np.array([1e308]), np.array([-1e308])), 1e300),
+    ("multiply", np.array([1e-300, 2e-290]), (np.array([1e308, -3e307]), np.array([1e300, 7e299])), 1e300),
+])
+def test_a_rule_that_overflows_float64_is_evaluated_beyond_it(op: str, g: np.ndarray, inputs: tuple[np.ndarray, ...],
+                                                               scale: float) -> None:
+    """Where float64 overflows inside a rule (``yhat - y = 2e308``) but the
+    bound is representable (``|g| = 1e-300``), the bound is the one of the
+    same problem scaled into float64's range (the rule is homogeneous: inputs
+    times ``1/s``, cotangent times ``s``), on every platform."""
+    from reference_impl.accuracy import acceptance
+
+    far = acceptance.vjp_bound(op, g, inputs)
+    near = acceptance.vjp_bound(op, g * scale, tuple(x / scale for x in inputs))
+    for a, b in zip(far, near, strict=True):
+        got, want = np.asarray(a.k * a.magnitude), np.asarray(b.k * b.magnitude)
+        assert np.all(np.isfinite(got)) and np.allclose(got, want, rtol=1e-12, atol=0), (got, want)

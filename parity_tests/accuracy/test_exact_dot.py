@@ -125,7 +125,7 @@ def test_batch_axes_summed_inside_the_accurate_sum() -> None:
 def test_sums_of_products_do_not_depend_on_longdouble(op: str, request: pytest.FixtureRequest) -> None:
     """The float64 products run on BLAS whatever ``longdouble`` is: the same
     bits, forward and VJPs, with the platform's ``longdouble`` and with it
-    forced to plain float64 (where the other ops take the decimal fallback)."""
+    forced to plain float64."""
     from reference_impl import OPS
 
     rng = np.random.default_rng(11)

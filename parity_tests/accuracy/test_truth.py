@@ -205,12 +205,13 @@ def _beyond_range(*exacts: Any) -> bool:
 
 
 @pytest.mark.parametrize(("dtype_name", "wide"), [("float16", "native"), ("bfloat16", "native"),
-                                                  ("float32", "native"), ("float64", "native"), ("float64", "decimal")],
-                         ids=["float16", "bfloat16", "float32", "float64", "float64-decimal"])
+                                                  ("float32", "native"), ("float64", "native"),
+                                                  ("float64", "plain-longdouble")],
+                         ids=["float16", "bfloat16", "float32", "float64", "float64-plain-longdouble"])
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_reference_is_the_truth_rounded(op: str, dtype_name: str, wide: str, request: pytest.FixtureRequest) -> None:
     dtype = resolve(dtype_name)
-    if wide == "decimal":
+    if wide == "plain-longdouble":
         request.getfixturevalue("decimal_fallback")
     @settings(max_examples=HALF_EXAMPLES if dtype.itemsize == 2 else 12, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -274,13 +275,13 @@ def test_truth_rounds_exactly() -> None:
     assert exact.rounded[0] == np.float64(9.85967654375977e-305)
 
 
-@pytest.mark.parametrize("wide", ["native", "decimal"])
+@pytest.mark.parametrize("wide", ["native", "plain-longdouble"])
 @pytest.mark.parametrize("op", ["tanh", "sigmoid"])
 def test_saturated_slopes(op: str, wide: str, request: pytest.FixtureRequest) -> None:
     """A huge cotangent times a slope far below float64's smallest number
-    (tanh'(400) ~ 1e-347) is representable, in the platform's wide format
-    and in the decimal fallback."""
-    if wide == "decimal":
+    (tanh'(400) ~ 1e-347) is representable, with the platform's ``longdouble``
+    and with ``longdouble`` forced to plain float64."""
+    if wide == "plain-longdouble":
         request.getfixturevalue("decimal_fallback")
     x = np.array([40.5, -41.0, 79.9, 80.5, -300.0, 372.0, -400.0, 700.0, 745.0, -800.0, 1400.0, 0.3, -2.0, 20.0])
     sign = np.where(np.arange(x.size) % 3 == 0, -1.0, 1.0)
@@ -294,8 +295,8 @@ def test_saturated_slopes(op: str, wide: str, request: pytest.FixtureRequest) ->
 
 
 @pytest.mark.usefixtures("decimal_fallback")
-def test_decimal_fallback_ignores_the_callers_decimal_context() -> None:
-    """The fallback computes in its own decimal context: a caller's 3-digit
+def test_results_ignore_the_callers_decimal_context() -> None:
+    """No result depends on the caller's decimal context: a caller's 3-digit
     context with every trap set changes no bit of any op's result."""
     import decimal
 

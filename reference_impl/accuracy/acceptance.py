@@ -56,9 +56,10 @@ half-precision reduction (add's and dense's bias gradients). The subnormal floor
 ``tiny`` (6.1e-5 in float16).
 
 A tolerance is finite for every finite input, up to the dtype's largest
-value: a rule whose products overflow float64 there is evaluated again in the
-wider ``longdouble`` format, and its weighted sum is stored scaled and capped
-(``_SATURATION``), so the check it feeds can always fail.
+value: a rule whose products overflow float64 there is evaluated again on
+exact decimal magnitudes (the same on every platform), and its weighted sum
+is stored scaled and capped (``_SATURATION``), so the check it feeds can
+always fail.
 
 Each op's ``C`` and ``F`` are written down once, next to each other, in
 :mod:`reference_impl.accuracy.ops`; this module holds what they share: the
@@ -80,6 +81,7 @@ and must say why.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -182,9 +184,55 @@ def f64(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(x, dtype=np.float64) for x in xs)
 
 
-_WIDE = np.longdouble if np.finfo(np.longdouble).maxexp > np.finfo(np.float64).maxexp else None
-"""A format with float64's precision or more and a wider exponent range (the
-x87 80-bit ``longdouble``), where the platform has one."""
+class _Big(decimal.Decimal):
+    """A magnitude of a rule evaluated again where float64 overflowed: a
+    decimal (30 digits, exponents to +-999999) that mixes with floats and
+    ints and answers NumPy's object-array ``exp``, ``log``, ``log1p``,
+    ``tanh`` and ``sqrt``, so that a rule's NumPy code runs unchanged."""
+
+    def exp(self, context: Any = None) -> _Big:
+        return _Big(decimal.Decimal.exp(self))
+
+    def log(self) -> _Big:
+        return _Big(self.ln())
+
+    def log1p(self) -> _Big:
+        return _big(self + 1).log() if abs(self) > 1e-12 else _big(self - self * self / 2)
+
+    def sqrt(self, context: Any = None) -> _Big:
+        return _Big(decimal.Decimal.sqrt(self))
+
+    def tanh(self) -> _Big:
+        if abs(self) < 1e-10:
+            return self
+        e = _big(-2 * abs(self)).exp()
+        return _Big(((1 - e) / (1 + e)).copy_sign(self))
+
+
+def _lift(name: str, swap: bool = False) -> Callable[[Any, Any], Any]:
+    base = getattr(decimal.Decimal, name)
+
+    def op(self: _Big, other: Any) -> Any:
+        if isinstance(other, np.ndarray):
+            return NotImplemented  # NumPy broadcasts, then comes back element by element
+        return _Big(base(_big(other), self) if swap else base(self, _big(other)))
+    return op
+
+
+for _name in ("add", "sub", "mul", "truediv", "pow"):
+    setattr(_Big, f"__{_name}__", _lift(f"__{_name}__"))
+    setattr(_Big, f"__r{_name}__", _lift(f"__{_name}__", swap=True))
+setattr(_Big, "__neg__", lambda self: _Big(decimal.Decimal.__neg__(self)))  # noqa: B010
+setattr(_Big, "__abs__", lambda self: _Big(decimal.Decimal.__abs__(self)))  # noqa: B010
+
+
+def _big(v: Any) -> _Big:
+    return v if isinstance(v, _Big) else _Big(v if isinstance(v, (int, decimal.Decimal)) else float(v))
+
+
+_BIG_CONTEXT = decimal.Context(prec=30, Emin=-999999, Emax=999999, traps=[])
+"""No traps: ``0 * inf`` (an input already infinite in float64) is a NaN, capped like any other (``_saturated``)."""
+
 
 _F64_MAX = float(np.finfo(np.float64).max)
 
@@ -202,11 +250,12 @@ representable result, and stays finite so that the comparison can still fail
 def _evaluate(rule: Callable[..., Any], xs: Sequence[np.ndarray], params: Mapping[str, Any]) -> Any:
     """``rule(*xs, **params)`` in float64, or -- where a product of large
     magnitudes overflows there, or ``0 * inf`` makes a NaN, for finite
-    inputs -- again in the wide format, where ``|x|^3`` of any float64 fits."""
+    inputs -- again on :class:`_Big` decimals, where ``|x|^3`` of any float64 fits."""
     out = rule(*xs, **params)
-    if _WIDE is None or _all_finite(out):
+    if _all_finite(out):
         return out
-    return rule(*(np.asarray(x, dtype=_WIDE) for x in xs), **params)
+    with decimal.localcontext(_BIG_CONTEXT):
+        return rule(*(np.asarray(np.frompyfunc(_big, 1, 1)(x), dtype=object) for x in xs), **params)
 
 
 def _all_finite(value: Any) -> bool:
