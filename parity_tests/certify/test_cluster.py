@@ -30,7 +30,7 @@ MEASURED = ("seconds",)
 def cluster() -> Iterator[Any]:
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as c:
         yield c
 
 

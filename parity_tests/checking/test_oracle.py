@@ -285,7 +285,7 @@ def test_missing_backend_names_the_install_command(monkeypatch: pytest.MonkeyPat
 
     # simulate an environment without torch: the uncached lookup, which checks availability
     monkeypatch.setattr(backends, "available", lambda name: name != "torch")
-    monkeypatch.setattr(backends, "get_backend", backends.get_backend.__wrapped__)
+    monkeypatch.setattr(backends, "_backend", backends._backend.__wrapped__)
     result = ri.check_op("tanh", vjp=tanh_vjp, backends=("torch",))
     assert not result.ok
     (problem,) = result.problems
