@@ -34,6 +34,16 @@ def test_compiled_softmax_backward_agrees_with_the_reference(data: st.DataObject
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= max(graphs, 1)
 
 
+def test_each_compiled_op_has_a_code_object_of_its_own() -> None:
+    # torch.compile's graphs and its recompile limit are per code object: shared by every op of a process,
+    # the 11 ops in 4 dtypes of one certify worker exhausted the limit (FailOnRecompileLimitHit)
+    b = backends.get_backend("torch", "compiled")
+    codes = [b._function(name, params)._torchdynamo_orig_callable.__code__
+             for name, params in [("relu", {}), ("tanh", {}), ("mse", {"reduction": "sum"}), ("mse", {})]]
+    assert len({id(c) for c in codes}) == 4
+    assert b._function("relu", {}) is b._function("relu", {}), "one compiled function per (op, params)"
+
+
 def test_default_modes_are_eager_torch_and_jitted_jax() -> None:
     assert backends.get_backend("torch") is backends.get_backend("torch", "eager", "cpu")
     assert backends.get_backend("jax") is backends.get_backend("jax", "compiled")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -128,6 +129,11 @@ class TorchBackend:
                 return recipe(ns, *ts, **params)
 
             if self.mode == "compiled":
+                # dynamo keeps its graphs, and counts them against the limit, per code object: a code
+                # object of its own for each (op, params), or every op of a process would share one count
+                name = f"torch_{op}_{len(self._functions)}"
+                fn = types.FunctionType(fn.__code__.replace(co_name=name), fn.__globals__, name, None,
+                                        fn.__closure__)
                 import torch._dynamo.config as dynamo_config
 
                 dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, TORCH_RECOMPILE_LIMIT)
