@@ -29,13 +29,15 @@ import numpy as np
 
 import reference_impl as ri
 from reference_impl import OPS
+from reference_impl.dtypes import NAMES as DTYPE_NAMES
+from reference_impl.dtypes import info, resolve
 from reference_impl.frameworks import truth
 from reference_impl.networks import MLP
 
 RANGES: dict[str, Callable[[np.random.Generator, tuple[int, ...], np.dtype], np.ndarray]] = {
     "normal": lambda rng, s, dt: rng.standard_normal(s) * 3,
     "saturated": lambda rng, s, dt: np.where(rng.random(s) < 0.5, -1, 1) * rng.uniform(
-        8, 100 if dt == np.float32 else 800, s),
+        8, 800 if dt == np.float64 else 100, s),
     "large logits": lambda rng, s, dt: rng.standard_normal(s) * 1e3 + 1e3,
     "near one-hot": lambda rng, s, dt: rng.standard_normal(s) + np.where(np.arange(s[-1]) == 0, 40.0, 0.0),
 }
@@ -51,7 +53,7 @@ def _inputs(op: str, rng: np.random.Generator, rng_name: str, dtype: np.dtype) -
         z = draw(rng, shapes[0], dtype)
         p = np.exp(z - z.max(-1, keepdims=True))
         p = (p / p.sum(-1, keepdims=True)).astype(dtype)
-        p = np.maximum(p / p.sum(-1, keepdims=True, dtype=np.float64), np.finfo(dtype).tiny).astype(dtype)
+        p = np.maximum(p / p.sum(-1, keepdims=True, dtype=np.float64), info(dtype).tiny).astype(dtype)
         t = np.zeros(shapes[1], dtype)
         t[:, 1] = 1
         return p, t
@@ -72,14 +74,14 @@ def _fmt(v: float) -> str:
     return "nonfinite" if not np.isfinite(v) else f"{v:.3g}"
 
 
-def ulp_table(samples: int) -> None:
+def ulp_table(samples: int, dtypes: tuple[str, ...] = DTYPE_NAMES) -> None:
     from reference_impl.frameworks.backends import get_backend
 
     backends = {"torch": get_backend("torch"), "jax": get_backend("jax")}
     print(f"max ulp vs the truth ({samples} random inputs per row)")
     print(f"{'op':24s} {'check':10s} {'dtype':8s} {'range':13s} {'reference':>10s} {'torch':>10s} {'jax':>10s}")
     for op in sorted(OPS):
-        for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
+        for dtype in (resolve(d) for d in dtypes):
             for name in RANGES:
                 if not _applicable(op, name):
                     continue
@@ -330,6 +332,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20, help="random inputs per row of the ulp table")
     parser.add_argument("--examples", type=int, default=100, help="check_op examples for the gradcheck comparison")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--dtypes", default=",".join(DTYPE_NAMES), help="the ulp table's dtypes (default: all four)")
     parser.add_argument("--only", choices=("ulp", "gradcheck", "networks"), help="print one section")
     parser.add_argument("--decimal-fallback", action="store_true",
                         help="compute float64 as where longdouble is plain double (Windows, Apple silicon)")
@@ -339,7 +342,7 @@ def main() -> None:
 
         wide._LONG = np.float64
     if args.only in (None, "ulp"):
-        ulp_table(args.samples)
+        ulp_table(args.samples, tuple(v.strip() for v in args.dtypes.split(",") if v.strip()))
     if args.only in (None, "gradcheck"):
         oracle_vs_gradcheck(args.examples)
     if args.only in (None, "networks"):
