@@ -104,8 +104,31 @@ class _TorchGradient(_Named):
                         for g, c in zip(grads, w) if g is not None and g.requires_grad]
             if not weighted:
                 return 0.0
-            dy = torch.autograd.grad(sum(weighted), outs, allow_unused=True)
-        return float(sum((d.abs() * o.detach().abs()).sum().item() for d, o in zip(dy, outs) if d is not None))
+            dy = torch.autograd.grad(sum(weighted), outs, allow_unused=True, retain_graph=True)
+            moving = self.moving(outs, leaves)
+        return float(sum((d.abs() * o.detach().abs() * m).sum().item()
+                         for d, o, m in zip(dy, outs, moving) if d is not None))
+
+    @staticmethod
+    def moving(outs: list[Any], leaves: list[Any]) -> list[Any]:
+        """1 where torch's own derivative of ``y_j`` along a random direction ``r`` is nonzero, else 0.
+
+        A ``y_j`` that torch differentiates to exactly zero (``sigmoid`` rounded to 1, whose backward is
+        ``y (1 - y) = 0``) is constant to the framework near ``x``: its rounding is one fixed offset of ``g``
+        that ``g(x + h d) - g(x)`` cancels, with no first-order term beside it in ``H u``. Only a ``y_j``
+        that moves makes the staircase (``g`` constant between roundings while ``H u`` is not). ``J r`` is
+        ``d<J^T c, r>/dc`` (reverse over reverse); where torch cannot differentiate the backward, every
+        ``y_j`` counts."""
+        torch = sys.modules["torch"]
+        rng = np.random.default_rng(23)
+        cs = [torch.ones_like(o, requires_grad=True) for o in outs]
+        back = torch.autograd.grad(outs, leaves, cs, allow_unused=True, create_graph=True)
+        terms = [(b * torch.as_tensor(rng.standard_normal(tuple(b.shape))).to(b.device, b.dtype)).sum()
+                 for b in back if b is not None and b.requires_grad]
+        if not terms:
+            return [torch.ones_like(o) for o in outs]
+        jr = torch.autograd.grad(sum(terms), cs, allow_unused=True)
+        return [torch.zeros_like(o) if d is None else (d != 0).to(o.dtype) for d, o in zip(jr, outs)]
 
     def hvp(self, u: Any, *args: Any) -> Any:
         torch = sys.modules["torch"]
