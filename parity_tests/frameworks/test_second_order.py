@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
-from .framework_catalog import Sin, TanhHalfSecond  # noqa: E402  (imports torch and jax: after the skips)
+from .framework_catalog import Sin, TanhBySigmoid, TanhHalfSecond  # noqa: E402  (imports torch and jax: after the skips)
 
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
@@ -116,6 +116,21 @@ def test_a_wrong_second_derivative_beside_a_right_first_is_caught(fn: Callable[.
     assert not second.ok
     assert {c.check for c in second.counterexamples} <= {"taylor[x] (order 2)", "adjoint[x] (order 2)"}, \
         second.report()
+
+
+def test_a_saved_intermediate_has_no_second_derivative_in_torch() -> None:
+    # TanhBySigmoid saves sigma(x), neither input nor output of its Function: torch does not reconnect it to
+    # the graph, so its gradient carries none and torch's double backward is zero, not -tanh(x/2) sigma'(x).
+    # A right first order and a caught second order on a tame range, as over +-700: a finding, not a false alarm
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(TanhBySigmoid.apply(x).sum(), x, create_graph=True)
+    assert not g.requires_grad
+    assert ri.check_vjp(TanhBySigmoid.apply, inputs=X, **SMALL).ok
+    for inputs in (X, FULL):
+        second = ri.check_vjp(TanhBySigmoid.apply, inputs=inputs, order=2, **SMALL)
+        assert not second.ok and {c.check for c in second.counterexamples} <= {"taylor[x] (order 2)",
+                                                                                "adjoint[x] (order 2)"}, \
+            second.report()
 
 
 def test_numpy_code_with_its_own_hvp() -> None:
