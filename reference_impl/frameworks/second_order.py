@@ -175,6 +175,46 @@ class _JaxGradient(_Named):
         gradient, primals, _ = self.function(args)
         return tuple(_to_numpy(g) for g in gradient(*primals))
 
+    def intermediate_magnitude(self, args: tuple[Any, ...], w: list[np.ndarray]) -> float:
+        """``sum_k |t_k| |d<|w|, g>/dt_k|`` over the values ``t_k`` of the top-level equations of ``g``'s
+        jaxpr that jax differentiates to nonzero along a random direction: each rounded once by ``u``, the
+        torch term (``_TorchGradient.intermediate_magnitude``) for every intermediate, since jax's residuals
+        hold ``1 - y^2`` already computed and the rounded ``y`` it came from is only seen in the jaxpr."""
+        jax = sys.modules["jax"]
+        jnp = sys.modules["jax.numpy"]
+        gradient, primals, _ = self.function(args)
+        closed = jax.make_jaxpr(gradient)(*primals)
+
+        def run(eps: list[Any] | None, *xs: Any) -> tuple[list[Any], list[Any]]:
+            env = dict(zip(closed.jaxpr.constvars, closed.consts))
+            env.update(zip(closed.jaxpr.invars, xs))
+
+            def read(var: Any) -> Any:
+                return var.val if hasattr(var, "val") else env[var]
+
+            ts: list[Any] = []
+            for eqn in closed.jaxpr.eqns:
+                outs = eqn.primitive.bind(*[read(var) for var in eqn.invars], **eqn.params)
+                for var, o in zip(eqn.outvars, outs if eqn.primitive.multiple_results else [outs]):
+                    if eps is not None and eps[len(ts)] is not None:
+                        o = o + eps[len(ts)]
+                    env[var] = o
+                    ts.append(o)
+            return [read(var) for var in closed.jaxpr.outvars], ts
+
+        _, ts = run(None, *primals)
+        weights = [np.abs(np.asarray(c, np.float64)) for c in w]
+
+        def weighted(eps: list[Any]) -> Any:
+            return sum(jnp.sum(c.astype(o.dtype) * o) for c, o in zip(weights, run(eps, *primals)[0]))
+
+        sens = jax.grad(weighted)([jnp.zeros_like(t) if jnp.issubdtype(t.dtype, jnp.floating) else None for t in ts])
+        rng = np.random.default_rng(23)
+        r = [rng.standard_normal(tuple(p.shape)).astype(p.dtype) for p in primals]
+        _, moves = jax.jvp(lambda *xs: run(None, *xs)[1], tuple(primals), tuple(r))
+        return float(sum(float(jnp.sum(jnp.abs(t) * jnp.abs(d) * (m != 0))) for t, d, m in zip(ts, sens, moves)
+                         if d is not None))
+
     def hvp(self, u: Any, *args: Any) -> Any:
         jax = sys.modules["jax"]
         gradient, primals, idx = self.function(args)
