@@ -19,6 +19,18 @@ beside a right ``g``. NumPy code gives its own ``vjp`` and ``hvp(v, u,
 ``backends=`` then compares that ``H u`` with torch's and jax's double
 backward of the same ``f`` (written against the array API).
 Nothing here computes a derivative itself.
+
+Rounding floor of ``g``: beside its inputs, ``g`` reads values computed in the
+forward (tanh's ``1 - y^2`` from ``y``). Each such ``t_j``, rounded by
+``u |t_j|``, moves ``<w, g>`` by ``u |t_j| |d<|w|, g>/dt_j|``; near
+saturation that is ``u``, not ``u (1 - y^2)``, and ``g`` is a staircase whose
+treads ``H u`` does not see. A ``t_j`` the framework differentiates to exactly
+zero (``sigmoid(x)`` rounded to 1) is a constant to it: a fixed offset of
+``g`` that ``g(x + h d) - g(x)`` cancels, beside a zero term in ``H u``, so it
+is left out. torch: the forward outputs (``intermediate_magnitude``); jax:
+every top-level value of ``g``'s jaxpr (its residuals hold ``1 - y^2``
+already computed). ``check_vjp`` adds the sum to the magnitude behind its
+floor and its float32-vs-float64 tolerance.
 """
 
 from __future__ import annotations
