@@ -19,6 +19,18 @@ beside a right ``g``. NumPy code gives its own ``vjp`` and ``hvp(v, u,
 ``backends=`` then compares that ``H u`` with torch's and jax's double
 backward of the same ``f`` (written against the array API).
 Nothing here computes a derivative itself.
+
+Rounding floor of ``g``: beside its inputs, ``g`` reads values computed in the
+forward (tanh's ``1 - y^2`` from ``y``). Each such ``t_j``, rounded by
+``u |t_j|``, moves ``<w, g>`` by ``u |t_j| |d<|w|, g>/dt_j|``; near
+saturation that is ``u``, not ``u (1 - y^2)``, and ``g`` is a staircase whose
+treads ``H u`` does not see. A ``t_j`` the framework differentiates to exactly
+zero (``sigmoid(x)`` rounded to 1) is a constant to it: a fixed offset of
+``g`` that ``g(x + h d) - g(x)`` cancels, beside a zero term in ``H u``, so it
+is left out. torch: the forward outputs (``intermediate_magnitude``); jax:
+every top-level value of ``g``'s jaxpr (its residuals hold ``1 - y^2``
+already computed). ``check_vjp`` adds the sum to the magnitude behind its
+floor and its float32-vs-float64 tolerance.
 """
 
 from __future__ import annotations
@@ -104,8 +116,31 @@ class _TorchGradient(_Named):
                         for g, c in zip(grads, w) if g is not None and g.requires_grad]
             if not weighted:
                 return 0.0
-            dy = torch.autograd.grad(sum(weighted), outs, allow_unused=True)
-        return float(sum((d.abs() * o.detach().abs()).sum().item() for d, o in zip(dy, outs) if d is not None))
+            dy = torch.autograd.grad(sum(weighted), outs, allow_unused=True, retain_graph=True)
+            moving = self.moving(outs, leaves)
+        return float(sum((d.abs() * o.detach().abs() * m).sum().item()
+                         for d, o, m in zip(dy, outs, moving) if d is not None))
+
+    @staticmethod
+    def moving(outs: list[Any], leaves: list[Any]) -> list[Any]:
+        """1 where torch's own derivative of ``y_j`` along a random direction ``r`` is nonzero, else 0.
+
+        A ``y_j`` that torch differentiates to exactly zero (``sigmoid`` rounded to 1, whose backward is
+        ``y (1 - y) = 0``) is constant to the framework near ``x``: its rounding is one fixed offset of ``g``
+        that ``g(x + h d) - g(x)`` cancels, with no first-order term beside it in ``H u``. Only a ``y_j``
+        that moves makes the staircase (``g`` constant between roundings while ``H u`` is not). ``J r`` is
+        ``d<J^T c, r>/dc`` (reverse over reverse); where torch cannot differentiate the backward, every
+        ``y_j`` counts."""
+        torch = sys.modules["torch"]
+        rng = np.random.default_rng(23)
+        cs = [torch.ones_like(o, requires_grad=True) for o in outs]
+        back = torch.autograd.grad(outs, leaves, cs, allow_unused=True, create_graph=True)
+        terms = [(b * torch.as_tensor(rng.standard_normal(tuple(b.shape))).to(b.device, b.dtype)).sum()
+                 for b in back if b is not None and b.requires_grad]
+        if not terms:
+            return [torch.ones_like(o) for o in outs]
+        jr = torch.autograd.grad(sum(terms), cs, allow_unused=True)
+        return [torch.zeros_like(o) if d is None else (d != 0).to(o.dtype) for d, o in zip(jr, outs)]
 
     def hvp(self, u: Any, *args: Any) -> Any:
         torch = sys.modules["torch"]
@@ -151,6 +186,46 @@ class _JaxGradient(_Named):
     def __call__(self, *args: Any) -> Any:
         gradient, primals, _ = self.function(args)
         return tuple(_to_numpy(g) for g in gradient(*primals))
+
+    def intermediate_magnitude(self, args: tuple[Any, ...], w: list[np.ndarray]) -> float:
+        """``sum_k |t_k| |d<|w|, g>/dt_k|`` over the values ``t_k`` of the top-level equations of ``g``'s
+        jaxpr that jax differentiates to nonzero along a random direction: each rounded once by ``u``, the
+        torch term (``_TorchGradient.intermediate_magnitude``) for every intermediate, since jax's residuals
+        hold ``1 - y^2`` already computed and the rounded ``y`` it came from is only seen in the jaxpr."""
+        jax = sys.modules["jax"]
+        jnp = sys.modules["jax.numpy"]
+        gradient, primals, _ = self.function(args)
+        closed = jax.make_jaxpr(gradient)(*primals)
+
+        def run(eps: list[Any] | None, *xs: Any) -> tuple[list[Any], list[Any]]:
+            env = dict(zip(closed.jaxpr.constvars, closed.consts))
+            env.update(zip(closed.jaxpr.invars, xs))
+
+            def read(var: Any) -> Any:
+                return var.val if hasattr(var, "val") else env[var]
+
+            ts: list[Any] = []
+            for eqn in closed.jaxpr.eqns:
+                outs = eqn.primitive.bind(*[read(var) for var in eqn.invars], **eqn.params)
+                for var, o in zip(eqn.outvars, outs if eqn.primitive.multiple_results else [outs]):
+                    if eps is not None and eps[len(ts)] is not None:
+                        o = o + eps[len(ts)]
+                    env[var] = o
+                    ts.append(o)
+            return [read(var) for var in closed.jaxpr.outvars], ts
+
+        _, ts = run(None, *primals)
+        weights = [np.abs(np.asarray(c, np.float64)) for c in w]
+
+        def weighted(eps: list[Any]) -> Any:
+            return sum(jnp.sum(c.astype(o.dtype) * o) for c, o in zip(weights, run(eps, *primals)[0]))
+
+        sens = jax.grad(weighted)([jnp.zeros_like(t) if jnp.issubdtype(t.dtype, jnp.floating) else None for t in ts])
+        rng = np.random.default_rng(23)
+        r = [rng.standard_normal(tuple(p.shape)).astype(p.dtype) for p in primals]
+        _, moves = jax.jvp(lambda *xs: run(None, *xs)[1], tuple(primals), tuple(r))
+        return float(sum(float(jnp.sum(jnp.abs(t) * jnp.abs(d) * (m != 0))) for t, d, m in zip(ts, sens, moves)
+                         if d is not None))
 
     def hvp(self, u: Any, *args: Any) -> Any:
         jax = sys.modules["jax"]
