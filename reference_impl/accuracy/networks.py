@@ -111,7 +111,12 @@ def _cost_errors(cost: str, out: np.ndarray, t: np.ndarray, reduction: str, e_ou
         return (c * (np.abs(out - t) * e_out + 1.5 * e_out * e_out)).sum(), c * e_out
     scale = _reduction_scale(out, reduction)
     if cost == "cross_entropy":
-        return (scale * np.abs(t) / out * e_out).sum(), scale * np.abs(t) / (out * out) * e_out
+        # a class with t = 0 is absent from C = -sum t log(out) and from its derivatives: its terms are 0,
+        # also where out * out underflows (0 / 0 would make the bound NaN, and a NaN tolerance fails anything)
+        shape = np.broadcast(t, out).shape
+        ratio = np.divide(np.abs(t), out, out=np.zeros(shape), where=(t != 0))
+        curvature = np.divide(ratio, out, out=np.zeros(shape), where=(t != 0))
+        return (scale * ratio * e_out).sum(), scale * curvature * e_out
     # softmax_cross_entropy: dC/dz = scale (softmax(z) sum(t) - t), whose
     # derivative is scale sum(t) times the softmax Jacobian.
     s, _ = _softmax_terms(out)
