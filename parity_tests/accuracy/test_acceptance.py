@@ -143,3 +143,17 @@ def test_a_rule_that_overflows_float64_is_evaluated_beyond_it(op: str, g: np.nda
     for a, b in zip(far, near, strict=True):
         got, want = np.asarray(a.k * a.magnitude), np.asarray(b.k * b.magnitude)
         assert np.all(np.isfinite(got)) and np.allclose(got, want, rtol=1e-12, atol=0), (got, want)
+
+
+@pytest.mark.numpy_only
+def test_mse_vjp_admits_subnormal_inputs_read_as_zero_and_no_more() -> None:
+    # p and t subnormal, of opposite signs: p - t = 2.32e-308 is normal, and XLA on CPU, reading both as 0,
+    # returns 0 for c g (p - t) = 3.46e-305 (a thorough certify row against jax, seed 2829)
+    from reference_impl.accuracy import acceptance
+
+    p, t = np.array([1.2e-308]), np.array([-1.1191e-308])
+    g = np.array(-745.8319475522271)
+    exact = float(ri.OPS["mse"].vjp(g, p, t, reduction="sum")[0][0])
+    tol_p, _ = (b.tolerance(np.float64) for b in acceptance.vjp_bound("mse", g, [p, t], {"reduction": "sum"}))
+    assert abs(0.0 - exact) <= float(tol_p[0]), "a flushed pair of inputs is what the model admits"
+    assert abs(10 * exact - exact) > float(tol_p[0]), "the floor is a few tiny times c |g|: ten times the value fails"

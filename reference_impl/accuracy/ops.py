@@ -348,7 +348,9 @@ def _vjp_mse(g: np.ndarray, p: np.ndarray, t: np.ndarray, reduction: str = "mean
     d = np.abs(p - t)
     cond = ag * (np.abs(p) + np.abs(t) + d)
     # a flushed subnormal g loses up to tiny times d(grad)/dg = c |d|; a flushed
-    # subnormal intermediate c g loses up to tiny times |d|
-    floor = (1 + ag) * (1 + (1 + c) * d)
+    # subnormal intermediate c g loses up to tiny times |d|; a subnormal input p
+    # or t read as 0 (XLA on CPU) loses up to tiny each, times c |g|: two
+    # subnormals of opposite signs differ by a normal number up to 2 tiny
+    floor = (1 + ag) * (1 + (1 + c) * d) + 2 * ag
     return [(cond, 3 * ag * d, "C = c |g| (|yhat| + |y| + |d|); F = 3 c |g d|", floor),
             (cond, 3 * ag * d, "C = c |g| (|yhat| + |y| + |d|); F = 3 c |g d|", floor)]
