@@ -33,6 +33,7 @@ The left-hand side carries the VJP's own bound: ``sum |chord| b_grad``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,13 @@ class AdjointOutcome:
     """``phi'(0)`` from extrapolated central differences."""
     error: float
     tolerance: float
+    line: Callable[[float], float] | None = None
+    """``phi(t)`` along the direction in float64, where the caller may read the test again below a kink
+    (:func:`reference_impl.engine.kinks.below_kinks`), with ``phi``'s rounding ``floor``, the magnitude
+    ``abs_terms`` of ``ours``'s terms and its ``noise`` (the gradients' own error along the direction)."""
+    floor: float = 0.0
+    abs_terms: float = 0.0
+    noise: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -165,10 +173,18 @@ def network_adjoint(net: Any, params: Sequence[tuple[np.ndarray, np.ndarray]], x
             tapes[id(xs)] = (xs, net.forward(pairs(xs), x64, t64))
         return tapes[id(xs)][1]
 
-    return adjoint_numbers(
+    out = adjoint_numbers(
         lambda xs: tape_at(xs).loss, grad_flat, flat64, 1.0, dirs,
         f_error=lambda xs: network_tolerances.network_bound(tape_at(xs)).error("loss"),
         grad_error=grad_error)
+
+    def line(t: float) -> float:
+        return float(net.forward(pairs(tuple(a + t * d for a, d in zip(flat64, dirs))), x64, t64).loss)
+
+    terms = sum(float(np.sum(np.abs(d * np.asarray(g, np.float64)))) for d, g in zip(dirs, grad_flat))
+    noise = sum(float(np.sum(np.abs(d) * np.asarray(b, np.float64))) for d, b in zip(dirs, grad_error))
+    return dataclasses.replace(out, line=line, floor=float(np.asarray(network_tolerances.network_bound(
+        tape_at(flat64)).error("loss"))), abs_terms=terms, noise=noise)
 
 
 def adjoint_test(phi: Callable[[float], float], ours: float, abs_terms: float, floor: float,

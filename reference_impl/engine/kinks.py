@@ -51,7 +51,7 @@ from . import differences
 from .adjoint import AdjointOutcome, adjoint_test
 from .differences import PASS_ORDER, TAYLOR_MARGIN, TAYLOR_MAX_STEPS, TAYLOR_RATIO, TaylorFit, taylor_steps
 
-__all__ = ["SCAN_GROWTH", "Line", "crosses", "taylor_test", "KinkVerdict", "read_adjoint", "below_kinks"]
+__all__ = ["SCAN_GROWTH", "Line", "crosses", "taylor_test", "KinkVerdict", "read_adjoint", "below_kinks", "reread"]
 
 SCAN_GROWTH = 1e3
 """The scan stops once an estimate's tolerance exceeds this many times the
@@ -164,3 +164,15 @@ def below_kinks(line: Line, ours: float, abs_terms: float, floor: float, work_u:
     if best is None:
         return KinkVerdict("undecided", None, math.nan, crossed)
     return KinkVerdict("pass" if best[1].ok else "wrong", best[1], best[0], crossed)
+
+
+def reread(outcome: AdjointOutcome, work_u: float) -> AdjointOutcome:
+    """A failed adjoint test that carries its ``line``
+    (:func:`reference_impl.engine.adjoint.network_adjoint`) read again below
+    the kinks its steps cross: the trusted reading where one passes, else
+    ``outcome`` unchanged (a wrong reading or an undecided kink keeps the failure)."""
+    if outcome.ok or outcome.line is None:
+        return outcome
+    below = below_kinks(Line(outcome.line, outcome.line(0.0)), outcome.ours, outcome.abs_terms, outcome.floor,
+                        work_u, outcome.noise)
+    return below.outcome if below.status == "pass" and below.outcome is not None else outcome
