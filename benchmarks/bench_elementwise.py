@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from bench_scaling import _best  # the least CPU time of repeated runs, as the scaling benchmark times
 
 from reference_impl import OPS
 
@@ -36,14 +37,6 @@ except ImportError:  # run from the repository root as a module path
 CLASSES = 10
 
 
-def _best(f: Callable[[], Any], repeat: int) -> float:
-    f()
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        f()
-        times.append(time.process_time() - start)
-    return min(times)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
