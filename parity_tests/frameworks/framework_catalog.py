@@ -498,8 +498,9 @@ WRONG = [
          options={"modes": ("rev", "fwd")}),
     Case("torch sin: detached saved input (second derivative 0)", "torch", SinDetachedBackward.apply, ROWS,
          ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
+    # over +-700 the second derivative is 0 in the saturated tails: the defect shows only where |x| < ~20
     Case("torch tanh: half the second derivative, over +-700", "torch", TanhHalfSecond.apply, FULL,
-         ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
+         ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2, "max_examples": 10}, True),
     Case("jax sin: stop_gradient in the rule (second derivative 0)", "jax", _j("sin_constant", jnp.sin,
                                                                             _j_sin_constant), ROWS,
          ("taylor[x] (order 2)", "adjoint[x] (order 2)"), {"order": 2}, True),
