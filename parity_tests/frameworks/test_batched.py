@@ -1,5 +1,5 @@
 """``check_vjp(..., batched=True)``: the framework's vmap of the VJP over a stack of cotangents
-against the per-example VJPs (``gradcheck``'s ``check_batched_grad``; issue 17).
+against the per-example VJPs (``gradcheck``'s ``check_batched_grad``).
 
 A right Function passes; a rule wrong only under vmap (a ``custom_vmap`` rule inside a
 ``bwd`` that mixes the batch) is caught while the per-example check passes; a backward that

@@ -4,7 +4,7 @@ The call forms (``Function.apply``, ``custom_vjp`` / ``custom_jvp``, jitted and
 compiled functions, plain functions of tensors, ``nn.Module``), what the code
 receives (tensors of the drawn dtype on the device), that the framework's own
 autograd is what is judged when no VJP is given, and every bad input refused
-with a message naming the argument (issue 17; items 3, 4 and 8 of issue 21).
+with a message naming the argument.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ CE_INPUTS = ri.Inputs(logits=ri.Arg("logits", shape=("batch", 5)),
 
 
 def test_check_op_passes_a_fixed_parameter_only_to_code_that_takes_it() -> None:
-    # issue 21 item 3: Function.apply and plain wrappers take no reduction=
+    # Function.apply and plain wrappers take no reduction=
     result = ri.check_op("softmax_cross_entropy", forward=lambda z, t: F.cross_entropy(z, t), framework="torch",
                          params={"reduction": "mean"}, inputs=CE_INPUTS, max_examples=3, seed=0)
     assert result.ok, result.report()
@@ -268,7 +268,7 @@ def test_check_op_with_a_plain_forward_says_its_vjp_was_not_checked() -> None:
     assert any("framework='torch'" in c for c in result.cuts), result.cuts
 
 
-# =========================================================================== backends (issue 21 item 4)
+# =========================================================================== backends: torch-backed code
 
 
 def test_backends_on_framework_code() -> None:
@@ -286,7 +286,7 @@ def _torch_glue(x: Any) -> Any:
 
 
 def test_numpy_glue_around_torch_with_backends_torch() -> None:
-    # issue 21 item 4: the torch opinion cannot run it, which is said, not reported as a wrong gradient
+    # the torch opinion cannot run it, which is said, not reported as a wrong gradient
     right = ri.check_vjp(_torch_glue, lambda g, x: g * np.cos(x), inputs=X, backends=("torch",), **FAST)
     assert right.ok, right.report()
     assert any("'torch' left out: it could not run your f on its own arrays" in c for c in right.cuts), right.cuts
@@ -375,7 +375,7 @@ def test_bad_input_is_refused_naming_the_argument(name: str, call: Callable[[], 
 
 
 def test_jax_without_x64_says_how_to_turn_it_on() -> None:
-    # issue 21 item 8: the float64 finding names jax_enable_x64
+    # the float64 finding names jax_enable_x64
     jax.config.update("jax_enable_x64", False)
     try:
         result = ri.check_vjp(jnp.tanh, inputs=X, **FAST)

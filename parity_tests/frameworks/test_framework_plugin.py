@@ -1,6 +1,6 @@
 """torch and jax code through the pytest plugin's ``gradient_oracle`` fixture,
-with the frameworks as global opinions (issue 21 item 4: correct torch-backed
-tests must not fail under ``--gradient-oracle-backends=torch,jax``)."""
+with the frameworks as global opinions (correct torch-backed tests must not
+fail under ``--gradient-oracle-backends=torch,jax``)."""
 
 from __future__ import annotations
 

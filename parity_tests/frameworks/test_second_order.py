@@ -1,5 +1,5 @@
 """``check_vjp(..., order=2)``: the Hessian-vector product of torch and jax code by the
-framework's own double backward, judged by the first order's Taylor-order verdict (issue 17).
+framework's own double backward, judged by the first order's Taylor-order verdict.
 
 A right second derivative passes; a backward that is right in value but not itself
 differentiated correctly (a ``.detach()``, a ``stop_gradient``) is caught at order 2 while
