@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import pytree
 from .detection import subject_of
-from .user_code import Forward, Session, _detached, _floating, _to_numpy
+from .user_code import Forward, Session, _detached, _floating, _to_numpy, of_wrt
 
 __all__ = ["check_batched", "BATCH"]
 
@@ -95,11 +95,7 @@ def _jax(s: Session, fw: Forward, args: Any, cots: list[np.ndarray], wrt: tuple[
     jax = sys.modules["jax"]
     jargs = s.inputs(args)
 
-    def partial(*w: Any) -> Any:
-        full = list(jargs)
-        for i, wi in zip(wrt, w):
-            full[i] = wi
-        return fw.raw(full, {})
+    partial = of_wrt(fw, jargs, wrt, {})
 
     out, pull = jax.vjp(partial, *[jargs[i] for i in wrt])
     leaves, tree = jax.tree_util.tree_flatten(out)

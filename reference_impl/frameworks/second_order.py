@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import pytree
 from .detection import signature_of, subject_of, tree_frameworks
-from .user_code import Forward, Session, _detached, _to_numpy
+from .user_code import Forward, Session, _detached, _to_numpy, of_wrt
 
 __all__ = ["check_order2", "fixed_cotangent"]
 
@@ -170,13 +170,7 @@ class _JaxGradient(_Named):
         jargs = s.inputs(args)
 
         def gradient(*w: Any) -> Any:
-            def partial(*w2: Any) -> Any:
-                full = list(jargs)
-                for i, wi in zip(idx, w2):
-                    full[i] = wi
-                return self.forward.raw(full, {})
-
-            out, pull = jax.vjp(partial, *w)
+            out, pull = jax.vjp(of_wrt(self.forward, jargs, idx, {}), *w)
             leaves, tree = jax.tree_util.tree_flatten(out)
             return pull(jax.tree_util.tree_unflatten(
                 tree, [fixed_cotangent(tuple(o.shape), np.float64).astype(o.dtype) for o in leaves]))

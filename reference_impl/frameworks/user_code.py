@@ -285,16 +285,23 @@ def _torch_pullback(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping[st
     return [pytree.tree_map(_to_numpy, r) for r in result]
 
 
+def of_wrt(fw: Forward, args: Sequence[Any], wrt: Sequence[int], kw: Mapping[str, Any]) -> Callable[..., Any]:
+    """``fw`` as a function of the inputs at ``wrt`` alone (what ``jax.vjp`` and ``jax.jvp`` differentiate),
+    the others held at ``args``."""
+    def partial(*w: Any) -> Any:
+        full = list(args)
+        for i, wi in zip(wrt, w):
+            full[i] = wi
+        return fw.raw(full, kw)
+    return partial
+
+
 def _jax_pullback(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping[str, Any], cot: Any,
                   wrt: Sequence[int], what: str) -> list[Any]:
     jax = sys.modules["jax"]
     jargs = s.inputs(args)
 
-    def partial(*w: Any) -> Any:
-        full = list(jargs)
-        for i, wi in zip(wrt, w):
-            full[i] = wi
-        return fw.raw(full, kw)
+    partial = of_wrt(fw, jargs, wrt, kw)
 
     try:
         out, pullback = jax.vjp(partial, *[jargs[i] for i in wrt])
@@ -354,11 +361,7 @@ def _jax_pushforward(s: Session, fw: Forward, args: Sequence[Any], kw: Mapping[s
     jargs = s.inputs(args)
     primals = tuple(jargs[i] for i in wrt)
 
-    def partial(*w: Any) -> Any:
-        full = list(jargs)
-        for i, wi in zip(wrt, w):
-            full[i] = wi
-        return fw.raw(full, kw)
+    partial = of_wrt(fw, jargs, wrt, kw)
 
     cots = [np.asarray(c) for c in pytree.flatten(cot)[0]]
     result = []
