@@ -62,13 +62,20 @@ def _split(a: Any) -> tuple[np.ndarray, np.ndarray]:
     return h, a - h
 
 
-def two_prod(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(p, t)`` with ``p = fl(a b)`` and ``p + t = a b`` exactly (Dekker;
+def two_prod(a: Any, b: Any, halves: tuple[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(p, t)`` with ``p = fl(a b)`` and ``p + t = a b`` exactly (Dekker; ``halves``: ``a``'s, if known;
     no overflow or underflow in the operands' halves: ``2**-969 < |a|, |b| < 2**995``)."""
     p = a * b
-    ah, al = _split(a)
+    ah, al = _split(a) if halves is None else halves
     bh, bl = _split(b)
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def two_sqr(a: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`two_prod` ``(a, a)`` with one splitting, the same bits (its cross products are equal)."""
+    p = a * a
+    ah, al = _split(a)
+    return p, ((ah * ah - p) + 2 * (ah * al)) + al * al
 
 
 def _pow2(k: Any) -> np.ndarray:
@@ -83,8 +90,6 @@ def _normal(hi: np.ndarray, lo: np.ndarray, e: np.ndarray) -> DD:
     return DD(m, lo * _pow2(np.minimum(-k, 1023)), np.where(m == 0, ZERO_E, e + k))
 
 
-def _normalised(x: DD) -> DD:
-    return _normal(x.hi, x.lo, x.e)
 
 
 def dd(x: Any) -> DD:
@@ -301,6 +306,10 @@ def _join_last(x: DD, last: DD) -> DD:
     return DD(*(np.concatenate([getattr(x, c), getattr(last, c)], axis=-1) for c in ("hi", "lo", "e")))
 
 
+def _normalised(x: DD) -> DD:
+    return _normal(x.hi, x.lo, x.e)
+
+
 def _add(a: DD, b: DD) -> DD:
     """The accurate double-double sum (both halves two-summed), after scaling
     both to the larger exponent; a zero keeps IEEE's sign (``-0 + -0 = -0``)."""
@@ -351,12 +360,14 @@ _EXP_N = 2048
 _EXP_T = np.array([_pair(_CTX.power(decimal.Decimal(2), _CTX.divide(decimal.Decimal(j), _EXP_N)))
                    for j in range(_EXP_N)])
 _EXP_TH, _EXP_TL = np.ascontiguousarray(_EXP_T[:, 0]), np.ascontiguousarray(_EXP_T[:, 1])
+_EXP_THH, _EXP_THL = _split(_EXP_TH)  # the table's Veltkamp halves, for the product with eps
 _L = _CTX.divide(_LN2, _EXP_N)
 _L1 = _chop(_L, 28)
 _L2 = _chop(_CTX.subtract(_L, decimal.Decimal(_L1)), 28)
 _L3 = float(_CTX.subtract(_CTX.subtract(_L, decimal.Decimal(_L1)), decimal.Decimal(_L2)))
 _INV_L = float(_CTX.divide(1, _L))
 _LN2_HI, _LN2_LO = _pair(_LN2)
+_LN2_HH, _LN2_HL = (float(h) for h in _split(np.float64(_LN2_HI)))
 _LOG_N = 4096
 """``log`` reduces by the nearest ``c = j/4096`` in ``[1/sqrt2, sqrt2]``: ``log c`` tabulated, ``|r| < 2**-11.5``."""
 _LOG_T = np.array([_pair(_CTX.ln(_CTX.divide(decimal.Decimal(j), _LOG_N))) for j in range(_LOG_N // 2, 2 * _LOG_N + 1)])
@@ -377,7 +388,7 @@ def _plain(x: DD, limit: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _exp_parts(x: DD) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``exp(x) = 2**m T (1 + eps)``: ``(m, Th, Tl, eps_hi, eps_lo, k)``, ``T = 2**(j/2048)``.
+    """``exp(x) = 2**m T (1 + eps)``: ``(m, j, Tl, eps_hi, eps_lo, k)``, ``T = 2**(j/2048) = Th + Tl``.
 
     ``x = k ln2/2048 + r`` with ``ln2/2048`` in three parts (the first two of
     28 bits, so ``k`` times them is exact); ``eps = r + r**2/2 + r**3 q(r)``
@@ -389,11 +400,11 @@ def _exp_parts(x: DD) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, n
     rh, rl = fast_two_sum(rh, rl + (xl - k * _L3))
     ki = k.astype(np.int64)
     j = ki & (_EXP_N - 1)
-    sq, sqe = two_prod(rh, rh)
+    sq, sqe = two_sqr(rh)
     tail = rh * sq * ((1 / 6) + rh * ((1 / 24) + rh * ((1 / 120) + rh * (1 / 720))))
     eh, el = fast_two_sum(rh, 0.5 * sq)
     eh, el = fast_two_sum(eh, el + (rl + (0.5 * sqe + (rh * rl + tail))))
-    return ki >> 11, _EXP_TH[j], _EXP_TL[j], eh, el, k
+    return ki >> 11, j, _EXP_TL[j], eh, el, k
 
 
 def exp(x: Any) -> DD:
@@ -403,8 +414,9 @@ def exp(x: Any) -> DD:
     ``|x| = 4096`` it is ``exp(+-4096)``, whose product with any two float64
     numbers still rounds to 0 or inf as the true value's does."""
     x = _normalised(dd(x))
-    m, th, tl, eh, el, _ = _exp_parts(x)
-    p, pt = two_prod(th, eh)
+    m, j, tl, eh, el, _ = _exp_parts(x)
+    th = _EXP_TH[j]
+    p, pt = two_prod(th, eh, (_EXP_THH[j], _EXP_THL[j]))
     s, t = fast_two_sum(th, p)
     s, t = fast_two_sum(s, t + (tl + (pt + (th * el + tl * eh))))
     return _normal(s, t, m)
@@ -416,9 +428,9 @@ def expm1(x: Any) -> DD:
     error below ``2**-78`` (``2**-91`` absolute over ``|e**x - 1| >= 2**-13``
     where ``T != 1``), and ``x + x**2/2`` (relative ``2**-120``) below ``2**-40``."""
     x = _normalised(dd(x))
-    m, th, tl, eh, el, _ = _exp_parts(x)
+    m, j, tl, eh, el, _ = _exp_parts(x)
     sc = _pow2(np.maximum(m, -1022))
-    th, tl = th * sc, tl * sc  # exact where 2**m T >= 2**-1022; below, e**x - 1 = -1 to 2**-1000
+    th, tl = _EXP_TH[j] * sc, tl * sc  # exact where 2**m T >= 2**-1022; below, e**x - 1 = -1 to 2**-1000
     base_h, base_l = two_sum(th, -1.0)
     p, pt = two_prod(th, eh)
     s, t = two_sum(base_h, p)
@@ -446,11 +458,11 @@ def log(x: Any) -> DD:
     zero = np.zeros(np.shape(mh), np.int64)
     r = _div(_normal(*two_sum(mh - c, ml), zero), dd(c))  # mh - c exact (Sterbenz)
     rh, rl = _plain(r, 0)
-    sq, sqe = two_prod(rh, rh)
+    sq, sqe = two_sqr(rh)
     tail = rh * sq * ((1 / 3) + rh * (-0.25 + rh * (0.2 + rh * (-1 / 6 + rh * (1 / 7)))))
     lh, ll = fast_two_sum(rh, -0.5 * sq)
     lh, ll = two_sum(lh, ll + (rl + (-0.5 * sqe - rh * rl + tail)))
-    head_h, head_l = two_prod(nf, _LN2_HI)  # exact: n has at most 41 bits, ln2's high part 53
+    head_h, head_l = two_prod(_LN2_HI, nf, (_LN2_HH, _LN2_HL))  # exact: n has at most 41 bits, ln2's high part 53
     head_l = head_l + nf * _LN2_LO
     s1, t1 = two_sum(_LOG_TH[ji], lh)
     s, t = two_sum(head_h, s1)

@@ -70,6 +70,24 @@ def test_error_free_transformations_are_exact() -> None:
         assert Fraction(float(p[i])) + Fraction(float(q[i])) == fa * fb and float(p[i]) == float(a[i] * b[i])
 
 
+def test_squares_and_presplit_products_are_exact_and_give_two_prods_bits() -> None:
+    """``two_sqr`` and the product with a table's halves split once are the
+    exact products, bit for bit what ``two_prod`` gives."""
+    a = _RNG.standard_normal(500) * 10.0 ** _RNG.integers(-30, 30, 500)
+    b = _RNG.standard_normal(500) * 10.0 ** _RNG.integers(-30, 30, 500)
+    p, q = ddm.two_sqr(a)
+    for i in range(a.size):
+        assert Fraction(float(p[i])) + Fraction(float(q[i])) == Fraction(float(a[i])) ** 2
+    np.testing.assert_array_equal(np.stack([p, q]), np.stack(ddm.two_prod(a, a)))
+    j = _RNG.integers(0, ddm._EXP_N, 500)
+    th = ddm._EXP_TH[j]
+    np.testing.assert_array_equal(np.stack(ddm.two_prod(th, b, (ddm._EXP_THH[j], ddm._EXP_THL[j]))),
+                                  np.stack(ddm.two_prod(th, b)))
+    n = _RNG.integers(-1100, 1100, 500).astype(np.float64)
+    np.testing.assert_array_equal(np.stack(ddm.two_prod(ddm._LN2_HI, n, (ddm._LN2_HH, ddm._LN2_HL))),
+                                  np.stack(ddm.two_prod(n, ddm._LN2_HI)))
+
+
 def test_the_exponent_carries_what_float64_cannot() -> None:
     """Sums through 2e308, a slope of exp(-1400) times 1.7e308, a subnormal
     result rounded once from all its bits, the sign of zero."""
