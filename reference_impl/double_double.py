@@ -90,6 +90,8 @@ def _normal(hi: np.ndarray, lo: np.ndarray, e: np.ndarray) -> DD:
     return DD(m, lo * _pow2(np.minimum(-k, 1023)), np.where(m == 0, ZERO_E, e + k))
 
 
+def _normalised(x: DD) -> DD:
+    return _normal(x.hi, x.lo, x.e)
 
 
 def dd(x: Any) -> DD:
@@ -304,10 +306,6 @@ def _power_of_two(v: Any) -> bool:
 
 def _join_last(x: DD, last: DD) -> DD:
     return DD(*(np.concatenate([getattr(x, c), getattr(last, c)], axis=-1) for c in ("hi", "lo", "e")))
-
-
-def _normalised(x: DD) -> DD:
-    return _normal(x.hi, x.lo, x.e)
 
 
 def _add(a: DD, b: DD) -> DD:
