@@ -1,5 +1,5 @@
-"""Root pytest configuration: hypothesis profiles, float64 for JAX, and the
-``decimal_fallback`` fixture.
+"""Root pytest configuration: hypothesis profiles, float64 for JAX, the
+double-double kernels loaded, and the ``decimal_fallback`` fixture.
 
 Profiles (see ``reference_impl/profiles.py``): ``dev`` (default), ``ci``,
 ``thorough``. Choose with ``--hypothesis-profile=ci`` (hypothesis' own option,
@@ -21,6 +21,12 @@ from reference_impl.engine import profiles
 
 profiles.register()
 profiles.load_from_env()
+
+# The compiled double-double kernels (where numba is installed) import part of
+# numba on their first call. Make that call here, before any in-process
+# pytester run snapshots sys.modules and drops what was imported during it
+# (a second import of those numba modules fails on its duplicate registrations).
+wide.exp(wide.wide(np.zeros(1))[0]).to_float()
 
 
 @pytest.fixture

@@ -22,24 +22,20 @@ The elementary functions carry their own bound in their docstrings.
 
 from __future__ import annotations
 
-import decimal
 import functools
+import importlib.util
 import math
+import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DD", "two_sum", "fast_two_sum", "two_prod", "dd", "exp", "expm1", "log", "log1p", "tanh"]
+from . import dd_tables as T
+
+__all__ = ["DD", "two_sum", "fast_two_sum", "two_prod", "dd", "exp", "expm1", "log", "log1p", "tanh", "use_kernels"]
 
 _F = np.float64
-_SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's splitting into two 26-bit halves
-ZERO_E = -(1 << 40)
-"""The exponent of a zero: below every nonzero value's, so that aligning a
-sum to the larger exponent never scales a nonzero term away."""
-_TINY = float(np.finfo(np.float64).tiny)
-_ALIGN = -1022
-"""A term more than 1022 binades below the other is below its last bit's
-``2**-900``: scaled no further than float64's range allows."""
+ZERO_E = T.ZERO_E
 
 
 def two_sum(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -55,11 +51,7 @@ def fast_two_sum(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
     return s, b - (s - a)
 
 
-def _split(a: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Veltkamp: ``a = h + l`` with each half of at most 26 bits (``|a| < 2**995``)."""
-    c = _SPLITTER * a
-    h = c - (c - a)
-    return h, a - h
+_split = T.veltkamp
 
 
 def two_prod(a: Any, b: Any, halves: tuple[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +143,7 @@ class DD:
             h = np.ldexp(self.hi, e)
             rest = (self.hi - np.ldexp(h, -e)) + self.lo  # exact: h is hi to the result's last bit
             sub = h + np.ldexp(rest, e)
-        out = np.where(np.abs(full) < _TINY, sub, full)
+        out = np.where(np.abs(full) < T.TINY, sub, full)
         return np.asarray(np.where(out == 0, np.copysign(0.0, self.hi), out))
 
     def _approx(self) -> np.ndarray:
@@ -291,7 +283,7 @@ def _fsum(x: DD) -> DD:
     ``math.fsum`` (exact, rounded once) and the remainder likewise."""
     e = x.e.ravel()
     top = int(e[x.hi.ravel() != 0].max())
-    p = _pow2(np.maximum(e - top, _ALIGN))
+    p = _pow2(np.maximum(e - top, T.ALIGN))
     terms = np.concatenate([x.hi.ravel() * p, x.lo.ravel() * p]).tolist()
     s1 = math.fsum(terms)
     terms.append(-s1)
@@ -312,7 +304,7 @@ def _add(a: DD, b: DD) -> DD:
     """The accurate double-double sum (both halves two-summed), after scaling
     both to the larger exponent; a zero keeps IEEE's sign (``-0 + -0 = -0``)."""
     e = np.maximum(a.e, b.e)
-    sa, sb = np.maximum(a.e - e, _ALIGN), np.maximum(b.e - e, _ALIGN)
+    sa, sb = np.maximum(a.e - e, T.ALIGN), np.maximum(b.e - e, T.ALIGN)
     pa, pb = _pow2(sa), _pow2(sb)
     ah, al, bh, bl = a.hi * pa, a.lo * pa, b.hi * pb, b.lo * pb
     s0, t = two_sum(ah, bh)
@@ -336,43 +328,6 @@ def _div(a: DD, b: DD) -> DD:
     return DD(np.where(q == 0, q, s), t, a.e - b.e)
 
 
-# -------------------------------------------------------------------- tables and constants
-
-_CTX = decimal.Context(prec=60)
-
-
-def _pair(d: decimal.Decimal) -> tuple[float, float]:
-    hi = float(d)
-    return hi, float(_CTX.subtract(d, decimal.Decimal(hi)))
-
-
-def _chop(d: decimal.Decimal, bits: int) -> float:
-    """``d`` rounded to ``bits`` significant bits (so that ``k`` times it is exact for ``|k| < 2**(53-bits)``)."""
-    m, k = np.frexp(float(d))
-    return float(np.ldexp(np.round(np.ldexp(m, bits)), int(k) - bits))
-
-
-_LN2 = _CTX.ln(decimal.Decimal(2))
-_EXP_N = 2048
-"""``exp`` reduces by ``ln2 / 2048``: ``2**(j/2048)`` tabulated, ``|r| < 2**-12.5``."""
-_EXP_T = np.array([_pair(_CTX.power(decimal.Decimal(2), _CTX.divide(decimal.Decimal(j), _EXP_N)))
-                   for j in range(_EXP_N)])
-_EXP_TH, _EXP_TL = np.ascontiguousarray(_EXP_T[:, 0]), np.ascontiguousarray(_EXP_T[:, 1])
-_EXP_THH, _EXP_THL = _split(_EXP_TH)  # the table's Veltkamp halves, for the product with eps
-_L = _CTX.divide(_LN2, _EXP_N)
-_L1 = _chop(_L, 28)
-_L2 = _chop(_CTX.subtract(_L, decimal.Decimal(_L1)), 28)
-_L3 = float(_CTX.subtract(_CTX.subtract(_L, decimal.Decimal(_L1)), decimal.Decimal(_L2)))
-_INV_L = float(_CTX.divide(1, _L))
-_LN2_HI, _LN2_LO = _pair(_LN2)
-_LN2_HH, _LN2_HL = (float(h) for h in _split(np.float64(_LN2_HI)))
-_LOG_N = 4096
-"""``log`` reduces by the nearest ``c = j/4096`` in ``[1/sqrt2, sqrt2]``: ``log c`` tabulated, ``|r| < 2**-11.5``."""
-_LOG_T = np.array([_pair(_CTX.ln(_CTX.divide(decimal.Decimal(j), _LOG_N))) for j in range(_LOG_N // 2, 2 * _LOG_N + 1)])
-_LOG_TH, _LOG_TL = np.ascontiguousarray(_LOG_T[:, 0]), np.ascontiguousarray(_LOG_T[:, 1])
-_SQRT_HALF = 0.7071067811865476
-
-
 # -------------------------------------------------------------------- elementary functions
 
 
@@ -393,16 +348,16 @@ def _exp_parts(x: DD) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, n
     with ``r**2`` two-multiplied and the tail ``q`` (to ``r**6/720``) in
     float64: truncation below ``2**-99``, the tail's rounding below ``2**-92``."""
     xh, xl = _plain(x, 12)  # |x| >= 4096: exp(+-4096) = 2**+-5909, beyond any product of two float64 numbers
-    k = np.rint(xh * _INV_L)
-    rh, rl = two_sum(xh - k * _L1, -(k * _L2))
-    rh, rl = fast_two_sum(rh, rl + (xl - k * _L3))
+    k = np.rint(xh * T.INV_L)
+    rh, rl = two_sum(xh - k * T.L1, -(k * T.L2))
+    rh, rl = fast_two_sum(rh, rl + (xl - k * T.L3))
     ki = k.astype(np.int64)
-    j = ki & (_EXP_N - 1)
+    j = ki & (T.EXP_N - 1)
     sq, sqe = two_sqr(rh)
     tail = rh * sq * ((1 / 6) + rh * ((1 / 24) + rh * ((1 / 120) + rh * (1 / 720))))
     eh, el = fast_two_sum(rh, 0.5 * sq)
     eh, el = fast_two_sum(eh, el + (rl + (0.5 * sqe + (rh * rl + tail))))
-    return ki >> 11, j, _EXP_TL[j], eh, el, k
+    return ki >> 11, j, T.EXP_TL[j], eh, el, k
 
 
 def exp(x: Any) -> DD:
@@ -413,8 +368,8 @@ def exp(x: Any) -> DD:
     numbers still rounds to 0 or inf as the true value's does."""
     x = _normalised(dd(x))
     m, j, tl, eh, el, _ = _exp_parts(x)
-    th = _EXP_TH[j]
-    p, pt = two_prod(th, eh, (_EXP_THH[j], _EXP_THL[j]))
+    th = T.EXP_TH[j]
+    p, pt = two_prod(th, eh, (T.EXP_THH[j], T.EXP_THL[j]))
     s, t = fast_two_sum(th, p)
     s, t = fast_two_sum(s, t + (tl + (pt + (th * el + tl * eh))))
     return _normal(s, t, m)
@@ -428,7 +383,7 @@ def expm1(x: Any) -> DD:
     x = _normalised(dd(x))
     m, j, tl, eh, el, _ = _exp_parts(x)
     sc = _pow2(np.maximum(m, -1022))
-    th, tl = _EXP_TH[j] * sc, tl * sc  # exact where 2**m T >= 2**-1022; below, e**x - 1 = -1 to 2**-1000
+    th, tl = T.EXP_TH[j] * sc, tl * sc  # exact where 2**m T >= 2**-1022; below, e**x - 1 = -1 to 2**-1000
     base_h, base_l = two_sum(th, -1.0)
     p, pt = two_prod(th, eh)
     s, t = two_sum(base_h, p)
@@ -445,14 +400,18 @@ def log(x: Any) -> DD:
     nearest ``j/4096``, ``r = (m - c)/c`` divided in DD and ``log1p(r) = r -
     r**2/2 + r**3 q(r)`` (to ``r**7``). Absolute error below ``2**-91`` in
     ``log m``; relative below ``2**-78`` overall (``|log x| >= 2**-13``
-    wherever ``c != 1``; where ``c = 1`` the tail's error is relative to ``r``)."""
+    wherever ``c != 1``; where ``c = 1`` the tail's error is relative to ``r``).
+    Outside the domain IEEE's values: ``log 0 = -inf``, ``log inf = inf``, else nan."""
     x = _normalised(dd(x))
-    low = x.hi < _SQRT_HALF
+    bad = ~(x.hi > 0) | (x.hi == np.inf)
+    edge = np.where(x.hi == 0, -np.inf, np.where(x.hi == np.inf, np.inf, np.nan))
+    x = _select(bad, dd(np.ones(np.shape(x.hi))), x)  # no table index from outside the domain
+    low = x.hi < T.SQRT_HALF
     mh, ml = np.where(low, 2 * x.hi, x.hi), np.where(low, 2 * x.lo, x.lo)
     nf = np.where(low, x.e - 1, x.e).astype(_F)
-    j = np.rint(mh * _LOG_N)
-    c = j / _LOG_N
-    ji = j.astype(np.int64) - _LOG_N // 2
+    j = np.rint(mh * T.LOG_N)
+    c = j / T.LOG_N
+    ji = j.astype(np.int64) - T.LOG_N // 2
     zero = np.zeros(np.shape(mh), np.int64)
     r = _div(_normal(*two_sum(mh - c, ml), zero), dd(c))  # mh - c exact (Sterbenz)
     rh, rl = _plain(r, 0)
@@ -460,12 +419,12 @@ def log(x: Any) -> DD:
     tail = rh * sq * ((1 / 3) + rh * (-0.25 + rh * (0.2 + rh * (-1 / 6 + rh * (1 / 7)))))
     lh, ll = fast_two_sum(rh, -0.5 * sq)
     lh, ll = two_sum(lh, ll + (rl + (-0.5 * sqe - rh * rl + tail)))
-    head_h, head_l = two_prod(_LN2_HI, nf, (_LN2_HH, _LN2_HL))  # exact: n has at most 41 bits, ln2's high part 53
-    head_l = head_l + nf * _LN2_LO
-    s1, t1 = two_sum(_LOG_TH[ji], lh)
+    head_h, head_l = two_prod(T.LN2_HI, nf, (T.LN2_HH, T.LN2_HL))  # exact: n has at most 41 bits, ln2's high part 53
+    head_l = head_l + nf * T.LN2_LO
+    s1, t1 = two_sum(T.LOG_TH[ji], lh)
     s, t = two_sum(head_h, s1)
-    s, t = two_sum(s, t + (head_l + (t1 + (_LOG_TL[ji] + ll))))
-    return _normal(s, t, zero)
+    s, t = two_sum(s, t + (head_l + (t1 + (T.LOG_TL[ji] + ll))))
+    return _select(bad, DD(edge, np.zeros_like(edge), zero), _normal(s, t, zero))
 
 
 def _select(cond: np.ndarray, a: DD, b: DD) -> DD:
@@ -496,3 +455,46 @@ def tanh(x: Any) -> DD:
     t = abs(-d / (2 + d))
     neg = np.signbit(x.hi)
     return DD(np.where(neg, -t.hi, t.hi), np.where(neg, -t.lo, t.lo), t.e)
+
+
+# -------------------------------------------------------------------- compiled kernels
+
+_NUMPY_PATH = {"_add": _add, "_mul": _mul, "_div": _div, "_normal": _normal, "exp": exp, "expm1": expm1,
+               "log": log, "log1p": log1p, "tanh": tanh, "to_float": DD.to_float}
+
+
+@functools.cache
+def _kernels() -> Any:
+    from . import dd_kernels  # on first use: numba's import takes about a second
+    return dd_kernels
+
+
+def _kernel_path() -> dict[str, Any]:
+    def kernel(name: str) -> Any:
+        def f(*xs: Any) -> DD:
+            return DD(*_kernels().run(name.strip("_"), *(c for x in map(dd, xs) for c in (x.hi, x.lo, x.e))))
+        return functools.wraps(_NUMPY_PATH[name])(f)
+
+    return {**{n: kernel(n) for n in ("_add", "_mul", "_div", "exp", "expm1", "log", "log1p", "tanh")},
+            "_normal": lambda hi, lo, e: DD(*_kernels().run("normal", hi, lo, e)),
+            "to_float": functools.wraps(DD.to_float)(lambda self: _kernels().to_float(self.hi, self.lo, self.e))}
+
+
+def _numba_importable() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def use_kernels(on: bool) -> bool:
+    """Compute with the compiled kernels (:mod:`dd_kernels`; numba) or the NumPy path, the same bits
+    either way; returns whether the kernels were in use. At import: the kernels, where numba is
+    installed and the environment variable ``REFERENCE_IMPL_KERNELS`` is not ``numpy``."""
+    was = globals()["exp"] is not _NUMPY_PATH["exp"]
+    if on and not _numba_importable():
+        raise RuntimeError("on: the compiled kernels need numba (pip install numba)")
+    path = _kernel_path() if on else _NUMPY_PATH
+    DD.to_float = path["to_float"]  # type: ignore[method-assign]
+    globals().update({k: v for k, v in path.items() if k != "to_float"})
+    return was
+
+
+use_kernels(_numba_importable() and os.environ.get("REFERENCE_IMPL_KERNELS", "").lower() != "numpy")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from reference_impl import OPS
+from reference_impl import dd_tables as T
 from reference_impl import double_double as ddm
 
 mpmath.mp.prec = 200
@@ -79,13 +80,13 @@ def test_squares_and_presplit_products_are_exact_and_give_two_prods_bits() -> No
     for i in range(a.size):
         assert Fraction(float(p[i])) + Fraction(float(q[i])) == Fraction(float(a[i])) ** 2
     np.testing.assert_array_equal(np.stack([p, q]), np.stack(ddm.two_prod(a, a)))
-    j = _RNG.integers(0, ddm._EXP_N, 500)
-    th = ddm._EXP_TH[j]
-    np.testing.assert_array_equal(np.stack(ddm.two_prod(th, b, (ddm._EXP_THH[j], ddm._EXP_THL[j]))),
+    j = _RNG.integers(0, T.EXP_N, 500)
+    th = T.EXP_TH[j]
+    np.testing.assert_array_equal(np.stack(ddm.two_prod(th, b, (T.EXP_THH[j], T.EXP_THL[j]))),
                                   np.stack(ddm.two_prod(th, b)))
     n = _RNG.integers(-1100, 1100, 500).astype(np.float64)
-    np.testing.assert_array_equal(np.stack(ddm.two_prod(ddm._LN2_HI, n, (ddm._LN2_HH, ddm._LN2_HL))),
-                                  np.stack(ddm.two_prod(n, ddm._LN2_HI)))
+    np.testing.assert_array_equal(np.stack(ddm.two_prod(T.LN2_HI, n, (T.LN2_HH, T.LN2_HL))),
+                                  np.stack(ddm.two_prod(n, T.LN2_HI)))
 
 
 def test_the_exponent_carries_what_float64_cannot() -> None:

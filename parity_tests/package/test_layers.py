@@ -6,8 +6,8 @@ it only for the optional frameworks and the hypothesis-backed checkers.
 
 The layers, from the ground up (README, "Layout"):
 
-0. foundation -- ``wide``, ``double_double``, ``exact_dot``, ``broadcasting``, ``bounded_json``, ``pytree``,
-   ``dtypes``;
+0. foundation -- ``wide``, ``double_double`` (with ``dd_tables`` and ``dd_kernels``), ``exact_dot``,
+   ``broadcasting``, ``bounded_json``, ``pytree``, ``dtypes``;
 1. ``accuracy/`` -- the error model;
 2. the reference -- the other top-level modules and ``networks/``;
 3. ``frameworks/`` -- torch, jax, python-flint, the per-op recipes;
@@ -32,7 +32,8 @@ pytestmark = pytest.mark.numpy_only
 
 PACKAGE = Path(reference_impl.__file__).resolve().parent
 
-FOUNDATION = {"reference_impl.wide", "reference_impl.double_double", "reference_impl.exact_dot",
+FOUNDATION = {"reference_impl.wide", "reference_impl.double_double", "reference_impl.dd_tables",
+              "reference_impl.dd_kernels", "reference_impl.exact_dot",
               "reference_impl.broadcasting", "reference_impl.bounded_json", "reference_impl.pytree",
               "reference_impl.dtypes"}
 FACES = {"reference_impl.cli", "reference_impl.__main__", "reference_impl.pytest_plugin", "reference_impl.truth",
@@ -44,6 +45,7 @@ OPTIONAL = {
     "flint": {"frameworks"}, "array_api_compat": {"frameworks"},
     "hypothesis": {"strategies", "engine", "oracle", "certify", "faces"},
     "jsonschema": {"golden"},
+    "numba": {"foundation"}, "llvmlite": {"foundation"},
     "matplotlib": {"certify"}, "dask": {"certify"}, "distributed": {"certify"},
 }
 """Where each optional dependency may be imported, at module level or lazily."""

@@ -20,10 +20,11 @@ pytestmark = pytest.mark.numpy_only
 PACKAGE = Path(reference_impl.__file__).resolve().parent
 MAX_LINES = 500
 LAZY_OK = ("torch", "jax", "jaxlib", "optax", "hypothesis", "flint", "array_api_compat", "ml_dtypes", "matplotlib",
-           "dask",
+           "dask", "reference_impl.dd_kernels",
            "reference_impl.frameworks", "reference_impl.oracle", "reference_impl.engine.profiles")
 """What a function may import: the optional frameworks, hypothesis, ml_dtypes (bfloat16), the
-report's plotting library and the cluster's scheduler client, and
+report's plotting library and the cluster's scheduler client, the
+compiled double-double kernels (numba's import takes about a second), and
 the modules that import hypothesis (the oracle, the profiles), loaded on
 first use by ``import reference_impl`` and the pytest plugin."""
 

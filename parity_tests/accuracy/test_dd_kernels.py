@@ -1,0 +1,137 @@
+"""The compiled kernels of the double-double format (reference_impl.dd_kernels)
+give the NumPy path's bits: every kernel on values across the format's
+exponent range (zeros, subnormal and huge inputs, infinities and nan
+included) and every op's float64 forward and VJP on the truth tier's drawn
+inputs, once with the kernels and once without. A nan compares equal to a
+nan (its sign and payload are not part of any result). The NumPy path's
+accuracy follows: the accuracy tests run on the kernels, which equal it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numba  # noqa: F401  (the test extra installs it: without it the comparison would be empty)
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parity_tests.accuracy.test_truth import cases
+from reference_impl import OPS
+from reference_impl import dd_kernels as K
+from reference_impl import double_double as ddm
+
+pytestmark = pytest.mark.numpy_only
+
+_RNG = np.random.default_rng(21)
+_EDGE = np.array([0.0, 5e-324, 2.2e-308, 1e-300, 1e-20, 2.0**-40, 1e-8, 0.3, 0.5, 0.55, 1.0, 1 + 2.0**-52, 2.0,
+                  3.7, 17.0, 700.0, 709.78, 745.2, 1e4, 1e300, 1.7e308, np.inf, np.nan])
+_X = np.concatenate([_EDGE, -_EDGE, _RNG.standard_normal(300) * 4, _RNG.uniform(-745.2, 709.8, 100),
+                     10.0 ** _RNG.uniform(-320, 300, 100) * _RNG.choice([-1, 1], 100)])
+
+
+def _values() -> list[ddm.DD]:
+    """DD arrays with a nonzero low half and exponents far outside float64's range."""
+    with np.errstate(all="ignore"):
+        x = ddm.dd(_X) + ddm.dd(_RNG.standard_normal(_X.size)) * 2.0**-60 * ddm.dd(np.where(_X == 0, 1.0, _X))
+    return [x, ddm.DD(x.hi, x.lo, x.e + 900), ddm.DD(x.hi, x.lo, x.e - 900), ddm.dd(_X)]
+
+
+@pytest.fixture
+def restore() -> Iterator[None]:
+    was = ddm.use_kernels(True)
+    yield
+    ddm.use_kernels(was)
+
+
+def _outcome(f: Callable[[], Any]) -> Any:
+    try:
+        return f()
+    except ValueError as e:  # an op's refusal (a result beyond the dtype's range) must be the same too
+        return f"ValueError: {e}"
+
+
+def _both(f: Callable[[], Any]) -> tuple[Any, Any]:
+    ddm.use_kernels(True)
+    a = _outcome(f)
+    ddm.use_kernels(False)
+    try:
+        b = _outcome(f)
+    finally:
+        ddm.use_kernels(True)
+    return a, b
+
+
+def _assert_same_bits(a: Any, b: Any, what: str) -> None:
+    if isinstance(a, str) or isinstance(b, str):
+        assert a == b, f"{what}: {a} (kernels) vs {b} (NumPy)"
+        return
+    parts = [(a.hi, b.hi), (a.lo, b.lo), (a.e, b.e)] if isinstance(a, ddm.DD) else [(a, b)]
+    for name, (u, v) in zip(("hi", "lo", "e"), parts):
+        u, v = np.asarray(u), np.asarray(v)
+        assert u.dtype == v.dtype and u.shape == v.shape, f"{what}: {name} {u.dtype}{u.shape} vs {v.dtype}{v.shape}"
+        same = (u.view(np.int64) == v.view(np.int64)) | (np.isnan(u) & np.isnan(v)) if u.dtype.kind == "f" else u == v
+        bad = np.flatnonzero(~same.ravel())
+        assert bad.size == 0, f"{what}: {name} differs at {bad.size} elements, first {u.ravel()[bad[0]]!r} " \
+                              f"(kernels) vs {v.ravel()[bad[0]]!r} (NumPy)"
+
+
+def test_the_kernels_are_in_use() -> None:
+    assert ddm.exp is not ddm._NUMPY_PATH["exp"], "numba is installed, so double_double uses the kernels"
+    assert ddm._kernels() is K
+
+
+@pytest.mark.parametrize("name", ["exp", "expm1", "log", "log1p", "tanh"])
+def test_elementary_functions_give_the_numpy_bits(name: str, restore: None) -> None:
+    for i, x in enumerate(_values()):
+        arg = {"expm1": -abs(x), "log": abs(x), "log1p": abs(x) - 0.75}.get(name, x)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _assert_same_bits(*_both(lambda arg=arg: getattr(ddm, name)(arg)), f"{name} on value set {i}")
+
+
+_ARITHMETIC: dict[str, Callable[[ddm.DD, ddm.DD], Any]] = {
+    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y,
+    "sum": lambda x, y: (x * y).reshape(-1, 7).sum(axis=-1), "to_float": lambda x, y: (x * y).to_float(),
+    "neg_zero": lambda x, y: (-ddm.dd(np.zeros(3)) + -ddm.dd(np.zeros(3))) * x[:3]}
+
+
+@pytest.mark.parametrize("name", sorted(_ARITHMETIC))
+def test_arithmetic_gives_the_numpy_bits(name: str, restore: None) -> None:
+    values = _values()
+    for i, x in enumerate(values):
+        for j, y in enumerate(values):
+            y = y[::-1]
+            with np.errstate(all="ignore"):
+                _assert_same_bits(*_both(lambda x=x, y=y: _ARITHMETIC[name](x, y)), f"{name} on value sets {i}, {j}")
+
+
+def test_broadcast_operands_give_the_numpy_bits(restore: None) -> None:
+    x = ddm.dd(_RNG.standard_normal((6, 5))) * ddm.dd(1 / 3)
+    row = ddm.dd(_RNG.standard_normal((1, 5)))
+    _assert_same_bits(*_both(lambda: x / row.sum(axis=-1, keepdims=True) + 1), "a row-broadcast quotient plus 1")
+    _assert_same_bits(*_both(lambda: ddm.dd(2.5) * ddm.exp(np.float64(0.5))), "0-d operands")
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+@settings(max_examples=6, deadline=None)
+@given(data=st.data())
+def test_every_op_gives_the_same_bits_with_and_without_kernels(op: str, data: st.DataObject) -> None:
+    xs, params, g, label = data.draw(cases(op, np.dtype(np.float64)))
+    spec = OPS[op]
+    with np.errstate(all="ignore"):
+        fwd = _both(lambda: spec.evaluate(*xs, **params))
+        vjp = _both(lambda: spec.vjp(g, *xs, **params))
+    _assert_same_bits(*fwd, f"{op} forward on {label}")
+    for k, (a, b) in enumerate(zip(*vjp)):
+        _assert_same_bits(a, b, f"{op} VJP of input {k} on {label}")
+
+
+def test_asking_for_kernels_without_numba_names_the_argument(restore: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ddm, "_numba_importable", lambda: False)
+    with pytest.raises(RuntimeError, match=r"on: .*numba"):
+        ddm.use_kernels(True)
+    assert ddm.use_kernels(False) is True and ddm.exp is ddm._NUMPY_PATH["exp"]
