@@ -14,12 +14,16 @@ NumPy ``value_and_grad`` as the code under test), and ``check_op`` with 100
 examples beside ``torch.autograd.gradcheck`` in fast and full mode on the
 same drawn float64 inputs (``bench_accuracy``'s drawing).
 
+The header names the double-double path: the compiled kernels (numba) or
+the NumPy path (``REFERENCE_IMPL_KERNELS=numpy``); the same bits either way.
+
 Run: ``PYTHONPATH=. python benchmarks/bench_elementwise.py [--sizes 1000 1000000] [--repeat 3] [--checks]``
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +39,6 @@ except ImportError:  # run from the repository root as a module path
     from benchmarks.bench_scaling import machine
 
 CLASSES = 10
-
-
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -142,7 +144,11 @@ def main() -> None:
         from reference_impl import wide
 
         wide._LONG = np.float64
-    print(machine() + (", wide._LONG forced to float64" if args.plain_longdouble else ""))
+    from reference_impl import double_double
+
+    kernels = f"numba {importlib.metadata.version('numba')}" if double_double.KERNELS else "off (the NumPy path)"
+    print(machine() + (", wide._LONG forced to float64" if args.plain_longdouble else "")
+          + f", double-double kernels: {kernels}")
     if args.checks:
         checks()
         return

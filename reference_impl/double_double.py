@@ -480,21 +480,21 @@ def _kernel_path() -> dict[str, Any]:
             "to_float": functools.wraps(DD.to_float)(lambda self: _kernels().to_float(self.hi, self.lo, self.e))}
 
 
-def _numba_importable() -> bool:
-    return importlib.util.find_spec("numba") is not None
-
-
 def use_kernels(on: bool) -> bool:
     """Compute with the compiled kernels (:mod:`dd_kernels`; numba) or the NumPy path, the same bits
     either way; returns whether the kernels were in use. At import: the kernels, where numba is
     installed and the environment variable ``REFERENCE_IMPL_KERNELS`` is not ``numpy``."""
-    was = globals()["exp"] is not _NUMPY_PATH["exp"]
-    if on and not _numba_importable():
+    global KERNELS
+    if on and importlib.util.find_spec("numba") is None:
         raise RuntimeError("on: the compiled kernels need numba (pip install numba)")
+    was, KERNELS = KERNELS, bool(on)
     path = _kernel_path() if on else _NUMPY_PATH
     DD.to_float = path["to_float"]  # type: ignore[method-assign]
     globals().update({k: v for k, v in path.items() if k != "to_float"})
     return was
 
 
-use_kernels(_numba_importable() and os.environ.get("REFERENCE_IMPL_KERNELS", "").lower() != "numpy")
+KERNELS = False
+"""Whether the compiled kernels are in use (:func:`use_kernels`)."""
+use_kernels(importlib.util.find_spec("numba") is not None
+            and os.environ.get("REFERENCE_IMPL_KERNELS", "").lower() != "numpy")

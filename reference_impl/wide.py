@@ -36,7 +36,7 @@ from .double_double import DD
 from .dtypes import is_half
 
 __all__ = ["DD", "extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul",
-           "column_sums", "sum_to", "blockwise", "blocked", "BLOCK"]
+           "column_sums", "sum_to", "blockwise", "blocked", "BLOCK", "KERNEL_BLOCK"]
 
 _LONG = np.longdouble
 """The platform's ``longdouble``, which no result depends on (tests set this
@@ -146,21 +146,26 @@ BLOCK = 4096
 """Elements per block of :func:`blockwise`: a double-double formula makes
 dozens of temporaries, and at this size they stay in cache and come from
 the allocator's free lists instead of fresh pages."""
+KERNEL_BLOCK = 16384
+"""Elements per block where the double-double kernels are in use
+(``double_double.KERNELS``) and the input is float64: each operation is one
+pass with three temporaries, and a longer block has less Python around it."""
 
 
 def blockwise(f: Callable[..., tuple[Any, ...]], *arrays: np.ndarray, rows: bool = False) -> tuple[Any, ...]:
     """``f(*arrays)`` (a tuple of results) evaluated on consecutive blocks of
-    about :data:`BLOCK` elements and joined: for elementwise formulas
+    about :data:`BLOCK` (:data:`KERNEL_BLOCK`) elements and joined: for elementwise formulas
     (arrays of one shape), or with ``rows`` for row-wise ones (blocks of
     whole rows of the last axis; each result has the rows' leading shape,
     with or without the last axis). The same bits as one call: the formulas
     act on each element or row alone."""
     x = arrays[0]
-    if x.size <= BLOCK or x.ndim == 0:
+    block = KERNEL_BLOCK if ddm.KERNELS and x.dtype == np.float64 else BLOCK
+    if x.size <= block or x.ndim == 0:
         return f(*arrays)
     width = x.shape[-1] if rows else 1
     flat = [a.reshape(-1, width) if rows else a.reshape(-1) for a in arrays]
-    step = max(1, BLOCK // max(width, 1))
+    step = max(1, block // max(width, 1))
     parts = [f(*(a[i:i + step] for a in flat)) for i in range(0, flat[0].shape[0], step)]
     lead = x.shape[:-1] if rows else x.shape
     return tuple(_join([p[j] for p in parts]).reshape(lead + np.shape(parts[0][j])[1:]) for j in range(len(parts[0])))

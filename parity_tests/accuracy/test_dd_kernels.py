@@ -80,7 +80,7 @@ def _assert_same_bits(a: Any, b: Any, what: str) -> None:
 
 
 def test_the_kernels_are_in_use() -> None:
-    assert ddm.exp is not ddm._NUMPY_PATH["exp"], "numba is installed, so double_double uses the kernels"
+    assert ddm.KERNELS and ddm.exp is not ddm._NUMPY_PATH["exp"], "numba is installed, so double_double uses them"
     assert ddm._kernels() is K
 
 
@@ -131,7 +131,7 @@ def test_every_op_gives_the_same_bits_with_and_without_kernels(op: str, data: st
 
 
 def test_asking_for_kernels_without_numba_names_the_argument(restore: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ddm, "_numba_importable", lambda: False)
+    monkeypatch.setattr(ddm.importlib.util, "find_spec", lambda name, *args: None)
     with pytest.raises(RuntimeError, match=r"on: .*numba"):
         ddm.use_kernels(True)
-    assert ddm.use_kernels(False) is True and ddm.exp is ddm._NUMPY_PATH["exp"]
+    assert ddm.KERNELS and ddm.use_kernels(False) is True and ddm.exp is ddm._NUMPY_PATH["exp"] and not ddm.KERNELS

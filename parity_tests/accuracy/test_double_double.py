@@ -154,9 +154,11 @@ def test_blocks_give_the_bits_of_one_call(op: str, monkeypatch: pytest.MonkeyPat
     rng = np.random.default_rng(5)
     x = rng.standard_normal((700, 7)) * 40
     g = rng.standard_normal(x.shape) * 1e300
-    monkeypatch.setattr(wide, "BLOCK", 64)
+    for name in ("BLOCK", "KERNEL_BLOCK"):  # the latter where the kernels are in use
+        monkeypatch.setattr(wide, name, 64)
     cut = [OPS[op].forward(x), *OPS[op].vjp(g, x)]
-    monkeypatch.setattr(wide, "BLOCK", 10**9)
+    for name in ("BLOCK", "KERNEL_BLOCK"):
+        monkeypatch.setattr(wide, name, 10**9)
     whole = [OPS[op].forward(x), *OPS[op].vjp(g, x)]
     assert all(np.array_equal(a, b) for a, b in zip(cut, whole, strict=True))
 
