@@ -8,6 +8,7 @@ a float64 pair ``(hi, lo)`` (``hi = fl(d)``, ``lo = fl(d - hi)``), so that
 from __future__ import annotations
 
 import decimal
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def _chop(d: decimal.Decimal, bits: int) -> float:
     return float(np.ldexp(np.round(np.ldexp(m, bits)), int(k) - bits))
 
 
-def veltkamp(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def veltkamp(a: Any) -> tuple[Any, Any]:
     """Veltkamp: ``a = h + l`` with each half of at most 26 bits (``|a| < 2**995``)."""
     c = SPLITTER * a
     h = c - (c - a)

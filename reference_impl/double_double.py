@@ -459,7 +459,7 @@ def tanh(x: Any) -> DD:
 
 # -------------------------------------------------------------------- compiled kernels
 
-_NUMPY_PATH = {"_add": _add, "_mul": _mul, "_div": _div, "_normal": _normal, "exp": exp, "expm1": expm1,
+_NUMPY_PATH: dict[str, Any] = {"_add": _add, "_mul": _mul, "_div": _div, "_normal": _normal, "exp": exp, "expm1": expm1,
                "log": log, "log1p": log1p, "tanh": tanh, "to_float": DD.to_float}
 
 
