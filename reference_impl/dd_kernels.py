@@ -2,11 +2,12 @@
 
 Each kernel is the NumPy path's algorithm, step for step, on one element
 at a time: the same IEEE ``+ - * /`` in the same order, the same exact
-scalings by powers of two and the same tables (:mod:`reference_impl.dd_tables`),
-compiled without fast-math (no reassociation, no contraction into FMA), so
-it returns the NumPy path's bits (the test suite compares them on every
-kernel and op). One pass over the arrays replaces the NumPy path's dozens of
-array temporaries per operation.
+scalings by powers of two and the same tables (:mod:`reference_impl.dd_tables`);
+TwoSum, Fast2Sum and Veltkamp's splitting are the NumPy path's own functions,
+compiled for scalars. Nothing is compiled with fast-math (no reassociation,
+no contraction into FMA), so the kernels return the NumPy path's bits (the
+test suite compares them on every kernel and op). One pass over the
+arrays replaces the NumPy path's dozens of array temporaries per operation.
 
 The kernels take and return the ``(hi, lo, e)`` arrays of a DD, broadcast
 against each other. double_double imports this module on first use, where
@@ -25,6 +26,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from . import dd_tables as T
+from .double_double import fast_two_sum, two_sum
 
 _ZERO_E, _ALIGN, _TINY, _SPLITTER = T.ZERO_E, T.ALIGN, T.TINY, T.SPLITTER
 _EXP_TH, _EXP_TL, _EXP_THH, _EXP_THL = T.EXP_TH, T.EXP_TL, T.EXP_THH, T.EXP_THL
@@ -46,24 +48,8 @@ def _jit(f: Any) -> Any:
 # ------------------------------------------------------------------ error-free transformations (scalars)
 
 
-@_jit
-def _two_sum(a: float, b: float) -> tuple[float, float]:
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-@_jit
-def _fast_two_sum(a: float, b: float) -> tuple[float, float]:
-    s = a + b
-    return s, b - (s - a)
-
-
-@_jit
-def _split(a: float) -> tuple[float, float]:
-    c = _SPLITTER * a
-    h = c - (c - a)
-    return h, a - h
+# the NumPy path's own functions, compiled for scalars
+_two_sum, _fast_two_sum, _split = _jit(two_sum), _jit(fast_two_sum), _jit(T.veltkamp)
 
 
 @_jit
@@ -353,9 +339,18 @@ def _flat(parts: tuple[Any, ...]) -> tuple[tuple[int, ...], list[np.ndarray]]:
     shape = np.shape(parts[0])
     if not all(type(p) is np.ndarray and p.shape == shape and p.dtype is _DTYPES[i % 3] for i, p in enumerate(parts)):
         shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
-        parts = tuple(np.broadcast_to(np.asarray(p, dtype=_DTYPES[i % 3]), shape) for i, p in enumerate(parts))
+        parts = tuple(_filled(np.asarray(p, dtype=_DTYPES[i % 3]), shape) for i, p in enumerate(parts))
     return shape, [(p if p.flags.c_contiguous and p.flags.writeable else np.array(p, order="C")).reshape(-1)
                    for p in parts]
+
+
+def _filled(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` broadcast to ``shape`` as a new array (a constant of a formula, a row's sum)."""
+    if a.shape == shape:
+        return a
+    out = np.empty(shape, a.dtype)
+    out[...] = a
+    return out
 
 
 def _run(loop: Any, parts: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
