@@ -28,7 +28,7 @@ from numba.extending import intrinsic
 from . import dd_tables as T
 from .double_double import fast_two_sum, two_sum
 
-_ZERO_E, _ALIGN, _TINY, _SPLITTER = T.ZERO_E, T.ALIGN, T.TINY, T.SPLITTER
+_ZERO_E, _ALIGN, _TINY = T.ZERO_E, T.ALIGN, T.TINY
 _EXP_TH, _EXP_TL, _EXP_THH, _EXP_THL = T.EXP_TH, T.EXP_TL, T.EXP_THH, T.EXP_THL
 _LOG_TH, _LOG_TL = T.LOG_TH, T.LOG_TL
 _L1, _L2, _L3, _INV_L = T.L1, T.L2, T.L3, T.INV_L

@@ -459,8 +459,8 @@ def tanh(x: Any) -> DD:
 
 # -------------------------------------------------------------------- compiled kernels
 
-_NUMPY_PATH: dict[str, Any] = {"_add": _add, "_mul": _mul, "_div": _div, "_normal": _normal, "exp": exp, "expm1": expm1,
-               "log": log, "log1p": log1p, "tanh": tanh, "to_float": DD.to_float}
+_NUMPY_PATH: dict[str, Any] = {"_add": _add, "_mul": _mul, "_div": _div, "_normal": _normal, "exp": exp,
+                               "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh, "to_float": DD.to_float}
 
 
 @functools.cache
