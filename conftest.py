@@ -16,17 +16,19 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np
 import pytest
 
+from reference_impl import double_double as ddm
 from reference_impl import wide
 from reference_impl.engine import profiles
 
 profiles.register()
 profiles.load_from_env()
 
-# The compiled double-double kernels (where numba is installed) import part of
-# numba on their first call. Make that call here, before any in-process
+# The compiled double-double kernels (where numba is installed) import parts of
+# numba as they compile. Compile (or load) them all here, before any in-process
 # pytester run snapshots sys.modules and drops what was imported during it
 # (a second import of those numba modules fails on its duplicate registrations).
-wide.exp(wide.wide(np.zeros(1))[0]).to_float()
+if ddm.KERNELS:
+    ddm._kernels().warm()
 
 
 @pytest.fixture

@@ -1,17 +1,13 @@
-"""Compiled kernels for :mod:`reference_impl.double_double`, where numba is installed.
+"""Compiled scalar kernels for :mod:`reference_impl.double_double`, where numba is installed.
 
-Each kernel is the NumPy path's algorithm, step for step, on one element
-at a time: the same IEEE ``+ - * /`` in the same order, the same exact
-scalings by powers of two and the same tables (:mod:`reference_impl.dd_tables`);
-TwoSum, Fast2Sum and Veltkamp's splitting are the NumPy path's own functions,
-compiled for scalars. Nothing is compiled with fast-math (no reassociation,
-no contraction into FMA), so the kernels return the NumPy path's bits (the
-test suite compares them on every kernel and op). One pass over the
-arrays replaces the NumPy path's dozens of array temporaries per operation.
-
-The kernels take and return the ``(hi, lo, e)`` arrays of a DD, broadcast
-against each other. double_double imports this module on first use, where
-numba is installed (``double_double.use_kernels`` turns it on and off).
+Each kernel is the NumPy path's algorithm, step for step, on one element: the same IEEE
+``+ - * /`` in the same order, the same exact scalings by powers of two and the same tables
+(:mod:`reference_impl.dd_tables`); TwoSum, Fast2Sum and Veltkamp's splitting are the NumPy
+path's own functions, compiled for scalars. Nothing is compiled with fast-math (no
+reassociation, no contraction into FMA), so the kernels return the NumPy path's bits (the test
+suite compares them on every kernel and op). No kernel branches: a choice is a select of two
+computed values, and ``frexp``/``ldexp`` come from the IEEE bits, so that the array loops over
+them (:mod:`reference_impl.dd_loops`) vectorise.
 """
 
 from __future__ import annotations
@@ -34,10 +30,7 @@ _LOG_TH, _LOG_TL = T.LOG_TH, T.LOG_TL
 _L1, _L2, _L3, _INV_L = T.L1, T.L2, T.L3, T.INV_L
 _LN2_HI, _LN2_LO, _LN2_HH, _LN2_HL = T.LN2_HI, T.LN2_LO, T.LN2_HH, T.LN2_HL
 _EXP_MASK, _LOG_N, _HALF_LOG_N, _SQRT_HALF = T.EXP_N - 1, float(T.LOG_N), T.LOG_N // 2, T.SQRT_HALF
-
-
-_F64, _I64 = np.dtype(np.float64), np.dtype(np.int64)
-_DTYPES = (_F64, _F64, _I64)
+_TWO54 = 2.0**54
 
 
 def _jit(f: Any) -> Any:
@@ -100,13 +93,15 @@ def _pow2(k: int) -> float:
 
 @_jit
 def _frexp(x: float) -> tuple[float, int]:
-    """``math.frexp`` from the bits for a normal ``x``; the rest (zeros,
-    subnormals, inf, nan) by ``math.frexp`` itself."""
-    b = _as_bits(x)
+    """``math.frexp`` from the bits, without a branch (the loops vectorise):
+    a subnormal ``x`` scaled by ``2**54`` first (exact), a zero, inf or nan
+    returned as ``(x, 0)``."""
+    sub = ((_as_bits(x) >> 52) & 0x7FF) == 0
+    b = _as_bits(x * (_TWO54 if sub else 1.0))
     field = (b >> 52) & 0x7FF
-    if field == 0 or field == 0x7FF:
-        return math.frexp(x)
-    return _as_float((b & ~(np.int64(0x7FF) << 52)) | (np.int64(1022) << 52)), field - 1022
+    m = _as_float((b & ~(np.int64(0x7FF) << 52)) | (np.int64(1022) << 52))
+    special = (x == 0) | (field == 0x7FF)
+    return (x if special else m), (0 if special else field - (1076 if sub else 1022))
 
 
 # ------------------------------------------------------------------ DD arithmetic (scalars)
@@ -148,10 +143,9 @@ def _div(ah: float, al: float, ae: int, bh: float, bl: float, be: int) -> tuple[
 
 @_jit
 def _plain(hi: float, lo: float, e: int, limit: int) -> tuple[float, float]:
-    if e > limit:
-        return math.copysign(2.0**limit, hi), 0.0
+    big = e > limit
     p = _pow2(min(max(e, -1022), limit))
-    return hi * p, lo * p
+    return (math.copysign(2.0**limit, hi) if big else hi * p), (0.0 if big else lo * p)
 
 
 @_jit
@@ -254,126 +248,23 @@ def _tanh(hi: float, lo: float, e: int) -> tuple[float, float, int]:
 
 
 @_jit
+def _ldexp(v: float, e: int) -> float:
+    """``math.ldexp(v, e)`` for ``e`` in ``[-2300, 2300]`` and ``|v| < 2**969`` (every use
+    below), without a call (the loops vectorise): exact scalings by powers of two
+    with the one rounding last; below ``2**-2044`` (``e`` clamped) the result is 0 either way."""
+    e = max(e, -2044)
+    neg = e < -1022
+    a = e + 1022 if neg else min(e, 1023)
+    b = -1022 if neg else min(max(e - 1023, 0), 1023)
+    return (v * _pow2(a)) * _pow2(b)
+
+
+@_jit
 def _to_float(hi: float, lo: float, e: int) -> float:
     e = min(max(e, -2300), 2300)
-    full = math.ldexp(hi + lo, e)
-    if abs(full) < _TINY:
-        h = math.ldexp(hi, e)
-        rest = (hi - math.ldexp(h, -e)) + lo
-        full = h + math.ldexp(rest, e)
-    return math.copysign(0.0, hi) if full == 0 else full
-
-
-# ------------------------------------------------------------------ loops over arrays
-# One loop per kernel, not one loop with a switch on the kernel: measured, a
-# switch inside the loop slows exp from 22 to 35 ns an element and the
-# normalisation from 3 to 8.
-
-
-@_jit
-def _add_loop(ah, al, ae, bh, bl, be, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(ah.size):
-        oh[i], ol[i], oe[i] = _add(ah[i], al[i], ae[i], bh[i], bl[i], be[i])
-
-
-@_jit
-def _mul_loop(ah, al, ae, bh, bl, be, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(ah.size):
-        oh[i], ol[i], oe[i] = _mul(ah[i], al[i], ae[i], bh[i], bl[i], be[i])
-
-
-@_jit
-def _div_loop(ah, al, ae, bh, bl, be, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(ah.size):
-        oh[i], ol[i], oe[i] = _div(ah[i], al[i], ae[i], bh[i], bl[i], be[i])
-
-
-@_jit
-def _normal_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(h.size):
-        oh[i], ol[i], oe[i] = _normal(h[i], lo[i], e[i])
-
-
-@_jit
-def _exp_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(h.size):
-        oh[i], ol[i], oe[i] = _exp(h[i], lo[i], e[i])
-
-
-@_jit
-def _expm1_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(h.size):
-        oh[i], ol[i], oe[i] = _expm1(h[i], lo[i], e[i])
-
-
-@_jit
-def _log_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(h.size):
-        oh[i], ol[i], oe[i] = _log(h[i], lo[i], e[i])
-
-
-@_jit
-def _log1p_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(h.size):
-        oh[i], ol[i], oe[i] = _log1p(h[i], lo[i], e[i])
-
-
-@_jit
-def _tanh_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
-    for i in range(h.size):
-        oh[i], ol[i], oe[i] = _tanh(h[i], lo[i], e[i])
-
-
-@_jit
-def _to_float_loop(h, lo, e, out):  # type: ignore[no-untyped-def]
-    for i in range(h.size):
-        out[i] = _to_float(h[i], lo[i], e[i])
-
-
-def _flat(parts: tuple[Any, ...]) -> tuple[tuple[int, ...], list[np.ndarray]]:
-    """The common shape of DD components and each as a contiguous, writable
-    1-D array of its dtype (float64 halves, int64 exponents), broadcast where
-    the shapes differ: one compiled signature per kernel (a strided or
-    read-only array would compile another). A DD's own components (arrays of
-    one shape and these dtypes) skip the conversion."""
-    shape = np.shape(parts[0])
-    if not all(type(p) is np.ndarray and p.shape == shape and p.dtype is _DTYPES[i % 3] for i, p in enumerate(parts)):
-        shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
-        parts = tuple(_filled(np.asarray(p, dtype=_DTYPES[i % 3]), shape) for i, p in enumerate(parts))
-    return shape, [(p if p.flags.c_contiguous and p.flags.writeable else np.array(p, order="C")).reshape(-1)
-                   for p in parts]
-
-
-def _filled(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``a`` broadcast to ``shape`` as a new array (a constant of a formula, a row's sum)."""
-    if a.shape == shape:
-        return a
-    out = np.empty(shape, a.dtype)
-    out[...] = a
-    return out
-
-
-def _run(loop: Any, parts: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    shape, flat = _flat(parts)
-    n = flat[0].size
-    out = (np.empty(n), np.empty(n), np.empty(n, dtype=np.int64))
-    loop(*flat, *out)
-    return out[0].reshape(shape), out[1].reshape(shape), out[2].reshape(shape)
-
-
-LOOPS = {"add": _add_loop, "mul": _mul_loop, "div": _div_loop, "normal": _normal_loop, "exp": _exp_loop,
-         "expm1": _expm1_loop, "log": _log_loop, "log1p": _log1p_loop, "tanh": _tanh_loop}
-
-
-def run(name: str, *parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The kernel ``name`` (a key of :data:`LOOPS`) on the ``(hi, lo, e)`` of
-    one DD (or two, for ``add``, ``mul``, ``div``), broadcast: the result's ``(hi, lo, e)``."""
-    return _run(LOOPS[name], parts)
-
-
-def to_float(hi: Any, lo: Any, e: Any) -> np.ndarray:
-    """A DD's value rounded to float64 once (``DD.to_float``'s algorithm)."""
-    shape, flat = _flat((hi, lo, e))
-    out = np.empty(flat[0].size)
-    _to_float_loop(*flat, out)
-    return out.reshape(shape)
+    full = _ldexp(hi + lo, e)
+    h = _ldexp(hi, e)
+    rest = (hi - _ldexp(h, -e)) + lo
+    sub = h + _ldexp(rest, e)
+    out = sub if abs(full) < _TINY else full
+    return math.copysign(0.0, hi) if out == 0 else out

@@ -1,15 +1,13 @@
 """Double-double numbers with their own exponent, vectorised in NumPy.
 
-A :class:`DD` array holds ``(hi + lo) * 2**e`` per element: ``hi`` and ``lo``
-float64 with ``|lo| <= ulp(hi) / 2``, ``e`` an int64 array; ``hi`` is
-normalised to ``[0.5, 1)`` (a zero's ``e`` far below every other) by every
-sum and on entry to every elementary function, and a product or quotient
-moves it at most a binade or two from there. The pair gives 106 bits of significand;
-the separate exponent lets a slope far below float64's smallest number
-(``tanh'(400) ~ 1e-347``) multiply a cotangent near its largest, and a sum
-of values near ``1.8e308`` overflow nowhere. Only IEEE's correctly rounded
-``+ - * /`` and exact scalings by powers of two are used (no ``libm``, no
-``longdouble``, no FMA), so every platform computes the same bits.
+A :class:`DD` array holds ``(hi + lo) * 2**e`` per element: ``hi`` and ``lo`` float64 with
+``|lo| <= ulp(hi) / 2``, ``e`` an int64 array; ``hi`` is normalised to ``[0.5, 1)`` (a zero's
+``e`` far below every other) by every sum and on entry to every elementary function, and a
+product or quotient moves it at most a binade or two from there. The pair gives 106 bits of
+significand; the separate exponent lets a slope far below float64's smallest number
+(``tanh'(400) ~ 1e-347``) multiply a cotangent near its largest, and a sum of values near
+``1.8e308`` overflow nowhere. Only IEEE's correctly rounded ``+ - * /`` and exact scalings by
+powers of two are used (no ``libm``, no ``longdouble``, no FMA), so every platform computes the same bits.
 
 Error-free transformations (``u = 2**-53``): :func:`two_sum` (Knuth),
 :func:`fast_two_sum` (Dekker, ``|a| >= |b|``), :func:`two_prod` (Dekker's
@@ -92,7 +90,11 @@ def dd(x: Any) -> DD:
         return x
     if isinstance(x, (int, float)) and x != 0:
         return _constant(float(x))
-    m, k = np.frexp(np.asarray(x, dtype=_F))
+    return _from_float(np.asarray(x, dtype=_F))
+
+
+def _from_float(x: np.ndarray) -> DD:
+    m, k = np.frexp(x)
     return DD(m, np.zeros_like(m), np.where(m == 0, ZERO_E, k.astype(np.int64)))
 
 
@@ -225,19 +227,12 @@ class DD:
         keep = [a for a in range(self.ndim) if a not in axes]
         out_shape = tuple(1 if a in axes else n for a, n in enumerate(self.shape)) if keepdims \
             else tuple(self.shape[a] for a in keep)
-        perm = keep + list(axes)
         if len(axes) == self.ndim and self.size and np.any(self.hi != 0):
             return _fsum(self).reshape(out_shape)
         n = math.prod(self.shape[a] for a in axes)
-        flat = DD(*(np.transpose(np.asarray(c), perm).reshape((*(self.shape[a] for a in keep), n))
+        flat = DD(*(np.transpose(np.asarray(c), keep + list(axes)).reshape((*(self.shape[a] for a in keep), n))
                     for c in (self.hi, self.lo, self.e)))
-        while flat.shape[-1] > 1:
-            n = flat.shape[-1]
-            pairs = flat[..., 0:n - 1:2] + flat[..., 1:n:2]
-            flat = pairs if n % 2 == 0 else _join_last(pairs, flat[..., n - 1:])
-        if flat.shape[-1] == 0:
-            flat = dd(np.zeros((*flat.shape[:-1], 1)))
-        return flat.reshape(out_shape)
+        return _pairwise(flat).reshape(out_shape)
 
     def mean(self) -> DD:
         return self.sum() / self.size
@@ -261,9 +256,7 @@ class DD:
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         if func is np.where:
-            cond, a, b = args
-            a, b = dd(a), dd(b)
-            return DD(np.where(cond, a.hi, b.hi), np.where(cond, a.lo, b.lo), np.where(cond, a.e, b.e))
+            return _select(args[0], dd(args[1]), dd(args[2]))
         if func is np.take_along_axis:
             x, idx = args[0], args[1]
             return DD(*(np.take_along_axis(c, idx, **kwargs) for c in (x.hi, x.lo, x.e)))
@@ -278,9 +271,8 @@ class DD:
 
 
 def _fsum(x: DD) -> DD:
-    """``sum(x)`` of every element (not all zero): the halves scaled exactly
-    to the largest exponent (terms 1022 binades below it dropped), summed by
-    ``math.fsum`` (exact, rounded once) and the remainder likewise."""
+    """``sum(x)`` of every element (not all zero): the halves scaled exactly to the largest exponent
+    (terms 1022 binades below it dropped), summed by ``math.fsum`` (exact, rounded once), the rest likewise."""
     e = x.e.ravel()
     top = int(e[x.hi.ravel() != 0].max())
     p = _pow2(np.maximum(e - top, T.ALIGN))
@@ -296,8 +288,13 @@ def _power_of_two(v: Any) -> bool:
         and math.frexp(v)[0] in (0.5, -0.5)
 
 
-def _join_last(x: DD, last: DD) -> DD:
-    return DD(*(np.concatenate([getattr(x, c), getattr(last, c)], axis=-1) for c in ("hi", "lo", "e")))
+def _pairwise(flat: DD) -> DD:
+    """The sum over the last axis (keepdims), pairwise: ``(x0 + x1), (x2 + x3), ...`` level by level."""
+    while (n := flat.shape[-1]) > 1:
+        pairs = flat[..., 0:n - 1:2] + flat[..., 1:n:2]
+        flat = pairs if n % 2 == 0 else DD(*(np.concatenate([getattr(pairs, c), getattr(flat, c)[..., n - 1:]],
+                                                             axis=-1) for c in ("hi", "lo", "e")))
+    return flat if flat.shape[-1] else dd(np.zeros((*flat.shape[:-1], 1)))
 
 
 def _add(a: DD, b: DD) -> DD:
@@ -453,20 +450,20 @@ def tanh(x: Any) -> DD:
     x = dd(x)
     d = expm1(-2 * abs(x))
     t = abs(-d / (2 + d))
-    neg = np.signbit(x.hi)
-    return DD(np.where(neg, -t.hi, t.hi), np.where(neg, -t.lo, t.lo), t.e)
+    return _select(np.signbit(x.hi), -t, t)
 
 
 # -------------------------------------------------------------------- compiled kernels
 
 _NUMPY_PATH: dict[str, Any] = {"_add": _add, "_mul": _mul, "_div": _div, "_normal": _normal, "exp": exp,
-                               "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh, "to_float": DD.to_float}
+                               "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh, "to_float": DD.to_float,
+                               "_from_float": _from_float, "_pairwise": _pairwise, "_fsum": _fsum}
 
 
 @functools.cache
 def _kernels() -> Any:
-    from . import dd_kernels  # on first use: numba's import takes about a second
-    return dd_kernels
+    from . import dd_loops  # on first use: numba's import takes about a second
+    return dd_loops
 
 
 def _kernel_path() -> dict[str, Any]:
@@ -477,11 +474,14 @@ def _kernel_path() -> dict[str, Any]:
 
     return {**{n: kernel(n) for n in ("_add", "_mul", "_div", "exp", "expm1", "log", "log1p", "tanh")},
             "_normal": lambda hi, lo, e: DD(*_kernels().run("normal", hi, lo, e)),
+            "_from_float": lambda x: DD(*_kernels().from_float(x)),
+            "_pairwise": lambda x: DD(*_kernels().pairwise(x.hi, x.lo, x.e)),
+            "_fsum": lambda x: _normal(*r) if (r := _kernels().fsum(x.hi, x.lo, x.e)) else _NUMPY_PATH["_fsum"](x),
             "to_float": functools.wraps(DD.to_float)(lambda self: _kernels().to_float(self.hi, self.lo, self.e))}
 
 
 def use_kernels(on: bool) -> bool:
-    """Compute with the compiled kernels (:mod:`dd_kernels`; numba) or the NumPy path, the same bits
+    """Compute with the compiled kernels (:mod:`dd_loops`; numba) or the NumPy path, the same bits
     either way; returns whether the kernels were in use. At import: the kernels, where numba is
     installed and the environment variable ``REFERENCE_IMPL_KERNELS`` is not ``numpy``."""
     global KERNELS

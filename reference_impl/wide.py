@@ -36,7 +36,7 @@ from .double_double import DD
 from .dtypes import is_half
 
 __all__ = ["DD", "extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul",
-           "column_sums", "sum_to", "blockwise", "blocked", "BLOCK", "KERNEL_BLOCK"]
+           "column_sums", "sum_to", "blockwise", "blocked", "fused", "BLOCK", "KERNEL_BLOCK"]
 
 _LONG = np.longdouble
 """The platform's ``longdouble``, which no result depends on (tests set this
@@ -98,6 +98,14 @@ def log1p(x: Any) -> Any:
 def tanh(x: Any) -> Any:
     """Hyperbolic tangent elementwise in ``x``'s format."""
     return ddm.tanh(x) if isinstance(x, DD) else np.asarray(np.tanh(x))
+
+
+def fused(name: str, spec: Callable[..., Any], *args: Any) -> Any:
+    """``spec(*args)``, a formula of DD arguments, as one compiled pass where the kernels are in
+    use (``dd_loops.FUSED[name]``: the same steps in the same order, so the same bits); else ``spec``."""
+    if ddm.KERNELS and all(isinstance(a, DD) for a in args):
+        return DD(*ddm._kernels().fused(name, *(c for a in args for c in (a.hi, a.lo, a.e))))
+    return spec(*args)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,
@@ -168,7 +176,8 @@ def blockwise(f: Callable[..., tuple[Any, ...]], *arrays: np.ndarray, rows: bool
     step = max(1, block // max(width, 1))
     parts = [f(*(a[i:i + step] for a in flat)) for i in range(0, flat[0].shape[0], step)]
     lead = x.shape[:-1] if rows else x.shape
-    return tuple(_join([p[j] for p in parts]).reshape(lead + np.shape(parts[0][j])[1:]) for j in range(len(parts[0])))
+    tails = [(r.shape if isinstance(r, DD) else np.shape(r))[1:] for r in parts[0]]
+    return tuple(_join([p[j] for p in parts]).reshape(lead + tail) for j, tail in enumerate(tails))
 
 
 def _join(parts: list[Any]) -> Any:

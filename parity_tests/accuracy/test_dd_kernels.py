@@ -9,8 +9,10 @@ accuracy follows: the accuracy tests run on the kernels, which equal it.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numba  # noqa: F401  (the test extra installs it: without it the comparison would be empty)
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 
 from parity_tests.accuracy.test_truth import cases
 from reference_impl import OPS
-from reference_impl import dd_kernels as K
+from reference_impl import dd_loops as K
 from reference_impl import double_double as ddm
 
 pytestmark = pytest.mark.numpy_only
@@ -96,6 +98,7 @@ def test_elementary_functions_give_the_numpy_bits(name: str, restore: None) -> N
 _ARITHMETIC: dict[str, Callable[[ddm.DD, ddm.DD], Any]] = {
     "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y,
     "sum": lambda x, y: (x * y).reshape(-1, 7).sum(axis=-1), "to_float": lambda x, y: (x * y).to_float(),
+    "full_sum": lambda x, y: (x * y).sum(), "mean": lambda x, y: (x[::3] + y[::3]).mean(),
     "neg_zero": lambda x, y: (-ddm.dd(np.zeros(3)) + -ddm.dd(np.zeros(3))) * x[:3]}
 
 
@@ -116,6 +119,26 @@ def test_broadcast_operands_give_the_numpy_bits(restore: None) -> None:
     _assert_same_bits(*_both(lambda: ddm.dd(2.5) * ddm.exp(np.float64(0.5))), "0-d operands")
 
 
+def test_conversion_from_float64_gives_the_numpy_bits(restore: None) -> None:
+    for x in (_X, -_X, np.float64(-0.0), np.asarray(2.0**-1074), _X.reshape(3, -1)[:, ::2]):
+        _assert_same_bits(*_both(lambda x=x: ddm.dd(x)), f"dd() of {np.shape(x)} values")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 7, 8, 10, 17])
+def test_row_sums_give_the_numpy_bits(n: int, restore: None) -> None:
+    """Pairwise sums over the last axis (and over a middle one, transposed), and the exact
+    full sum, on every value set: shifted exponents, zeros, infinities and nan included."""
+    for i, x in enumerate(_values()):
+        rows = x[:6 * n].reshape(6, n) if n else ddm.dd(np.zeros((6, 0)))
+        with np.errstate(all="ignore"):
+            _assert_same_bits(*_both(lambda r=rows: r.sum(axis=-1)), f"rows of {n} of value set {i}")
+            _assert_same_bits(*_both(lambda r=rows: r.sum(axis=-1, keepdims=True)), f"rows of {n}, keepdims, set {i}")
+            if n:
+                cube = x[:12 * n].reshape(3, n, 4)
+                _assert_same_bits(*_both(lambda c=cube: c.sum(axis=1)), f"axis 1 of (3, {n}, 4), set {i}")
+                _assert_same_bits(*_both(lambda x=x: x[:n].sum()), f"the full sum of {n} of set {i}")
+
+
 @pytest.mark.parametrize("op", sorted(OPS))
 @settings(max_examples=6, deadline=None)
 @given(data=st.data())
@@ -128,6 +151,17 @@ def test_every_op_gives_the_same_bits_with_and_without_kernels(op: str, data: st
     _assert_same_bits(*fwd, f"{op} forward on {label}")
     for k, (a, b) in enumerate(zip(*vjp)):
         _assert_same_bits(a, b, f"{op} VJP of input {k} on {label}")
+
+
+def test_the_cached_loops_are_keyed_on_the_sources_of_their_kernels() -> None:
+    """numba's disk cache checks only a loop's own file: each loop holds the digest of the
+    kernels, tables and error-free transformations it is compiled from (an edit there
+    must compile it anew, not load the old machine code)."""
+    digest = hashlib.sha256()
+    for name in ("dd_kernels.py", "dd_tables.py", "double_double.py"):
+        digest.update((Path(ddm.__file__).parent / name).read_bytes())
+    for loop in (*K.LOOPS.values(), *K.FUSED.values()):
+        assert digest.hexdigest() in [c.cell_contents for c in loop.py_func.__closure__ or ()], loop
 
 
 def test_asking_for_kernels_without_numba_names_the_argument(restore: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,7 @@ it only for the optional frameworks and the hypothesis-backed checkers.
 
 The layers, from the ground up (README, "Layout"):
 
-0. foundation -- ``wide``, ``double_double`` (with ``dd_tables`` and ``dd_kernels``), ``exact_dot``,
+0. foundation -- ``wide``, ``double_double`` (with ``dd_tables``, ``dd_kernels``, ``dd_loops``), ``exact_dot``,
    ``broadcasting``, ``bounded_json``, ``pytree``, ``dtypes``;
 1. ``accuracy/`` -- the error model;
 2. the reference -- the other top-level modules and ``networks/``;
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.numpy_only
 PACKAGE = Path(reference_impl.__file__).resolve().parent
 
 FOUNDATION = {"reference_impl.wide", "reference_impl.double_double", "reference_impl.dd_tables",
-              "reference_impl.dd_kernels", "reference_impl.exact_dot",
+              "reference_impl.dd_kernels", "reference_impl.dd_loops", "reference_impl.exact_dot",
               "reference_impl.broadcasting", "reference_impl.bounded_json", "reference_impl.pytree",
               "reference_impl.dtypes"}
 FACES = {"reference_impl.cli", "reference_impl.__main__", "reference_impl.pytest_plugin", "reference_impl.truth",

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.numpy_only
 PACKAGE = Path(reference_impl.__file__).resolve().parent
 MAX_LINES = 500
 LAZY_OK = ("torch", "jax", "jaxlib", "optax", "hypothesis", "flint", "array_api_compat", "ml_dtypes", "matplotlib",
-           "dask", "reference_impl.dd_kernels",
+           "dask", "reference_impl.dd_loops",
            "reference_impl.frameworks", "reference_impl.oracle", "reference_impl.engine.profiles")
 """What a function may import: the optional frameworks, hypothesis, ml_dtypes (bfloat16), the
 report's plotting library and the cluster's scheduler client, the
