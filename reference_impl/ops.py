@@ -1,39 +1,33 @@
 """Every primitive of the documents: forward and VJP side by side.
 
-Each op is a forward ``f(*inputs, **params)`` registered by the :func:`op`
-decorator, with its VJP rule attached right below it by ``@f.defvjp``. A rule
-receives the upstream cotangent, the forward's output (``ans``) and the
-inputs, and returns one gradient per input, each with that input's shape and
-dtype.
+Each op is a forward ``f(*inputs, **params)`` registered by the :func:`op` decorator, with its
+VJP rule attached right below it by ``@f.defvjp``. A rule receives the upstream cotangent, the
+forward's output (``ans``) and the inputs, and returns one gradient per input, each with that
+input's shape and dtype.
 
-The reference is the truth, rounded once. Every formula is evaluated in a
-wider format (``reference_impl.wide``: float64 for float16, bfloat16 and
-float32 inputs, double-double with its own exponent for float64; the sums of
-products of ``matmul`` and ``dense`` by ``wide.matmul``: float64 BLAS for the
-narrower dtypes, Ozaki's error-free splitting on float64 BLAS for float64)
-and rounded to the working dtype at the end; where a textbook formula
-cancels or overflows even there, the accurate formula is the formula, with a
-comment saying why. Results are within 1 ulp of the exact value (float64: a few).
+The reference is the truth, rounded once. Every formula is evaluated in a wider format
+(``reference_impl.wide``: float64 for float16, bfloat16 and float32 inputs, double-double with
+its own exponent for float64; the sums of products of ``matmul`` and ``dense`` by ``wide.matmul``:
+float64 BLAS for the narrower dtypes, Ozaki's error-free splitting on float64 BLAS for float64)
+and rounded to the working dtype at the end; where a textbook formula cancels or overflows even
+there, the accurate formula is the formula, with a comment saying why. Results are within 1 ulp
+of the exact value (float64: a few).
 
 Conventions (also in the README):
 
-* Dense layers are ``x @ W + b`` with ``W`` laid out ``(inputs, outputs)`` --
-  "3 rows, 4 columns = 3 inputs, 4 nodes" (document 002). PyTorch's
-  ``nn.Linear`` stores the transpose.
-* ``relu'(0) = 0`` at both ``0.0`` and ``-0.0``, as ``torch.relu`` and
-  ``jax.nn.relu``.
-* Softmax and the classification losses act on the last axis; every leading
-  axis is a batch axis ("row").
-* ``reduction="mean"`` has PyTorch's meaning: the classification losses
-  average over rows, ``mse`` over every element.
+* Dense layers are ``x @ W + b`` with ``W`` laid out ``(inputs, outputs)`` -- "3 rows, 4
+  columns = 3 inputs, 4 nodes" (document 002). PyTorch's ``nn.Linear`` stores the transpose.
+* ``relu'(0) = 0`` at both ``0.0`` and ``-0.0``, as ``torch.relu`` and ``jax.nn.relu``.
+* Softmax and the classification losses act on the last axis; every leading axis is a batch
+  axis ("row").
+* ``reduction="mean"`` has PyTorch's meaning: the classification losses average over rows,
+  ``mse`` over every element.
 * Inputs are float16, bfloat16, float32 or float64, finite, of one dtype; outputs and
   gradients keep it and never alias an input or each other.
 
-How to add an op: decorate its forward with ``@op(...)`` (name, inputs,
-domain, formula, sources, an optional input check) and its VJP rule with
-``@<forward>.defvjp`` right below; then add its error model to
-``tolerances.py`` and its framework recipes row in
-``frameworks/recipes.py``.
+How to add an op: decorate its forward with ``@op(...)`` (name, inputs, domain, formula,
+sources, an optional input check) and its VJP rule with ``@<forward>.defvjp`` right below; then
+add its error model to ``tolerances.py`` and its framework recipes row in ``frameworks/recipes.py``.
 """
 
 from __future__ import annotations
@@ -44,7 +38,7 @@ import numpy as np
 
 from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
-from .wide import DD, blocked, column_sums, exp, log, log1p, neg, precision, round_to, sum_to, wide
+from .wide import DD, blocked, column_sums, exp, fused, log, log1p, neg, precision, round_to, sum_to, wide
 from .wide import matmul as wide_matmul
 from .wide import tanh as wide_tanh
 
@@ -52,14 +46,13 @@ __all__ = ["Domain", "Op", "OPS", "op", "unbroadcast", "cross_entropy_of_softmax
 
 
 def unbroadcast(grad: Any, shape: Any) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting added or stretched, so the
-    result has ``shape``: the adjoint of ``np.broadcast_to(x, grad.shape)``
-    (the add gate's gradient of a broadcast bias, document 004). The sum is
-    taken in the wide format and rounded once, like every gradient here.
+    """Sum ``grad`` over the axes that broadcasting added or stretched, so the result has
+    ``shape``: the adjoint of ``np.broadcast_to(x, grad.shape)`` (the add gate's gradient of a
+    broadcast bias, document 004). The sum is taken in the wide format and rounded once, like
+    every gradient here.
 
-    ``grad``: a floating-point array, checked as every input is; ``shape``:
-    a tuple of ints that broadcasts to ``grad.shape``. A sum beyond the
-    dtype's range is a ``ValueError`` naming ``grad``."""
+    ``grad``: a floating-point array, checked as every input is; ``shape``: a tuple of ints that
+    broadcasts to ``grad.shape``. A sum beyond the dtype's range is a ``ValueError`` naming ``grad``."""
     g = as_array(grad, "grad")
     dims = check_shape(shape, "shape")
     with precision():
@@ -75,8 +68,8 @@ def unbroadcast(grad: Any, shape: Any) -> np.ndarray:
 
 
 def _exp_shifted(x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """``exp(x - m)`` with the shift two-summed: the rounding of ``x - m``
-    would otherwise become a relative error ``|x - m| u`` in the exp."""
+    """``exp(x - m)`` with the shift two-summed: the rounding of ``x - m`` would otherwise become a
+    relative error ``|x - m| u`` in the exp."""
     d = x - m
     if isinstance(d, DD):
         return exp(d)  # a double-double difference of float64 values is exact
@@ -253,21 +246,21 @@ def relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 @blocked()
 def tanh(x: np.ndarray) -> np.ndarray:
     """``tanh(x) = (e^x - e^-x) / (e^x + e^-x)`` (002)."""
-    (xw,) = wide(x)
-    return round_to(wide_tanh(xw), x)
+    return round_to(wide_tanh(*wide(x)), x)
 
 
 @tanh.defvjp
 @blocked()
 def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
-    """``tanh'(x) = 1 - tanh(x)^2`` (002). Near saturation ``1 - t^2``
-    cancels to 0 long before the true slope underflows, so beyond
-    ``|x| = 0.55`` it is the equal ``4e / (1 + e)^2`` with ``e = exp(-2|x|)``."""
-    gw, xw = wide(g, x)
-    ax = np.abs(xw)
+    """``tanh'(x) = 1 - tanh(x)^2`` (002). Near saturation ``1 - t^2`` cancels to 0 long before the
+    true slope underflows, so beyond ``|x| = 0.55`` it is the equal ``4e / (1 + e)^2``, ``e = exp(-2|x|)``."""
+    return (round_to(fused("tanh_vjp", _tanh_vjp, *wide(g, x)), x),)
+
+
+def _tanh_vjp(gw: Any, xw: Any) -> Any:
+    ax, t = np.abs(xw), wide_tanh(xw)
     e = exp(-2 * ax)
-    t = wide_tanh(xw)
-    return (round_to(gw * np.where(ax < 0.55, 1 - t * t, 4 * e / ((1 + e) * (1 + e))), x),)
+    return gw * np.where(ax < 0.55, 1 - t * t, 4 * e / ((1 + e) * (1 + e)))
 
 
 # --------------------------------------------------------------------------- sigmoid (003, 004)
@@ -277,8 +270,7 @@ def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     formula="1 / (1 + exp(-x)) | dx = g * s * (1 - s) = g * e / (1 + e)^2, e = exp(-|x|)")
 @blocked()
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), evaluated as
-    ``e^x / (1 + e^x)`` for ``x < 0`` so that no ``exp`` overflows."""
+    """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), as ``e^x / (1 + e^x)`` for ``x < 0``: no ``exp`` overflows."""
     (xw,) = wide(x)
     e = exp(-np.abs(xw))
     return round_to(np.where(xw >= 0, 1 / (1 + e), e / (1 + e)), x)
@@ -287,9 +279,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 @sigmoid.defvjp
 @blocked()
 def sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
-    """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal
-    ``e / (1 + e)^2`` with ``e = exp(-|x|)``: ``1 - s`` from a rounded ``s``
-    is 0 beyond x ~ 17 (float32) though the slope is representable to ~103."""
+    """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal ``e / (1 + e)^2``, ``e = exp(-|x|)``:
+    ``1 - s`` from a rounded ``s`` is 0 beyond x ~ 17 (float32), though the slope is representable to ~103."""
     gw, xw = wide(g, x)
     ax = np.abs(xw)
     e = exp(-ax)
@@ -326,8 +317,7 @@ def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
 def softmax(x: np.ndarray) -> np.ndarray:
     """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002),
     shifted by the row maximum so that no ``exp`` overflows."""
-    (xw,) = wide(x)
-    return round_to(_softmax_wide(xw), x)
+    return round_to(_softmax_wide(*wide(x)), x)
 
 
 @softmax.defvjp
@@ -382,18 +372,29 @@ def cross_entropy(p: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.n
 
     ``probs`` (yhat) are predicted probabilities, ``target`` (y) a target
     distribution; both on the last axis. Every term is >= 0: no cancellation."""
+    return round_to(_reduce_rows(_cross_entropy_rows(p, t), reduction), p)
+
+
+@blocked(rows=True)
+def _cross_entropy_rows(p: np.ndarray, t: np.ndarray) -> Any:
+    """The wide loss of each row, ``-sum_i y_i log(yhat_i)``."""
     pw, tw = wide(p, t)
-    return round_to(_reduce_rows(-(tw * log(pw)).sum(axis=-1), reduction), p)
+    return -(tw * log(pw)).sum(axis=-1)
 
 
 @cross_entropy.defvjp
 def cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarray,
                       reduction: str = "mean") -> Arrays:
-    """``dJ/dyhat_i = -y_i / yhat_i`` (002) and ``dJ/dy_i = -log(yhat_i)``,
-    scaled by the reduction. This is the unconstrained partial derivative,
-    not its projection onto the probability simplex."""
+    """``dJ/dyhat_i = -y_i / yhat_i`` (002) and ``dJ/dy_i = -log(yhat_i)``, scaled by the
+    reduction. This is the unconstrained partial derivative, not its projection onto the simplex."""
+    return _cross_entropy_vjp(g, _rows(p), p, t, reduction=reduction)
+
+
+@blocked()
+def _cross_entropy_vjp(g: np.ndarray, rows: int, p: np.ndarray, t: np.ndarray, reduction: str) -> Arrays:
+    """The VJP on a block of ``p`` and ``t`` (of ``rows`` rows in all)."""
     gw, pw, tw = wide(g, p, t)
-    s = _row_scale(gw, p, reduction)
+    s = gw / rows if reduction == "mean" else gw
     return round_to(neg(tw / pw) * s, p), round_to(neg(log(pw)) * s, t)
 
 

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parity_tests.accuracy.test_truth import cases
-from reference_impl import OPS
+from reference_impl import OPS, ops, wide
 from reference_impl import dd_loops as K
 from reference_impl import double_double as ddm
 
@@ -137,6 +137,19 @@ def test_row_sums_give_the_numpy_bits(n: int, restore: None) -> None:
                 cube = x[:12 * n].reshape(3, n, 4)
                 _assert_same_bits(*_both(lambda c=cube: c.sum(axis=1)), f"axis 1 of (3, {n}, 4), set {i}")
                 _assert_same_bits(*_both(lambda x=x: x[:n].sum()), f"the full sum of {n} of set {i}")
+
+
+def test_the_fused_tanh_vjp_gives_the_numpy_bits(restore: None) -> None:
+    """Across the switch at |x| = 0.55 (its neighbours included), at 0, subnormal and huge
+    arguments, with cotangents from 5e-324 to 1e308 and exponents beyond float64's range."""
+    near = np.array([0.55, np.nextafter(0.55, 0), np.nextafter(0.55, 1), 0.0, -0.0, 5e-324, 1e-300, 20.0, 400.0])
+    x = ddm.dd(np.concatenate([near, -near, _X[np.isfinite(_X)]]))
+    for j, g in enumerate([ddm.dd(np.ones(x.size)), ddm.dd(_RNG.choice([5e-324, 1e-300, 1e308, -3.0], x.size))]):
+        for k, shift in enumerate((0, 900, -900)):
+            xs = ddm.DD(x.hi, x.lo, x.e + shift) if shift else x
+            with np.errstate(all="ignore"):
+                _assert_same_bits(*_both(lambda g=g, xs=xs: wide.fused("tanh_vjp", ops._tanh_vjp, g, xs)),
+                                  f"tanh VJP, cotangents {j}, shift {k}")
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
