@@ -112,6 +112,26 @@ def _tanh_vjp(gh, gl, ge, xh, xl, xe):  # type: ignore[no-untyped-def]
     return _mul(gh, gl, ge, sh, sl, se)
 
 
+@_jit
+def _sigmoid(xh, xl, xe):  # type: ignore[no-untyped-def]
+    """``where(x >= 0, 1, e) / (1 + e)``, ``e = exp(-|x|)`` (the quotient with 1 or with ``e``)."""
+    eh, el, ee = _exp(-abs(xh), -(-xl if xh < 0 else xl), xe)
+    dh, dl, de = _add(eh, el, ee, 0.5, 0.0, 1)
+    if xh >= 0:
+        eh, el, ee = 0.5, 0.0, 1
+    return _div(eh, el, ee, dh, dl, de)
+
+
+@_jit
+def _sigmoid_vjp(gh, gl, ge, xh, xl, xe):  # type: ignore[no-untyped-def]
+    """``g * (e / ((1 + e) (1 + e)))``, ``e = exp(-|x|)``."""
+    eh, el, ee = _exp(-abs(xh), -(-xl if xh < 0 else xl), xe)
+    dh, dl, de = _add(eh, el, ee, 0.5, 0.0, 1)
+    qh, ql, qe = _mul(dh, dl, de, dh, dl, de)
+    rh, rl, re = _div(eh, el, ee, qh, ql, qe)
+    return _mul(gh, gl, ge, rh, rl, re)
+
+
 def fused(name: str, *parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fused formula ``name`` (a key of :data:`FUSED`) on the ``(hi, lo, e)`` of its DD arguments."""
     return _run(FUSED[name], parts)
@@ -238,6 +258,18 @@ def _compiled(stamp: str) -> dict[str, Any]:
         for i in range(gh.size):
             oh[i], ol[i], oe[i] = _tanh_vjp(gh[i], gl[i], ge[i], xh[i], xl[i], xe[i])
 
+    @_jit
+    def _sigmoid_loop(xh, xl, xe, oh, ol, oe):  # type: ignore[no-untyped-def]
+        _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
+        for i in range(xh.size):
+            oh[i], ol[i], oe[i] = _sigmoid(xh[i], xl[i], xe[i])
+
+    @_jit
+    def _sigmoid_vjp_loop(gh, gl, ge, xh, xl, xe, oh, ol, oe):  # type: ignore[no-untyped-def]
+        _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
+        for i in range(gh.size):
+            oh[i], ol[i], oe[i] = _sigmoid_vjp(gh[i], gl[i], ge[i], xh[i], xl[i], xe[i])
+
     return {k: v for k, v in locals().items() if k != "stamp"}
 
 
@@ -287,7 +319,7 @@ def _run(loop: Any, parts: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray, np.
 LOOPS = {"add": _C["_add_loop"], "mul": _C["_mul_loop"], "div": _C["_div_loop"], "normal": _C["_normal_loop"],
          "exp": _C["_exp_loop"], "expm1": _C["_expm1_loop"], "log": _C["_log_loop"], "log1p": _C["_log1p_loop"],
          "tanh": _C["_tanh_loop"]}
-FUSED = {"tanh_vjp": _C["_tanh_vjp_loop"]}
+FUSED = {"tanh_vjp": _C["_tanh_vjp_loop"], "sigmoid": _C["_sigmoid_loop"], "sigmoid_vjp": _C["_sigmoid_vjp_loop"]}
 
 
 def run(name: str, *parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -342,4 +374,6 @@ def warm() -> None:
     x = from_float(np.array([[0.5, -3.0], [2.0**-1074, 7.0]]))
     for name in LOOPS:
         run(name, *x, *x) if name in ("add", "mul", "div") else run(name, *x)
-    to_float(*x), pairwise(*x), fsum(*x), fused("tanh_vjp", *x, *x)
+    to_float(*x), pairwise(*x), fsum(*x), fused("sigmoid", *x)
+    for name in ("tanh_vjp", "sigmoid_vjp"):
+        fused(name, *x, *x)

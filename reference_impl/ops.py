@@ -271,9 +271,12 @@ def _tanh_vjp(gw: Any, xw: Any) -> Any:
 @blocked()
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), as ``e^x / (1 + e^x)`` for ``x < 0``: no ``exp`` overflows."""
-    (xw,) = wide(x)
+    return round_to(fused("sigmoid", _sigmoid, *wide(x)), x)
+
+
+def _sigmoid(xw: Any) -> Any:
     e = exp(-np.abs(xw))
-    return round_to(np.where(xw >= 0, 1 / (1 + e), e / (1 + e)), x)
+    return np.where(xw >= 0, 1 / (1 + e), e / (1 + e))
 
 
 @sigmoid.defvjp
@@ -281,10 +284,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal ``e / (1 + e)^2``, ``e = exp(-|x|)``:
     ``1 - s`` from a rounded ``s`` is 0 beyond x ~ 17 (float32), though the slope is representable to ~103."""
-    gw, xw = wide(g, x)
-    ax = np.abs(xw)
-    e = exp(-ax)
-    return (round_to(gw * (e / ((1 + e) * (1 + e))), x),)
+    return (round_to(fused("sigmoid_vjp", _sigmoid_vjp, *wide(g, x)), x),)
+
+
+def _sigmoid_vjp(gw: Any, xw: Any) -> Any:
+    e = exp(-np.abs(xw))
+    return gw * (e / ((1 + e) * (1 + e)))
 
 
 # --------------------------------------------------------------------------- softmax (000, 002)
@@ -295,15 +300,14 @@ def _check_softmax(arrays: Arrays, params: Params) -> None:
 
 
 def _softmax_wide(x: Any) -> Any:
-    """Row-wise softmax of a wide array, shifted by the row maximum (no exp
-    overflows) with the shift two-summed."""
+    """Row-wise softmax of a wide array, shifted by the row maximum (no exp overflows) with the shift two-summed."""
     e = _exp_shifted(x, x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
 def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per row, the value of ``g`` at which the cumulative weight ``w`` (in
-    order of ``g``) first reaches half of the row's weight (keepdims)."""
+    """Per row, the value of ``g`` at which the cumulative weight ``w`` (in order of ``g``) first
+    reaches half of the row's weight (keepdims)."""
     order = np.argsort(g, axis=-1, kind="stable")
     gs = np.take_along_axis(g, order, axis=-1)
     cw = np.cumsum(np.take_along_axis(w, order, axis=-1), axis=-1)
@@ -315,19 +319,17 @@ def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
     formula="exp(x) / sum(exp(x)) | dx = s * (g - sum(g * s))", check=_check_softmax)
 @blocked(rows=True)
 def softmax(x: np.ndarray) -> np.ndarray:
-    """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002),
-    shifted by the row maximum so that no ``exp`` overflows."""
+    """``softmax(x)_i = e^{x_i} / sum_j e^{x_j}`` over the last axis (002), shifted by the row maximum."""
     return round_to(_softmax_wide(*wide(x)), x)
 
 
 @softmax.defvjp
 @blocked(rows=True)
 def softmax_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
-    """Jacobian ``ds_i/dx_j = s_i (delta_ij - s_j)`` (000, 002), applied
-    without forming it: ``dx = s * (g - <g, s>)``, which is unchanged when a
-    constant ``c`` is taken from ``g``. With ``c`` the s-weighted median of
-    ``g``, ``g_k - c = 0`` for a dominant class and ``g_k - <g, s>`` no longer
-    cancels."""
+    """Jacobian ``ds_i/dx_j = s_i (delta_ij - s_j)`` (000, 002), applied without forming it:
+    ``dx = s * (g - <g, s>)``, which is unchanged when a constant ``c`` is taken from ``g``. With
+    ``c`` the s-weighted median of ``g``, ``g_k - c = 0`` for a dominant class and ``g_k - <g, s>``
+    no longer cancels."""
     gw, xw = wide(g, x)
     s = _softmax_wide(xw)
     gc = gw - _weighted_median(gw, s)
@@ -443,17 +445,15 @@ def softmax_cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, z: np.ndarray, t: 
     dz = s * tw.sum(axis=-1, keepdims=True) - tw
     np.put_along_axis(dz, k, 0, axis=-1)
     np.put_along_axis(dz, k, neg(dz.sum(axis=-1, keepdims=True)), axis=-1)
-    scale = _row_scale(gw, z, reduction)
-    return round_to(dz * scale, z), round_to(nll * scale, t)
+    return round_to(dz * (scale := _row_scale(gw, z, reduction)), z), round_to(nll * scale, t)
 
 
 def cross_entropy_of_softmax_grad(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
-    """``dJ/dyhat = -y / yhat`` of ``J = cross_entropy(softmax(z), y)`` with
-    ``yhat = softmax(z)`` kept in the wide format (000, 002): where the
-    rounded softmax underflows to 0 the cross-entropy's own rule would divide
-    by that 0, though the true ``yhat`` is positive. 0 where ``y = 0`` (the
-    true value, whatever ``yhat``); ``+-inf`` where ``y / yhat`` is beyond the
-    dtype's range. For validated ``z`` (logits) and ``t`` (a distribution)."""
+    """``dJ/dyhat = -y / yhat`` of ``J = cross_entropy(softmax(z), y)`` with ``yhat = softmax(z)``
+    kept in the wide format (000, 002): where the rounded softmax underflows to 0 the
+    cross-entropy's own rule would divide by that 0, though the true ``yhat`` is positive. 0
+    where ``y = 0`` (the true value, whatever ``yhat``); ``+-inf`` where ``y / yhat`` is beyond
+    the dtype's range. For validated ``z`` (logits) and ``t`` (a distribution)."""
     zw, tw, one = wide(z, t, np.ones((), z.dtype))
     with precision(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         s = _softmax_wide(zw)

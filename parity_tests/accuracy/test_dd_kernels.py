@@ -139,17 +139,26 @@ def test_row_sums_give_the_numpy_bits(n: int, restore: None) -> None:
                 _assert_same_bits(*_both(lambda x=x: x[:n].sum()), f"the full sum of {n} of set {i}")
 
 
-def test_the_fused_tanh_vjp_gives_the_numpy_bits(restore: None) -> None:
-    """Across the switch at |x| = 0.55 (its neighbours included), at 0, subnormal and huge
-    arguments, with cotangents from 5e-324 to 1e308 and exponents beyond float64's range."""
+_FUSED = {"tanh_vjp": ops._tanh_vjp, "sigmoid": ops._sigmoid, "sigmoid_vjp": ops._sigmoid_vjp}
+
+
+@pytest.mark.parametrize("name", sorted(_FUSED))
+def test_the_fused_formulas_give_the_numpy_bits(name: str, restore: None) -> None:
+    """Each fused formula against its spelling in DD operations: across tanh's switch at
+    |x| = 0.55 (its neighbours included) and sigmoid's at 0, at zeros of both signs,
+    subnormal and huge arguments, with cotangents from 5e-324 to 1e308 and exponents
+    beyond float64's range."""
+    assert set(_FUSED) == set(K.FUSED)
     near = np.array([0.55, np.nextafter(0.55, 0), np.nextafter(0.55, 1), 0.0, -0.0, 5e-324, 1e-300, 20.0, 400.0])
     x = ddm.dd(np.concatenate([near, -near, _X[np.isfinite(_X)]]))
+    spec = _FUSED[name]
     for j, g in enumerate([ddm.dd(np.ones(x.size)), ddm.dd(_RNG.choice([5e-324, 1e-300, 1e308, -3.0], x.size))]):
         for k, shift in enumerate((0, 900, -900)):
             xs = ddm.DD(x.hi, x.lo, x.e + shift) if shift else x
+            args = (xs,) if name == "sigmoid" else (g, xs)
             with np.errstate(all="ignore"):
-                _assert_same_bits(*_both(lambda g=g, xs=xs: wide.fused("tanh_vjp", ops._tanh_vjp, g, xs)),
-                                  f"tanh VJP, cotangents {j}, shift {k}")
+                _assert_same_bits(*_both(lambda args=args: wide.fused(name, spec, *args)),
+                                  f"{name}, cotangents {j}, shift {k}")
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
