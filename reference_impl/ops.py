@@ -309,10 +309,9 @@ def _weighted_median(g: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Per row, the value of ``g`` at which the cumulative weight ``w`` (in order of ``g``) first
     reaches half of the row's weight (keepdims)."""
     order = np.argsort(g, axis=-1, kind="stable")
-    gs = np.take_along_axis(g, order, axis=-1)
     cw = np.cumsum(np.take_along_axis(w, order, axis=-1), axis=-1)
     k = np.argmax(cw >= cw[..., -1:] / 2, axis=-1)[..., None]
-    return np.take_along_axis(gs, k, axis=-1)
+    return np.take_along_axis(g, np.take_along_axis(order, k, axis=-1), axis=-1)
 
 
 @op("softmax", inputs=("x",), domain=Domain("rows", ("logits",)), sources=("002", "000"),
