@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parity_tests.accuracy.test_truth import cases
-from reference_impl import OPS, ops, wide
+from reference_impl import OPS, dd_kernels, ops, wide
 from reference_impl import dd_loops as K
 from reference_impl import double_double as ddm
 
@@ -184,6 +184,15 @@ def test_the_cached_loops_are_keyed_on_the_sources_of_their_kernels() -> None:
         digest.update((Path(ddm.__file__).parent / name).read_bytes())
     for loop in (*K.LOOPS.values(), *K.FUSED.values()):
         assert digest.hexdigest() in [c.cell_contents for c in loop.py_func.__closure__ or ()], loop
+
+
+def test_the_kernels_compile_where_numba_has_no_cache_directory() -> None:
+    """A read-only install without a writable user cache: numba has nowhere to cache, and the
+    kernels are compiled in the process instead of raising from inside numba. A function
+    without a source file is in the same position."""
+    namespace: dict[str, Any] = {}
+    exec("def twice(x):\n    return 2.0 * x\n", namespace)
+    assert dd_kernels._jit(namespace["twice"])(1.5) == 3.0
 
 
 def test_asking_for_kernels_without_numba_names_the_argument(restore: None, monkeypatch: pytest.MonkeyPatch) -> None:
