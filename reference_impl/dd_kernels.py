@@ -35,14 +35,16 @@ _TWO54 = 2.0**54
 
 def _jit(f: Any) -> Any:
     """Compiled on first call and cached on disk; IEEE semantics (a division by 0 is inf or nan,
-    no exception). Where numba finds no writable cache directory (a read-only install and no
-    writable user cache; ``NUMBA_CACHE_DIR`` names one), compiled in every process instead."""
+    no exception); inlined by LLVM into its callers (``forceinline``: a third of the compile
+    time of numba's own inlining, the same vectorised loops). Where numba finds no writable
+    cache directory (a read-only install and no writable user cache; ``NUMBA_CACHE_DIR`` names
+    one), compiled in every process instead."""
     try:
-        return numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")(f)
+        return numba.njit(cache=True, nogil=True, forceinline=True, error_model="numpy")(f)
     except RuntimeError as e:
         if "cannot cache" not in str(e):
             raise
-        return numba.njit(cache=False, nogil=True, inline="always", error_model="numpy")(f)
+        return numba.njit(cache=False, nogil=True, forceinline=True, error_model="numpy")(f)
 
 
 # ------------------------------------------------------------------ error-free transformations (scalars)
