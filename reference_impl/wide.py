@@ -169,7 +169,7 @@ def blockwise(f: Callable[..., tuple[Any, ...]], *arrays: np.ndarray, rows: bool
     act on each element or row alone."""
     x = arrays[0]
     block = KERNEL_BLOCK if ddm.KERNELS and x.dtype == np.float64 else BLOCK
-    if x.size <= block or x.ndim == 0:
+    if x.size <= block or x.ndim == 0 or (rows and x.ndim == 1):  # a single row is one block
         return f(*arrays)
     width = x.shape[-1] if rows else 1
     flat = [a.reshape(-1, width) if rows else a.reshape(-1) for a in arrays]

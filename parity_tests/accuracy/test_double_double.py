@@ -145,21 +145,27 @@ def test_results_do_not_depend_on_longdouble(op: str, request: pytest.FixtureReq
             assert a.dtype == b.dtype == np.float64 and np.array_equal(a, b), f"{op} result {i} differs"
 
 
-@pytest.mark.parametrize("op", ["tanh", "sigmoid", "softmax"])
-def test_blocks_give_the_bits_of_one_call(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("shape", [(700, 7), (500,)])
+@pytest.mark.parametrize("op", ["tanh", "sigmoid", "softmax", "cross_entropy"])
+def test_blocks_give_the_bits_of_one_call(op: str, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
     """Formulas cut into blocks (``wide.blockwise``) give the same bits as
-    one call over the whole array, forward and VJP, rows kept whole."""
+    one call over the whole array, forward and VJP, rows kept whole (a
+    single row, 1-D, is one block whatever its length)."""
     from reference_impl import wide
 
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((700, 7)) * 40
+    x = rng.standard_normal(shape) * 40
     g = rng.standard_normal(x.shape) * 1e300
+    if op == "cross_entropy":
+        p = np.exp(x / 40 - np.log(np.exp(x / 40).sum(axis=-1, keepdims=True)))
+        x, g = (p / p.sum(axis=-1, keepdims=True), rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])), 3.0
+    xs = x if isinstance(x, tuple) else (x,)
     for name in ("BLOCK", "KERNEL_BLOCK"):  # the latter where the kernels are in use
         monkeypatch.setattr(wide, name, 64)
-    cut = [OPS[op].forward(x), *OPS[op].vjp(g, x)]
+    cut = [OPS[op].forward(*xs), *OPS[op].vjp(g, *xs)]
     for name in ("BLOCK", "KERNEL_BLOCK"):
         monkeypatch.setattr(wide, name, 10**9)
-    whole = [OPS[op].forward(x), *OPS[op].vjp(g, x)]
+    whole = [OPS[op].forward(*xs), *OPS[op].vjp(g, *xs)]
     assert all(np.array_equal(a, b) for a, b in zip(cut, whole, strict=True))
 
 
