@@ -49,6 +49,24 @@ _DTYPES = (_F64, _F64, _I64)
 
 
 @_jit
+def _pairwise_columns(sh, sl, se, n):  # type: ignore[no-untyped-def]
+    """Sum the ``n`` rows of the ``(n, m)`` arrays pairwise into row 0, as the NumPy path sums
+    along its last axis: ``(x0 + x1), (x2 + x3), ...`` level by level, an odd last term
+    carried to the next; each level adds whole rows of ``m`` (the loop vectorises)."""
+    k = n
+    while k > 1:
+        half = k // 2
+        for i in range(half):
+            ah, al, ae, bh, bl, be = sh[2 * i], sl[2 * i], se[2 * i], sh[2 * i + 1], sl[2 * i + 1], se[2 * i + 1]
+            ch, cl, ce = sh[i], sl[i], se[i]
+            for r in range(ch.size):
+                ch[r], cl[r], ce[r] = _add(ah[r], al[r], ae[r], bh[r], bl[r], be[r])
+        if k % 2:
+            sh[half], sl[half], se[half] = sh[k - 1], sl[k - 1], se[k - 1]
+        k = half + k % 2
+
+
+@_jit
 def _grow(partials, n, x):  # type: ignore[no-untyped-def]
     """Add ``x`` to the nonoverlapping expansion ``partials[:n]`` exactly (Shewchuk's
     msum, as ``math.fsum`` adds); the new length."""
@@ -91,8 +109,9 @@ def _rounded(partials, n):  # type: ignore[no-untyped-def]
 
 
 # ------------------------------------------------------------------ fused formulas
-# A formula of an op evaluated in one pass, each step the kernel its NumPy-path
-# spelling calls (``wide.fused`` names the spelling), in the same order.
+# A formula of an op evaluated in one pass from its float64 inputs to its rounded
+# result, each step the kernel its NumPy-path spelling calls (``wide.rounded``
+# names the spelling), in the same order.
 
 
 @_jit
@@ -132,9 +151,17 @@ def _sigmoid_vjp(gh, gl, ge, xh, xl, xe):  # type: ignore[no-untyped-def]
     return _mul(gh, gl, ge, rh, rl, re)
 
 
-def fused(name: str, *parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fused formula ``name`` (a key of :data:`FUSED`) on the ``(hi, lo, e)`` of its DD arguments."""
-    return _run(FUSED[name], parts)
+def rounded(name: str, *arrays: np.ndarray) -> np.ndarray:
+    """The fused formula ``name`` (a key of :data:`ROUNDED`) on float64 arrays of one shape (or
+    broadcasting), each converted to a DD and the result rounded to float64, in one pass."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    flat = []
+    for a in arrays:
+        b = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
+        flat.append((b if b.flags.c_contiguous and b.flags.writeable else np.array(b, order="C")).reshape(-1))
+    out = np.empty(flat[0].size)
+    ROUNDED[name](*flat, out)
+    return out.reshape(shape)
 
 
 # ------------------------------------------------------------------ loops over arrays
@@ -149,9 +176,7 @@ def _compiled(stamp: str) -> dict[str, Any]:
 
     @_jit
     def _pairwise_rows(hi, lo, e, n, oh, ol, oe):  # type: ignore[no-untyped-def]
-        """Each row of ``n`` (the flat ``(rows, n)`` arrays) summed pairwise as the NumPy path
-        sums: ``(x0 + x1), (x2 + x3), ...`` level by level, an odd last term carried to the next.
-        The rows are transposed first, so that each level adds whole columns (the loop vectorises)."""
+        """Each row of ``n`` (the flat ``(rows, n)`` arrays) summed pairwise, transposed first."""
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         rows = oh.size
         if n == 0:
@@ -161,17 +186,7 @@ def _compiled(stamp: str) -> dict[str, Any]:
         for r in range(rows):
             for i in range(n):
                 sh[i, r], sl[i, r], se[i, r] = hi[r * n + i], lo[r * n + i], e[r * n + i]
-        k = n
-        while k > 1:
-            half = k // 2
-            for i in range(half):
-                ah, al, ae, bh, bl, be = sh[2 * i], sl[2 * i], se[2 * i], sh[2 * i + 1], sl[2 * i + 1], se[2 * i + 1]
-                ch, cl, ce = sh[i], sl[i], se[i]
-                for r in range(rows):
-                    ch[r], cl[r], ce[r] = _add(ah[r], al[r], ae[r], bh[r], bl[r], be[r])
-            if k % 2:
-                sh[half], sl[half], se[half] = sh[k - 1], sl[k - 1], se[k - 1]
-            k = half + k % 2
+        _pairwise_columns(sh, sl, se, n)
         oh[:], ol[:], oe[:] = sh[0], sl[0], se[0]
 
     @_jit
@@ -253,22 +268,38 @@ def _compiled(stamp: str) -> dict[str, Any]:
             oh[i], ol[i], oe[i] = _from_float(x[i])
 
     @_jit
-    def _tanh_vjp_loop(gh, gl, ge, xh, xl, xe, oh, ol, oe):  # type: ignore[no-untyped-def]
+    def _tanh_rounded(x, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
-        for i in range(gh.size):
-            oh[i], ol[i], oe[i] = _tanh_vjp(gh[i], gl[i], ge[i], xh[i], xl[i], xe[i])
+        for i in range(x.size):
+            xh, xl, xe = _from_float(x[i])
+            th, tl, te = _tanh(xh, xl, xe)
+            out[i] = _to_float(th, tl, te)
 
     @_jit
-    def _sigmoid_loop(xh, xl, xe, oh, ol, oe):  # type: ignore[no-untyped-def]
+    def _sigmoid_rounded(x, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
-        for i in range(xh.size):
-            oh[i], ol[i], oe[i] = _sigmoid(xh[i], xl[i], xe[i])
+        for i in range(x.size):
+            xh, xl, xe = _from_float(x[i])
+            sh, sl, se = _sigmoid(xh, xl, xe)
+            out[i] = _to_float(sh, sl, se)
 
     @_jit
-    def _sigmoid_vjp_loop(gh, gl, ge, xh, xl, xe, oh, ol, oe):  # type: ignore[no-untyped-def]
+    def _tanh_vjp_rounded(g, x, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
-        for i in range(gh.size):
-            oh[i], ol[i], oe[i] = _sigmoid_vjp(gh[i], gl[i], ge[i], xh[i], xl[i], xe[i])
+        for i in range(x.size):
+            gh, gl, ge = _from_float(g[i])
+            xh, xl, xe = _from_float(x[i])
+            rh, rl, re = _tanh_vjp(gh, gl, ge, xh, xl, xe)
+            out[i] = _to_float(rh, rl, re)
+
+    @_jit
+    def _sigmoid_vjp_rounded(g, x, out):  # type: ignore[no-untyped-def]
+        _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
+        for i in range(x.size):
+            gh, gl, ge = _from_float(g[i])
+            xh, xl, xe = _from_float(x[i])
+            rh, rl, re = _sigmoid_vjp(gh, gl, ge, xh, xl, xe)
+            out[i] = _to_float(rh, rl, re)
 
     return {k: v for k, v in locals().items() if k != "stamp"}
 
@@ -319,7 +350,8 @@ def _run(loop: Any, parts: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray, np.
 LOOPS = {"add": _C["_add_loop"], "mul": _C["_mul_loop"], "div": _C["_div_loop"], "normal": _C["_normal_loop"],
          "exp": _C["_exp_loop"], "expm1": _C["_expm1_loop"], "log": _C["_log_loop"], "log1p": _C["_log1p_loop"],
          "tanh": _C["_tanh_loop"]}
-FUSED = {"tanh_vjp": _C["_tanh_vjp_loop"], "sigmoid": _C["_sigmoid_loop"], "sigmoid_vjp": _C["_sigmoid_vjp_loop"]}
+ROUNDED = {"tanh": _C["_tanh_rounded"], "tanh_vjp": _C["_tanh_vjp_rounded"], "sigmoid": _C["_sigmoid_rounded"],
+           "sigmoid_vjp": _C["_sigmoid_vjp_rounded"]}
 
 
 def run(name: str, *parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -374,6 +406,6 @@ def warm() -> None:
     x = from_float(np.array([[0.5, -3.0], [2.0**-1074, 7.0]]))
     for name in LOOPS:
         run(name, *x, *x) if name in ("add", "mul", "div") else run(name, *x)
-    to_float(*x), pairwise(*x), fsum(*x), fused("sigmoid", *x)
-    for name in ("tanh_vjp", "sigmoid_vjp"):
-        fused(name, *x, *x)
+    to_float(*x), pairwise(*x), fsum(*x)
+    for name in ROUNDED:
+        rounded(name, x[0], x[0]) if name.endswith("_vjp") else rounded(name, x[0])

@@ -38,7 +38,7 @@ import numpy as np
 
 from ._validate import as_array, check_class_axis, check_distribution, check_shape, overflow_remedy
 from .op_registry import _REGISTRY, OPS, Arrays, Domain, Op, Params, op
-from .wide import DD, blocked, column_sums, exp, fused, log, log1p, neg, precision, round_to, sum_to, wide
+from .wide import DD, blocked, column_sums, exp, log, log1p, neg, precision, round_to, rounded, sum_to, wide
 from .wide import matmul as wide_matmul
 from .wide import tanh as wide_tanh
 
@@ -246,7 +246,7 @@ def relu_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
 @blocked()
 def tanh(x: np.ndarray) -> np.ndarray:
     """``tanh(x) = (e^x - e^-x) / (e^x + e^-x)`` (002)."""
-    return round_to(wide_tanh(*wide(x)), x)
+    return rounded("tanh", wide_tanh, x)
 
 
 @tanh.defvjp
@@ -254,7 +254,7 @@ def tanh(x: np.ndarray) -> np.ndarray:
 def tanh_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``tanh'(x) = 1 - tanh(x)^2`` (002). Near saturation ``1 - t^2`` cancels to 0 long before the
     true slope underflows, so beyond ``|x| = 0.55`` it is the equal ``4e / (1 + e)^2``, ``e = exp(-2|x|)``."""
-    return (round_to(fused("tanh_vjp", _tanh_vjp, *wide(g, x)), x),)
+    return (rounded("tanh_vjp", _tanh_vjp, g, x),)
 
 
 def _tanh_vjp(gw: Any, xw: Any) -> Any:
@@ -271,7 +271,7 @@ def _tanh_vjp(gw: Any, xw: Any) -> Any:
 @blocked()
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """``sigma(x) = 1 / (1 + e^-x)`` (003, 004), as ``e^x / (1 + e^x)`` for ``x < 0``: no ``exp`` overflows."""
-    return round_to(fused("sigmoid", _sigmoid, *wide(x)), x)
+    return rounded("sigmoid", _sigmoid, x)
 
 
 def _sigmoid(xw: Any) -> Any:
@@ -284,7 +284,7 @@ def _sigmoid(xw: Any) -> Any:
 def sigmoid_vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> Arrays:
     """``sigma'(x) = sigma(x) (1 - sigma(x))`` (003, 004), as the equal ``e / (1 + e)^2``, ``e = exp(-|x|)``:
     ``1 - s`` from a rounded ``s`` is 0 beyond x ~ 17 (float32), though the slope is representable to ~103."""
-    return (round_to(fused("sigmoid_vjp", _sigmoid_vjp, *wide(g, x)), x),)
+    return (rounded("sigmoid_vjp", _sigmoid_vjp, g, x),)
 
 
 def _sigmoid_vjp(gw: Any, xw: Any) -> Any:

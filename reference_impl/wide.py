@@ -36,7 +36,7 @@ from .double_double import DD
 from .dtypes import is_half
 
 __all__ = ["DD", "extended", "wide", "round_to", "precision", "neg", "exp", "log", "log1p", "tanh", "matmul",
-           "column_sums", "sum_to", "blockwise", "blocked", "fused", "BLOCK", "KERNEL_BLOCK"]
+           "column_sums", "sum_to", "blockwise", "blocked", "rounded", "BLOCK", "KERNEL_BLOCK"]
 
 _LONG = np.longdouble
 """The platform's ``longdouble``, which no result depends on (tests set this
@@ -100,12 +100,14 @@ def tanh(x: Any) -> Any:
     return ddm.tanh(x) if isinstance(x, DD) else np.asarray(np.tanh(x))
 
 
-def fused(name: str, spec: Callable[..., Any], *args: Any) -> Any:
-    """``spec(*args)``, a formula of DD arguments, as one compiled pass where the kernels are in
-    use (``dd_loops.FUSED[name]``: the same steps in the same order, so the same bits); else ``spec``."""
-    if ddm.KERNELS and all(isinstance(a, DD) for a in args):
-        return DD(*ddm._kernels().fused(name, *(c for a in args for c in (a.hi, a.lo, a.e))))
-    return spec(*args)
+def rounded(name: str, spec: Callable[..., Any], *arrays: np.ndarray) -> np.ndarray:
+    """``round_to(spec(*wide(*arrays)), arrays[-1])``: the formula ``spec`` on the inputs in the
+    wide format, rounded once to the last input's dtype. For float64 inputs where the kernels are
+    in use, one compiled pass from the inputs to the rounded result (``dd_loops.ROUNDED[name]``:
+    the same steps in the same order, so the same bits)."""
+    if ddm.KERNELS and all(a.dtype == np.float64 for a in arrays):
+        return np.asarray(ddm._kernels().rounded(name, *arrays))
+    return round_to(spec(*wide(*arrays)), arrays[-1])
 
 
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None,

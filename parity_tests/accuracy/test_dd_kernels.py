@@ -139,26 +139,26 @@ def test_row_sums_give_the_numpy_bits(n: int, restore: None) -> None:
                 _assert_same_bits(*_both(lambda x=x: x[:n].sum()), f"the full sum of {n} of set {i}")
 
 
-_FUSED = {"tanh_vjp": ops._tanh_vjp, "sigmoid": ops._sigmoid, "sigmoid_vjp": ops._sigmoid_vjp}
+_FUSED = {"tanh": wide.tanh, "tanh_vjp": ops._tanh_vjp, "sigmoid": ops._sigmoid, "sigmoid_vjp": ops._sigmoid_vjp}
 
 
 @pytest.mark.parametrize("name", sorted(_FUSED))
 def test_the_fused_formulas_give_the_numpy_bits(name: str, restore: None) -> None:
-    """Each fused formula against its spelling in DD operations: across tanh's switch at
-    |x| = 0.55 (its neighbours included) and sigmoid's at 0, at zeros of both signs,
-    subnormal and huge arguments, with cotangents from 5e-324 to 1e308 and exponents
-    beyond float64's range."""
-    assert set(_FUSED) == set(K.FUSED)
+    """Each fused formula (float64 inputs to the rounded result in one pass) against its
+    spelling in DD operations: across tanh's switch at |x| = 0.55 (its neighbours included)
+    and sigmoid's at 0, at zeros of both signs, subnormal and huge arguments, with cotangents
+    from 5e-324 to 1e308, broadcast and 0-d."""
+    assert set(_FUSED) == set(K.ROUNDED)
     near = np.array([0.55, np.nextafter(0.55, 0), np.nextafter(0.55, 1), 0.0, -0.0, 5e-324, 1e-300, 20.0, 400.0])
-    x = ddm.dd(np.concatenate([near, -near, _X[np.isfinite(_X)]]))
+    x = np.concatenate([near, -near, _X[np.isfinite(_X)]])
     spec = _FUSED[name]
-    for j, g in enumerate([ddm.dd(np.ones(x.size)), ddm.dd(_RNG.choice([5e-324, 1e-300, 1e308, -3.0], x.size))]):
-        for k, shift in enumerate((0, 900, -900)):
-            xs = ddm.DD(x.hi, x.lo, x.e + shift) if shift else x
-            args = (xs,) if name == "sigmoid" else (g, xs)
-            with np.errstate(all="ignore"):
-                _assert_same_bits(*_both(lambda args=args: wide.fused(name, spec, *args)),
-                                  f"{name}, cotangents {j}, shift {k}")
+    cotangents = [np.ones(x.size), _RNG.choice([5e-324, 1e-300, 1e308, -3.0], x.size), np.float64(2.5)]
+    for j, g in enumerate(cotangents):
+        args = (x,) if not name.endswith("_vjp") else (g, x)
+        with np.errstate(all="ignore"):
+            _assert_same_bits(*_both(lambda args=args: wide.rounded(name, spec, *args)), f"{name}, cotangents {j}")
+    one = (np.float64(-0.3),) if not name.endswith("_vjp") else (np.float64(1e308), np.float64(-0.3))
+    _assert_same_bits(*_both(lambda: wide.rounded(name, spec, *one)), f"{name} of 0-d inputs")
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
@@ -182,7 +182,7 @@ def test_the_cached_loops_are_keyed_on_the_sources_of_their_kernels() -> None:
     digest = hashlib.sha256()
     for name in ("dd_kernels.py", "dd_tables.py", "double_double.py"):
         digest.update((Path(ddm.__file__).parent / name).read_bytes())
-    for loop in (*K.LOOPS.values(), *K.FUSED.values()):
+    for loop in (*K.LOOPS.values(), *K.ROUNDED.values()):
         assert digest.hexdigest() in [c.cell_contents for c in loop.py_func.__closure__ or ()], loop
 
 
