@@ -3,7 +3,8 @@
 Each loop applies one scalar kernel of :mod:`reference_impl.dd_kernels` (the NumPy path's
 algorithm, step for step) to every element of the ``(hi, lo, e)`` arrays of a DD, broadcast
 against each other; the row sums and the exact full sum add in the NumPy path's order (the
-exact sum is rounded once, as ``math.fsum`` rounds). One pass over the arrays replaces the
+exact sum is rounded once, as ``math.fsum`` rounds); the fused formulas go from float64
+inputs to the rounded result in the steps of their DD spelling. One pass over the arrays replaces the
 NumPy path's dozens of temporaries per operation, and the loops have no branches, so LLVM
 vectorises them (SIMD lanes compute IEEE's bits as scalars do). double_double imports this
 module on first use (``double_double.use_kernels`` turns it on and off).
@@ -157,7 +158,8 @@ def rounded(name: str, *arrays: np.ndarray) -> np.ndarray:
     shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
     flat = []
     for a in arrays:
-        b = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
+        b = np.asarray(a, dtype=np.float64)
+        b = b if b.shape == shape else np.broadcast_to(b, shape)  # a view: read-only, copied below
         flat.append((b if b.flags.c_contiguous and b.flags.writeable else np.array(b, order="C")).reshape(-1))
     out = np.empty(flat[0].size)
     ROUNDED[name](*flat, out)
