@@ -25,7 +25,6 @@ import numpy as np
 
 from . import dd_kernels, dd_tables, double_double
 from .dd_kernels import (
-    _ALIGN,
     _ZERO_E,
     _add,
     _div,
@@ -390,17 +389,13 @@ def pairwise(hi: np.ndarray, lo: np.ndarray, e: np.ndarray) -> tuple[np.ndarray,
     return out[0].reshape(keep), out[1].reshape(keep), out[2].reshape(keep)
 
 
-def fsum(hi: np.ndarray, lo: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``double_double._fsum``'s scaled terms summed exactly: ``(s1, s2, top)``, or None where a term is
-    not finite (``math.fsum`` has its own rules there)."""
-    e = e.ravel()
-    top = int(e[hi.ravel() != 0].max())
-    p = np.ldexp(1.0, np.maximum(e - top, _ALIGN))
-    terms = np.concatenate([hi.ravel() * p, lo.ravel() * p])
+def exact_sum(terms: np.ndarray) -> tuple[float, float] | None:
+    """``double_double._exact_sum``: the exact sum of float64 ``terms`` rounded once, and its
+    remainder rounded once; None where a term is not finite (``math.fsum`` has its own rules there)."""
     if not np.all(np.isfinite(terms)):
         return None
-    s1, s2 = _C["_fsum_terms"](terms)
-    return np.asarray(s1), np.asarray(s2), np.asarray(top, dtype=np.int64)
+    s1, s2 = _C["_fsum_terms"](np.ascontiguousarray(terms, dtype=np.float64))
+    return float(s1), float(s2)
 
 
 def warm() -> None:
@@ -408,6 +403,6 @@ def warm() -> None:
     x = from_float(np.array([[0.5, -3.0], [2.0**-1074, 7.0]]))
     for name in LOOPS:
         run(name, *x, *x) if name in ("add", "mul", "div") else run(name, *x)
-    to_float(*x), pairwise(*x), fsum(*x)
+    to_float(*x), pairwise(*x), exact_sum(x[0].ravel())
     for name in ROUNDED:
         rounded(name, x[0], x[0]) if name.endswith("_vjp") else rounded(name, x[0])

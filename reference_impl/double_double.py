@@ -198,20 +198,11 @@ class DD:
             return np.where(d == 0, self.lo, d)
         return (self - dd(other)).hi
 
-    def __lt__(self, other: Any) -> np.ndarray:
-        return self._sign_of_difference(other) < 0
-
-    def __le__(self, other: Any) -> np.ndarray:
-        return self._sign_of_difference(other) <= 0
-
-    def __gt__(self, other: Any) -> np.ndarray:
-        return self._sign_of_difference(other) > 0
-
-    def __ge__(self, other: Any) -> np.ndarray:
-        return self._sign_of_difference(other) >= 0
-
-    def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
-        return self._sign_of_difference(other) == 0
+    def __lt__(self, other: Any) -> np.ndarray: return self._sign_of_difference(other) < 0
+    def __le__(self, other: Any) -> np.ndarray: return self._sign_of_difference(other) <= 0
+    def __gt__(self, other: Any) -> np.ndarray: return self._sign_of_difference(other) > 0
+    def __ge__(self, other: Any) -> np.ndarray: return self._sign_of_difference(other) >= 0
+    def __eq__(self, other: Any) -> np.ndarray: return self._sign_of_difference(other) == 0  # type: ignore[override]
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -272,14 +263,18 @@ class DD:
 
 def _fsum(x: DD) -> DD:
     """``sum(x)`` of every element (not all zero): the halves scaled exactly to the largest exponent
-    (terms 1022 binades below it dropped), summed by ``math.fsum`` (exact, rounded once), the rest likewise."""
+    (terms 1022 binades below it dropped), summed exactly and rounded to a DD (:func:`_exact_sum`)."""
     e = x.e.ravel()
     top = int(e[x.hi.ravel() != 0].max())
     p = _pow2(np.maximum(e - top, T.ALIGN))
-    terms = np.concatenate([x.hi.ravel() * p, x.lo.ravel() * p]).tolist()
-    s1 = math.fsum(terms)
-    terms.append(-s1)
-    return _normal(np.asarray(s1), np.asarray(math.fsum(terms)), np.asarray(top, dtype=np.int64))
+    s1, s2 = _exact_sum(np.concatenate([x.hi.ravel() * p, x.lo.ravel() * p]))
+    return _normal(np.asarray(s1), np.asarray(s2), np.asarray(top, dtype=np.int64))
+
+
+def _exact_sum(terms: np.ndarray) -> tuple[float, float]:
+    """``math.fsum`` of ``terms`` (exact, rounded once) and of the remainder."""
+    s1 = math.fsum(t := terms.tolist())
+    return s1, math.fsum([*t, -s1])
 
 
 def _power_of_two(v: Any) -> bool:
@@ -457,7 +452,7 @@ def tanh(x: Any) -> DD:
 
 _NUMPY_PATH: dict[str, Any] = {"_add": _add, "_mul": _mul, "_div": _div, "_normal": _normal, "exp": exp,
                                "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh, "to_float": DD.to_float,
-                               "_from_float": _from_float, "_pairwise": _pairwise, "_fsum": _fsum}
+                               "_from_float": _from_float, "_pairwise": _pairwise, "_exact_sum": _exact_sum}
 
 
 @functools.cache
@@ -476,7 +471,7 @@ def _kernel_path() -> dict[str, Any]:
             "_normal": lambda hi, lo, e: DD(*_kernels().run("normal", hi, lo, e)),
             "_from_float": lambda x: DD(*_kernels().from_float(x)),
             "_pairwise": lambda x: DD(*_kernels().pairwise(x.hi, x.lo, x.e)),
-            "_fsum": lambda x: _normal(*r) if (r := _kernels().fsum(x.hi, x.lo, x.e)) else _NUMPY_PATH["_fsum"](x),
+            "_exact_sum": lambda t: r if (r := _kernels().exact_sum(t)) else _NUMPY_PATH["_exact_sum"](t),
             "to_float": functools.wraps(DD.to_float)(lambda self: _kernels().to_float(self.hi, self.lo, self.e))}
 
 

@@ -353,9 +353,9 @@ def _reduce_rows(rows: np.ndarray, reduction: str) -> np.ndarray:
     return rows.mean() if reduction == "mean" else rows.sum()
 
 
-def _row_scale(g: np.ndarray, x: np.ndarray, reduction: str) -> np.ndarray:
+def _row_scale(g: np.ndarray, rows: int, reduction: str) -> np.ndarray:
     """``dL/d(row loss)``: ``g`` for ``sum``, ``g / rows`` for ``mean``."""
-    return g / _rows(x) if reduction == "mean" else g
+    return g / rows if reduction == "mean" else g
 
 
 def _check_cross_entropy(arrays: Arrays, params: Params) -> None:
@@ -395,7 +395,7 @@ def cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, p: np.ndarray, t: np.ndarr
 def _cross_entropy_vjp(g: np.ndarray, rows: int, p: np.ndarray, t: np.ndarray, reduction: str) -> Arrays:
     """The VJP on a block of ``p`` and ``t`` (of ``rows`` rows in all)."""
     gw, pw, tw = wide(g, p, t)
-    s = gw / rows if reduction == "mean" else gw
+    s = _row_scale(gw, rows, reduction)
     return round_to(neg(tw / pw) * s, p), round_to(neg(log(pw)) * s, t)
 
 
@@ -444,7 +444,7 @@ def softmax_cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, z: np.ndarray, t: 
     dz = s * tw.sum(axis=-1, keepdims=True) - tw
     np.put_along_axis(dz, k, 0, axis=-1)
     np.put_along_axis(dz, k, neg(dz.sum(axis=-1, keepdims=True)), axis=-1)
-    return round_to(dz * (scale := _row_scale(gw, z, reduction)), z), round_to(nll * scale, t)
+    return round_to(dz * (scale := _row_scale(gw, _rows(z), reduction)), z), round_to(nll * scale, t)
 
 
 def cross_entropy_of_softmax_grad(z: np.ndarray, t: np.ndarray, reduction: str = "mean") -> np.ndarray:
@@ -460,7 +460,7 @@ def cross_entropy_of_softmax_grad(z: np.ndarray, t: np.ndarray, reduction: str =
         # a wide softmax is 0 only beyond the wide format's own range: y / 0 is then +inf, as the true value is
         ratio = np.where(positive, tw / np.where(s > 0, s, 1), 0 * tw)
         ratio = np.where(positive & (s == 0), np.inf, ratio)
-        return round_to(neg(ratio) * _row_scale(one, z, reduction), z)
+        return round_to(neg(ratio) * _row_scale(one, _rows(z), reduction), z)
 
 
 _MSE_REDUCTIONS = ("mean", "sum", "half_sum")
