@@ -306,11 +306,14 @@ def _compiled(stamp: str) -> dict[str, Any]:
 
 
 def _digest() -> str:
-    """SHA-256 of the sources the loops are compiled from (the kernels, the tables, the
-    error-free transformations): numba keys its cache on the loop's own file only."""
+    """SHA-256 of the sources the loops are compiled from (the kernels, the tables and
+    their data, the error-free transformations): numba keys its cache on the loop's own
+    file only, and compiles the tables in as constants."""
     h = hashlib.sha256()
     for m in (dd_kernels, dd_tables, double_double):
         h.update(Path(m.__file__ or "").read_bytes())
+    for table in (dd_tables.EXP_TH, dd_tables.EXP_TL, dd_tables.LOG_TH, dd_tables.LOG_TL):
+        h.update(table.tobytes())
     return h.hexdigest()
 
 

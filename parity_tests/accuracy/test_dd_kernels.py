@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parity_tests.accuracy.test_truth import cases
-from reference_impl import OPS, dd_kernels, ops, wide
+from reference_impl import OPS, dd_kernels, dd_tables, ops, wide
 from reference_impl import dd_loops as K
 from reference_impl import double_double as ddm
 
@@ -182,6 +182,10 @@ def test_the_cached_loops_are_keyed_on_the_sources_of_their_kernels() -> None:
     digest = hashlib.sha256()
     for name in ("dd_kernels.py", "dd_tables.py", "double_double.py"):
         digest.update((Path(ddm.__file__).parent / name).read_bytes())
+    with np.load(dd_tables.TABLES) as tables:
+        for table in ("exp", "log"):
+            for half in range(2):
+                digest.update(np.ascontiguousarray(tables[table][:, half]).tobytes())
     for loop in (*K.LOOPS.values(), *K.ROUNDED.values()):
         assert digest.hexdigest() in [c.cell_contents for c in loop.py_func.__closure__ or ()], loop
 

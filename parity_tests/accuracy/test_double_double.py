@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -87,6 +88,28 @@ def test_squares_and_presplit_products_are_exact_and_give_two_prods_bits() -> No
     n = _RNG.integers(-1100, 1100, 500).astype(np.float64)
     np.testing.assert_array_equal(np.stack(ddm.two_prod(T.LN2_HI, n, (T.LN2_HH, T.LN2_HL))),
                                   np.stack(ddm.two_prod(n, T.LN2_HI)))
+
+
+def test_the_shipped_tables_are_their_definition_bit_for_bit(tmp_path: Path) -> None:
+    """``dd_tables.npz`` holds the pairs that 60-digit decimals give (rewrite it with
+    ``dd_tables.write_tables()`` after a change to ``build_tables``); without the file
+    (or with a damaged one) the pairs are built at import."""
+    built = T.build_tables()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(T, "build_tables", lambda: pytest.fail(f"{T.TABLES} was not read"))
+        shipped = T._load_tables()
+    for name, loaded in (("exp", shipped["exp"]), ("log", shipped["log"])):
+        assert loaded.shape == built[name].shape, name
+        assert np.array_equal(loaded.view(np.uint64), built[name].view(np.uint64)), \
+            f"dd_tables.npz[{name!r}] differs from build_tables(): run reference_impl.dd_tables.write_tables()"
+    missing, corrupt, short = tmp_path / "missing.npz", tmp_path / "corrupt.npz", tmp_path / "short.npz"
+    corrupt.write_bytes(b"not a table")
+    np.savez(short, exp=built["exp"][:10], log=built["log"])
+    for path in (missing, corrupt, short):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(T, "TABLES", path)
+            mp.setattr(T, "build_tables", lambda: built)
+            assert T._load_tables() is built, path.name
 
 
 def test_the_exponent_carries_what_float64_cannot() -> None:
