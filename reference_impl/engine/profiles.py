@@ -2,6 +2,8 @@
 ``certify`` (imports hypothesis; not imported by ``import reference_impl``).
 
 * ``dev``: quick local iteration (25 examples per property, random seed).
+* ``quick``: 25 examples per property like ``dev``, derandomized like
+  ``ci`` (the same examples every run): the test suite's ``--quick`` tier.
 * ``ci``: derandomized (same examples every run), no deadline, failing
   examples printed as a reproduction blob, 100 examples per property.
 * ``nightly``: 100 examples per property like ``ci``, but a fresh random
@@ -19,7 +21,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-PROFILES = {"dev": 25, "ci": 100, "nightly": 100, "thorough": 1000}
+PROFILES = {"dev": 25, "quick": 25, "ci": 100, "nightly": 100, "thorough": 1000}
 ENV_VAR = "REFERENCE_IMPL_PROFILE"
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
@@ -27,6 +29,8 @@ _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 def register() -> None:
     settings.register_profile("dev", max_examples=PROFILES["dev"], deadline=None, print_blob=True,
                               suppress_health_check=_SLOW_OK)
+    settings.register_profile("quick", max_examples=PROFILES["quick"], derandomize=True, deadline=None,
+                              print_blob=True, database=None, suppress_health_check=_SLOW_OK)
     settings.register_profile("ci", max_examples=PROFILES["ci"], derandomize=True, deadline=None,
                               print_blob=True, database=None, suppress_health_check=_SLOW_OK)
     settings.register_profile("nightly", max_examples=PROFILES["nightly"], deadline=None, print_blob=True,
