@@ -36,12 +36,6 @@ from reference_impl.engine import profiles
 profiles.register()
 profiles.load_from_env()
 
-# The compiled double-double kernels (where numba is installed) import parts of
-# numba as they compile. Compile (or load) them all here, before any in-process
-# pytester run snapshots sys.modules and drops what was imported during it
-# (a second import of those numba modules fails on its duplicate registrations).
-if ddm.KERNELS:
-    ddm._kernels().warm()
 
 
 QUICK = ("parity_tests/reference", "parity_tests/accuracy", "parity_tests/golden",
@@ -59,6 +53,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("quick") and not config.getoption("hypothesis_profile", None):
         settings.load_profile("quick")
+    # The compiled double-double kernels (where numba is installed) import parts of
+    # numba as they compile. Compile (or load) them all here, before any in-process
+    # pytester run snapshots sys.modules and drops what was imported during it (a
+    # second import of those numba modules fails on its duplicate registrations).
+    # Each xdist worker begins at its own share of the loops (on a cold cache each
+    # compiles its share and loads the rest); the controller runs no tests.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if ddm.KERNELS and (worker or not config.getoption("numprocesses", None)):
+        count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        ddm._kernels().warm((int(worker.removeprefix("gw")) % count) / count if worker else 0.0)
 
 
 def _in_quick(path: Path) -> bool:

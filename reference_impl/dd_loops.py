@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -401,11 +402,21 @@ def exact_sum(terms: np.ndarray) -> tuple[float, float] | None:
     return float(s1), float(s2)
 
 
-def warm() -> None:
-    """Compile (or load from numba's cache) every loop now, on small arrays, instead of on first use."""
+def warm(start: float = 0.0) -> None:
+    """Compile (or load from numba's cache) every loop now, on small arrays, instead of on first use.
+
+    ``start`` (in ``[0, 1)``) is where in the list of loops to begin, wrapping round: processes
+    that warm at the same time on a cold cache (test workers) begin at different places, so
+    that each compiles its share and then loads the others' from the cache."""
+    if not 0.0 <= start < 1.0:
+        raise ValueError(f"start: {start!r} is not in [0, 1)")
     x = from_float(np.array([[0.5, -3.0], [2.0**-1074, 7.0]]))
-    for name in LOOPS:
-        run(name, *x, *x) if name in ("add", "mul", "div") else run(name, *x)
-    to_float(*x), pairwise(*x), exact_sum(x[0].ravel())
-    for name in ROUNDED:
-        rounded(name, x[0], x[0]) if name.endswith("_vjp") else rounded(name, x[0])
+    calls: list[Callable[[], Any]] = [
+        *((lambda n=name: run(n, *x, *x)) if name in ("add", "mul", "div") else (lambda n=name: run(n, *x))
+          for name in LOOPS),
+        lambda: to_float(*x), lambda: pairwise(*x), lambda: exact_sum(x[0].ravel()),
+        *((lambda n=name: rounded(n, x[0], x[0])) if name.endswith("_vjp") else (lambda n=name: rounded(n, x[0]))
+          for name in ROUNDED)]
+    k = int(start * len(calls))
+    for call in calls[k:] + calls[:k]:
+        call()

@@ -190,6 +190,29 @@ def test_the_cached_loops_are_keyed_on_the_sources_of_their_kernels() -> None:
         assert digest.hexdigest() in [c.cell_contents for c in loop.py_func.__closure__ or ()], loop
 
 
+@pytest.mark.parametrize("start", [0.0, 0.5, 0.99])
+def test_warming_from_any_start_runs_every_loop_once(start: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every loop is run once, beginning ``start`` of the way through the list and wrapping round."""
+    calls: list[str] = []
+
+    def recorded(fn: str, named: bool) -> Callable[..., Any]:
+        f = getattr(K, fn)
+        return lambda *a: (calls.append(a[0] if named else fn), f(*a))[1]
+
+    for fn in ("run", "rounded", "to_float", "pairwise", "exact_sum"):
+        monkeypatch.setattr(K, fn, recorded(fn, named=fn in ("run", "rounded")))
+    K.warm(start)
+    names = [*K.LOOPS, "to_float", "pairwise", "exact_sum", *K.ROUNDED]
+    k = int(start * len(names))
+    assert calls == names[k:] + names[:k]
+
+
+@pytest.mark.parametrize("start", [1.0, -0.25, float("nan")])
+def test_warming_from_outside_the_loops_names_the_argument(start: float) -> None:
+    with pytest.raises(ValueError, match=r"start: .* is not in \[0, 1\)"):
+        K.warm(start)
+
+
 def test_the_kernels_compile_where_numba_has_no_cache_directory() -> None:
     """A read-only install without a writable user cache: numba has nowhere to cache, and the
     kernels are compiled in the process instead of raising from inside numba. A function
