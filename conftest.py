@@ -13,7 +13,7 @@ the truth tier and accuracy (``parity_tests/accuracy``), the golden fixtures
 (``parity_tests/golden``) and every op against torch and jax
 (``parity_tests/frameworks/test_ops.py``), without the ``slow`` sweeps, at the
 ``quick`` profile (derandomized, 25 examples a property) unless a profile is
-named. The rest -- the oracle's own tests, the command line, the networks,
+named. The rest -- the oracle's own tests, the certify command line, the networks,
 packaging, robustness -- and 100 examples a property run in the full suite.
 """
 
@@ -35,8 +35,6 @@ from reference_impl.engine import profiles
 
 profiles.register()
 profiles.load_from_env()
-
-
 
 QUICK = ("parity_tests/reference", "parity_tests/accuracy", "parity_tests/golden",
          "parity_tests/frameworks/test_ops.py")

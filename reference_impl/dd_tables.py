@@ -12,6 +12,7 @@ against it (:func:`write_tables` writes it anew)."""
 from __future__ import annotations
 
 import decimal
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,9 @@ def _load_tables() -> dict[str, np.ndarray]:
     """The tables from ``dd_tables.npz``; where it is missing or unreadable, from
     :func:`build_tables` (the same bits, half a second later)."""
     try:
-        with np.load(TABLES, allow_pickle=False) as f:
+        with open(TABLES, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # closed on a damaged file too
             tables = {k: np.ascontiguousarray(f[k], dtype=np.float64) for k in ("exp", "log")}
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return build_tables()
     if tables["exp"].shape != (EXP_N, 2) or tables["log"].shape != (3 * LOG_N // 2 + 1, 2):
         return build_tables()
@@ -92,7 +93,6 @@ LN2_HH, LN2_HL = (float(h) for h in veltkamp(np.float64(LN2_HI)))
 _LOG_T = _TABLES["log"]
 LOG_TH, LOG_TL = np.ascontiguousarray(_LOG_T[:, 0]), np.ascontiguousarray(_LOG_T[:, 1])
 SQRT_HALF = 0.7071067811865476
-
 
 
 def write_tables() -> Path:

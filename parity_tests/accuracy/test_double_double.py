@@ -102,10 +102,11 @@ def test_the_shipped_tables_are_their_definition_bit_for_bit(tmp_path: Path) -> 
         assert loaded.shape == built[name].shape, name
         assert np.array_equal(loaded.view(np.uint64), built[name].view(np.uint64)), \
             f"dd_tables.npz[{name!r}] differs from build_tables(): run reference_impl.dd_tables.write_tables()"
-    missing, corrupt, short = tmp_path / "missing.npz", tmp_path / "corrupt.npz", tmp_path / "short.npz"
+    missing, corrupt, cut, short = (tmp_path / f"{name}.npz" for name in ("missing", "corrupt", "cut", "short"))
     corrupt.write_bytes(b"not a table")
+    cut.write_bytes(T.TABLES.read_bytes()[:2000])
     np.savez(short, exp=built["exp"][:10], log=built["log"])
-    for path in (missing, corrupt, short):
+    for path in (missing, corrupt, cut, short):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(T, "TABLES", path)
             mp.setattr(T, "build_tables", lambda: built)
