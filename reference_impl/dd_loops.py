@@ -411,12 +411,10 @@ def warm(start: float = 0.0) -> None:
     if not 0.0 <= start < 1.0:
         raise ValueError(f"start: {start!r} is not in [0, 1)")
     x = from_float(np.array([[0.5, -3.0], [2.0**-1074, 7.0]]))
-    calls: list[Callable[[], Any]] = [
-        *((lambda n=name: run(n, *x, *x)) if name in ("add", "mul", "div") else (lambda n=name: run(n, *x))
-          for name in LOOPS),
-        lambda: to_float(*x), lambda: pairwise(*x), lambda: exact_sum(x[0].ravel()),
-        *((lambda n=name: rounded(n, x[0], x[0])) if name.endswith("_vjp") else (lambda n=name: rounded(n, x[0]))
-          for name in ROUNDED)]
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+        *((run, (n, *x, *x) if n in ("add", "mul", "div") else (n, *x)) for n in LOOPS),
+        (to_float, x), (pairwise, x), (exact_sum, (x[0].ravel(),)),
+        *((rounded, (n, x[0], x[0]) if n.endswith("_vjp") else (n, x[0])) for n in ROUNDED)]
     k = int(start * len(calls))
-    for call in calls[k:] + calls[:k]:
-        call()
+    for f, args in calls[k:] + calls[:k]:
+        f(*args)
