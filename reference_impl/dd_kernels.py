@@ -34,17 +34,25 @@ _TWO54 = 2.0**54
 
 
 def _jit(f: Any) -> Any:
-    """Compiled on first call and cached on disk; IEEE semantics (a division by 0 is inf or nan,
-    no exception); inlined by LLVM into its callers (``forceinline``: a third of the compile
-    time of numba's own inlining, the same vectorised loops). Where numba finds no writable
-    cache directory (a read-only install and no writable user cache; ``NUMBA_CACHE_DIR`` names
-    one), compiled in every process instead."""
+    """Compiled on first use in each process, never cached on disk on its own; IEEE semantics (a
+    division by 0 is inf or nan, no exception); inlined by LLVM into its callers (``forceinline``:
+    a third of the compile time of numba's own inlining, the same vectorised loops). Only the
+    loops of :mod:`reference_impl.dd_loops` are cached (:func:`_jit_cached`), keyed on a digest of
+    everything they inline: numba keys a cached function on its own file alone, so a kernel cached
+    here would outlive an edit of the tables it reads, and a loop compiled anew would link it."""
+    return numba.njit(cache=False, nogil=True, forceinline=True, error_model="numpy")(f)
+
+
+def _jit_cached(f: Any) -> Any:
+    """:func:`_jit`'s compilation, cached on disk (for the loops called from Python). Where numba
+    finds no writable cache directory (a read-only install and no writable user cache;
+    ``NUMBA_CACHE_DIR`` names one), compiled in every process instead."""
     try:
-        return numba.njit(cache=True, nogil=True, forceinline=True, error_model="numpy")(f)
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(f)
     except RuntimeError as e:
         if "cannot cache" not in str(e):
             raise
-        return numba.njit(cache=False, nogil=True, forceinline=True, error_model="numpy")(f)
+        return numba.njit(cache=False, nogil=True, error_model="numpy")(f)
 
 
 # ------------------------------------------------------------------ error-free transformations (scalars)

@@ -11,7 +11,8 @@ module on first use (``double_double.use_kernels`` turns it on and off).
 
 numba caches each compiled loop on disk, keyed on the loop's own source file; the loops hold
 a digest of the files their kernels and tables come from, so that an edit there compiles
-them anew instead of loading stale code.
+them anew instead of loading stale code. The kernels and helpers they inline are not cached
+on their own (``dd_kernels._jit``): a loop compiled anew compiles them anew too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .dd_kernels import (
     _expm1,
     _from_float,
     _jit,
+    _jit_cached,
     _ldexp,
     _log,
     _log1p,
@@ -176,7 +178,7 @@ def _compiled(stamp: str) -> dict[str, Any]:
     """The loops called from Python, each holding ``stamp`` (a digest of the sources it is
     compiled from) so that numba's on-disk cache entry changes with any of them."""
 
-    @_jit
+    @_jit_cached
     def _pairwise_rows(hi, lo, e, n, oh, ol, oe):  # type: ignore[no-untyped-def]
         """Each row of ``n`` (the flat ``(rows, n)`` arrays) summed pairwise, transposed first."""
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
@@ -191,7 +193,7 @@ def _compiled(stamp: str) -> dict[str, Any]:
         _pairwise_columns(sh, sl, se, n)
         oh[:], ol[:], oe[:] = sh[0], sl[0], se[0]
 
-    @_jit
+    @_jit_cached
     def _fsum_terms(terms):  # type: ignore[no-untyped-def]
         """``(fsum(terms), fsum(terms + [-fsum(terms)]))`` of finite terms: the sum rounded once and its remainder."""
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
@@ -203,73 +205,73 @@ def _compiled(stamp: str) -> dict[str, Any]:
         n = _grow(partials, n, -s1)
         return s1, _rounded(partials, n)
 
-    @_jit
+    @_jit_cached
     def _add_loop(ah, al, ae, bh, bl, be, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(ah.size):
             oh[i], ol[i], oe[i] = _add(ah[i], al[i], ae[i], bh[i], bl[i], be[i])
 
-    @_jit
+    @_jit_cached
     def _mul_loop(ah, al, ae, bh, bl, be, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(ah.size):
             oh[i], ol[i], oe[i] = _mul(ah[i], al[i], ae[i], bh[i], bl[i], be[i])
 
-    @_jit
+    @_jit_cached
     def _div_loop(ah, al, ae, bh, bl, be, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(ah.size):
             oh[i], ol[i], oe[i] = _div(ah[i], al[i], ae[i], bh[i], bl[i], be[i])
 
-    @_jit
+    @_jit_cached
     def _normal_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(h.size):
             oh[i], ol[i], oe[i] = _normal(h[i], lo[i], e[i])
 
-    @_jit
+    @_jit_cached
     def _exp_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(h.size):
             oh[i], ol[i], oe[i] = _exp(h[i], lo[i], e[i])
 
-    @_jit
+    @_jit_cached
     def _expm1_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(h.size):
             oh[i], ol[i], oe[i] = _expm1(h[i], lo[i], e[i])
 
-    @_jit
+    @_jit_cached
     def _log_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(h.size):
             oh[i], ol[i], oe[i] = _log(h[i], lo[i], e[i])
 
-    @_jit
+    @_jit_cached
     def _log1p_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(h.size):
             oh[i], ol[i], oe[i] = _log1p(h[i], lo[i], e[i])
 
-    @_jit
+    @_jit_cached
     def _tanh_loop(h, lo, e, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(h.size):
             oh[i], ol[i], oe[i] = _tanh(h[i], lo[i], e[i])
 
-    @_jit
+    @_jit_cached
     def _to_float_loop(h, lo, e, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(h.size):
             out[i] = _to_float(h[i], lo[i], e[i])
 
-    @_jit
+    @_jit_cached
     def _from_float_loop(x, oh, ol, oe):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(x.size):
             oh[i], ol[i], oe[i] = _from_float(x[i])
 
-    @_jit
+    @_jit_cached
     def _tanh_rounded(x, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(x.size):
@@ -277,7 +279,7 @@ def _compiled(stamp: str) -> dict[str, Any]:
             th, tl, te = _tanh(xh, xl, xe)
             out[i] = _to_float(th, tl, te)
 
-    @_jit
+    @_jit_cached
     def _sigmoid_rounded(x, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(x.size):
@@ -285,7 +287,7 @@ def _compiled(stamp: str) -> dict[str, Any]:
             sh, sl, se = _sigmoid(xh, xl, xe)
             out[i] = _to_float(sh, sl, se)
 
-    @_jit
+    @_jit_cached
     def _tanh_vjp_rounded(g, x, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(x.size):
@@ -294,7 +296,7 @@ def _compiled(stamp: str) -> dict[str, Any]:
             rh, rl, re = _tanh_vjp(gh, gl, ge, xh, xl, xe)
             out[i] = _to_float(rh, rl, re)
 
-    @_jit
+    @_jit_cached
     def _sigmoid_vjp_rounded(g, x, out):  # type: ignore[no-untyped-def]
         _ = stamp  # in numba's cache key: the kernels' sources (module docstring)
         for i in range(x.size):

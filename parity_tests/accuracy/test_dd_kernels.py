@@ -10,6 +10,10 @@ accuracy follows: the accuracy tests run on the kernels, which equal it.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,11 +219,46 @@ def test_warming_from_outside_the_loops_names_the_argument(start: float) -> None
 
 def test_the_kernels_compile_where_numba_has_no_cache_directory() -> None:
     """A read-only install without a writable user cache: numba has nowhere to cache, and the
-    kernels are compiled in the process instead of raising from inside numba. A function
+    loops are compiled in the process instead of raising from inside numba. A function
     without a source file is in the same position."""
     namespace: dict[str, Any] = {}
     exec("def twice(x):\n    return 2.0 * x\n", namespace)
-    assert dd_kernels._jit(namespace["twice"])(1.5) == 3.0
+    assert dd_kernels._jit_cached(namespace["twice"])(1.5) == 3.0
+
+
+_EXP_OF_A_COPY = """
+import numpy as np
+import reference_impl
+from reference_impl import double_double as ddm, dd_loops as K
+d = ddm.dd(np.array([0.3, 1.7, -2.2]))
+compiled, numpy_path = K.run("exp", d.hi, d.lo, d.e)[0], ddm._NUMPY_PATH["exp"](d).hi
+print(reference_impl.__file__, compiled.tolist() == numpy_path.tolist(), compiled.tolist())
+"""
+
+
+@pytest.mark.slow
+def test_an_edit_of_the_tables_reaches_the_cached_loops(tmp_path: Path) -> None:
+    """numba keys a cached function on its own file alone. A copy of the package with a cache
+    of its own computes exp, its exp table is changed, and it computes exp again: the compiled
+    exp follows the NumPy path both times (a kernel cached on its own would bring the old
+    table into the loop compiled anew for the new digest)."""
+    package = tmp_path / "reference_impl"
+    shutil.copytree(Path(ddm.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+
+    def exp_of_the_copy() -> str:
+        out = subprocess.run([sys.executable, "-c", _EXP_OF_A_COPY], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        where, same, values = out.stdout.split(" ", 2)
+        assert Path(where).parent == package and same == "True", out.stdout
+        return values
+
+    before = exp_of_the_copy()
+    tables = dict(np.load(package / "dd_tables.npz"))
+    tables["exp"][:, 0] *= 1.5
+    np.savez(package / "dd_tables.npz", exp=tables["exp"], log=tables["log"])
+    assert exp_of_the_copy() != before
 
 
 def test_asking_for_kernels_without_numba_names_the_argument(restore: None, monkeypatch: pytest.MonkeyPatch) -> None:
