@@ -7,7 +7,7 @@ Profiles (see ``reference_impl/engine/profiles.py``): ``dev`` (default),
 ``--hypothesis-profile=ci`` (hypothesis' own option, which wins) or
 ``REFERENCE_IMPL_PROFILE=ci``.
 
-``--quick`` runs the tier that certifies the reference itself in under a
+``--quick`` runs the tier that certifies the reference itself in about a
 minute on two cores: the framework-free checks (``parity_tests/reference``),
 the truth tier and accuracy (``parity_tests/accuracy``), the golden fixtures
 (``parity_tests/golden``) and every op against torch and jax
